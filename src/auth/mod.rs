@@ -1,0 +1,183 @@
+//! The one login: OAuth2 authorization code with PKCE (S256), `state` and `nonce`, in the
+//! system browser, with the loopback redirect of RFC 8252. The resulting [`Session`] keeps
+//! the tokens fresh and in the keychain, and is what every other module asks for a token.
+//!
+//! Flow: [`login`] discovers the provider, opens the browser through the replaceable
+//! [`crate::browser::Opener`], waits on the loopback listener, exchanges the code, validates
+//! the ID token and stores the tokens. [`Session::restore`] picks them up after a restart;
+//! [`logout`] revokes the refresh token and deletes the secrets.
+
+mod loopback;
+mod oidc;
+pub mod secrets;
+mod session;
+
+use std::time::Duration;
+
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use secrets::{SecretError, SecretStore};
+pub use session::Session;
+
+use crate::{browser::Opener, config::Profile};
+
+/// Scopes asked for: `offline_access` makes the session survive restarts and SSO expiry.
+pub const SCOPES: &str = "openid profile email offline_access";
+
+/// How long the browser has to come back before the login gives up.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("the login server {issuer} cannot be reached: {reason}")]
+    DiscoveryUnreachable { issuer: String, reason: String },
+    #[error("the login server says it is {found}, not {expected}: refusing to trust it")]
+    WrongIssuer { expected: String, found: String },
+    #[error("the login was cancelled in the browser")]
+    Cancelled,
+    #[error("the login server refused the login ({error}{})", if description.is_empty() { String::new() } else { format!(": {description}") })]
+    Provider { error: String, description: String },
+    #[error("the login took too long: nobody came back from the browser in time")]
+    Timeout,
+    #[error("the browser's answer does not match this login (state mismatch): refused")]
+    StateMismatch,
+    #[error("the login server refused to give a session: {0}")]
+    TokenRefused(String),
+    #[error("the identity sent by the login server is not valid: {0}")]
+    InvalidIdToken(String),
+    #[error("please log in again ({0})")]
+    LoginRequired(String),
+    #[error("you are not logged in: run “passerelle login”")]
+    NotLoggedIn,
+    #[error("the login server cannot be reached right now: {0}")]
+    Network(String),
+    #[error("could not listen for the browser's answer: {0}")]
+    Loopback(String),
+    #[error(transparent)]
+    Browser(#[from] crate::browser::OpenError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+}
+
+impl AuthError {
+    /// A stable code for scripts and the IPC boundary.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::DiscoveryUnreachable { .. } => "discovery_unreachable",
+            AuthError::WrongIssuer { .. } => "wrong_issuer",
+            AuthError::Cancelled => "cancelled",
+            AuthError::Provider { .. } => "provider_error",
+            AuthError::Timeout => "timeout",
+            AuthError::StateMismatch => "state_mismatch",
+            AuthError::TokenRefused(_) => "token_refused",
+            AuthError::InvalidIdToken(_) => "invalid_id_token",
+            AuthError::LoginRequired(_) => "login_required",
+            AuthError::NotLoggedIn => "not_logged_in",
+            AuthError::Network(_) => "offline",
+            AuthError::Loopback(_) => "loopback",
+            AuthError::Browser(_) => "browser",
+            AuthError::Secrets(_) => "secrets",
+        }
+    }
+
+    /// True when only a new interactive login can help.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, AuthError::LoginRequired(_) | AuthError::NotLoggedIn)
+    }
+}
+
+/// Who is logged in, from the validated ID token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub subject: String,
+    /// The display name ("Alice Martin"), or the user name when the provider gives none.
+    pub name: String,
+    pub email: Option<String>,
+    pub username: Option<String>,
+}
+
+/// How to run an interactive login.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    pub opener: Opener,
+    pub timeout: Duration,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        LoginOptions { opener: Opener::System, timeout: DEFAULT_LOGIN_TIMEOUT }
+    }
+}
+
+/// Runs the interactive login and stores the session.
+#[tracing::instrument(skip_all, fields(issuer = %profile.issuer))]
+pub async fn login(
+    http: &reqwest::Client,
+    profile: &Profile,
+    store: &SecretStore,
+    options: &LoginOptions,
+) -> Result<Session, AuthError> {
+    let provider = oidc::Provider::discover(http, &profile.issuer).await?;
+    let listener = loopback::Loopback::bind().await?;
+    let redirect_uri = listener.redirect_uri();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = CsrfToken::new_random();
+    let nonce = Nonce::new_random();
+
+    let mut url = provider.authorization_endpoint.clone();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &profile.client_id)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("scope", SCOPES)
+        .append_pair("state", state.secret())
+        .append_pair("nonce", nonce.secret())
+        .append_pair("code_challenge", challenge.as_str())
+        .append_pair("code_challenge_method", "S256");
+    tracing::info!(%redirect_uri, "opening the browser for the login");
+    options.opener.open(url.as_str())?;
+
+    let callback = listener.wait(state.secret(), options.timeout).await?;
+    tracing::debug!("the browser came back with a code; exchanging it");
+    let tokens = provider
+        .exchange_code(http, &profile.client_id, &callback.code, &redirect_uri, verifier.secret())
+        .await?;
+    let id_token = tokens
+        .id_token
+        .as_deref()
+        .ok_or_else(|| AuthError::InvalidIdToken("the login server sent no ID token".into()))?;
+    let identity = provider.verify_id_token(http, &profile.client_id, id_token, &nonce).await?;
+    tracing::info!(subject = %identity.subject, "logged in");
+    Session::start(http.clone(), profile.clone(), provider, store.clone(), identity, tokens)
+}
+
+/// Ends the session: revokes the refresh token at the provider, then deletes the local secrets
+/// whatever the provider said, so that logging out always works, even offline.
+#[tracing::instrument(skip_all)]
+pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretStore) -> Result<LogoutOutcome, AuthError> {
+    let Some(stored) = session::Stored::load(store)? else {
+        return Ok(LogoutOutcome::WasNotLoggedIn);
+    };
+    let revoked = match oidc::Provider::discover(http, &profile.issuer).await {
+        Ok(provider) => provider.revoke(http, &profile.client_id, &stored.refresh_token).await,
+        Err(e) => Err(e),
+    };
+    session::Stored::delete(store)?;
+    Ok(match revoked {
+        Ok(()) => LogoutOutcome::Revoked,
+        Err(e) => {
+            tracing::warn!(error = %e, "the server could not be told; local secrets were deleted anyway");
+            LogoutOutcome::LocalOnly(e.to_string())
+        }
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutOutcome {
+    Revoked,
+    /// Secrets deleted here, but the server was not told (offline): the reason.
+    LocalOnly(String),
+    WasNotLoggedIn,
+}

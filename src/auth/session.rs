@@ -1,0 +1,275 @@
+//! The logged-in session: a cheap-to-clone handle that gives a valid access token, refreshing
+//! ahead of expiry. Concurrent callers share one refresh (single flight): the token state sits
+//! behind a `tokio::sync::Mutex` that is held across the refresh request, so the second caller
+//! waits and then finds the fresh token instead of spending the (rotating) refresh token again.
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::{oidc, oidc::Provider, AuthError, Identity, SecretStore};
+use crate::config::Profile;
+
+const KEY: &str = "oidc";
+
+/// The secrets and facts kept between runs. Not `Debug`: it holds tokens.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Stored {
+    pub issuer: String,
+    pub client_id: String,
+    pub identity: Identity,
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_issued_at: u64,
+    pub access_expires_at: u64,
+    pub refresh_token: String,
+}
+
+impl Stored {
+    pub fn load(store: &SecretStore) -> Result<Option<Stored>, AuthError> {
+        match store.get(KEY)? {
+            None => Ok(None),
+            Some(text) => match serde_json::from_str(&text) {
+                Ok(stored) => Ok(Some(stored)),
+                // A damaged entry cannot be used; a fresh login is the only way forward.
+                Err(_) => Err(AuthError::LoginRequired("the saved session is unreadable".into())),
+            },
+        }
+    }
+
+    fn save(&self, store: &SecretStore) -> Result<(), AuthError> {
+        let text = serde_json::to_string(self).map_err(|e| AuthError::LoginRequired(e.to_string()))?;
+        store.set(KEY, &text)?;
+        Ok(())
+    }
+
+    pub fn delete(store: &SecretStore) -> Result<(), AuthError> {
+        store.delete(KEY)?;
+        Ok(())
+    }
+
+    /// Refresh when less than a quarter of the token's life (at most a minute) is left, so a
+    /// request never leaves with a token about to die on the way.
+    fn needs_refresh(&self, now: u64) -> bool {
+        let life = self.access_expires_at.saturating_sub(self.access_issued_at);
+        let margin = (life / 4).min(60);
+        now + margin >= self.access_expires_at
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A handle on the member's session. Clone it freely; all clones share one token state.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    http: reqwest::Client,
+    profile: Profile,
+    store: SecretStore,
+    identity: Identity,
+    /// Discovered on the first refresh of a restored session.
+    provider: Mutex<Option<Provider>>,
+    tokens: Mutex<Stored>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("subject", &self.shared.identity.subject).finish_non_exhaustive()
+    }
+}
+
+/// What `whoami` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub name: String,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub issuer: String,
+    /// Unix seconds.
+    pub access_token_expires_at: u64,
+    pub secrets_location: String,
+}
+
+impl Session {
+    pub(crate) fn start(
+        http: reqwest::Client,
+        profile: Profile,
+        provider: Provider,
+        store: SecretStore,
+        identity: Identity,
+        tokens: oidc::TokenResponse,
+    ) -> Result<Session, AuthError> {
+        let refresh_token = tokens.refresh_token.ok_or_else(|| {
+            AuthError::TokenRefused("the login server gave no refresh token, so the session could not be kept".into())
+        })?;
+        let issued = now();
+        let stored = Stored {
+            issuer: profile.issuer.to_string(),
+            client_id: profile.client_id.clone(),
+            identity: identity.clone(),
+            access_token: tokens.access_token,
+            access_issued_at: issued,
+            access_expires_at: issued + tokens.expires_in.unwrap_or(60),
+            refresh_token,
+        };
+        stored.save(&store)?;
+        Ok(Session {
+            shared: Arc::new(Shared {
+                http,
+                profile,
+                store,
+                identity,
+                provider: Mutex::new(Some(provider)),
+                tokens: Mutex::new(stored),
+            }),
+        })
+    }
+
+    /// Picks up the session saved by an earlier run, without any network request.
+    pub fn restore(http: reqwest::Client, profile: Profile, store: SecretStore) -> Result<Session, AuthError> {
+        let stored = Stored::load(&store)?.ok_or(AuthError::NotLoggedIn)?;
+        if stored.issuer != profile.issuer.as_str() || stored.client_id != profile.client_id {
+            // Saved for another organisation: not ours to use.
+            return Err(AuthError::NotLoggedIn);
+        }
+        Ok(Session {
+            shared: Arc::new(Shared {
+                http,
+                identity: stored.identity.clone(),
+                profile,
+                store,
+                provider: Mutex::new(None),
+                tokens: Mutex::new(stored),
+            }),
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.shared.identity
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.shared.profile
+    }
+
+    /// The shared HTTP client, for modules that talk to the coop's servers.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.shared.http
+    }
+
+    pub fn secrets(&self) -> &SecretStore {
+        &self.shared.store
+    }
+
+    pub async fn info(&self) -> SessionInfo {
+        let tokens = self.shared.tokens.lock().await;
+        SessionInfo {
+            name: self.shared.identity.name.clone(),
+            email: self.shared.identity.email.clone(),
+            username: self.shared.identity.username.clone(),
+            issuer: tokens.issuer.clone(),
+            access_token_expires_at: tokens.access_expires_at,
+            secrets_location: self.shared.store.location(),
+        }
+    }
+
+    /// A valid access token, refreshed first when it is about to expire.
+    pub async fn access_token(&self) -> Result<String, AuthError> {
+        let mut tokens = self.shared.tokens.lock().await;
+        if tokens.needs_refresh(now()) {
+            self.refresh_locked(&mut tokens).await?;
+        }
+        Ok(tokens.access_token.clone())
+    }
+
+    /// Call after a server refused `rejected` with 401: refreshes, unless another caller already
+    /// did since, and returns the token to retry with.
+    pub async fn refresh_after_rejection(&self, rejected: &str) -> Result<String, AuthError> {
+        let mut tokens = self.shared.tokens.lock().await;
+        if tokens.access_token == rejected {
+            self.refresh_locked(&mut tokens).await?;
+        }
+        Ok(tokens.access_token.clone())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh_locked(&self, tokens: &mut Stored) -> Result<(), AuthError> {
+        // Another process (the CLI beside the tray app) may have refreshed already; with
+        // rotation our copy of the refresh token would then be dead, so adopt the newer one.
+        if let Ok(Some(saved)) = Stored::load(&self.shared.store) {
+            if saved.refresh_token != tokens.refresh_token && saved.issuer == tokens.issuer {
+                *tokens = saved;
+                if !tokens.needs_refresh(now()) {
+                    return Ok(());
+                }
+            }
+        }
+        let mut provider = self.shared.provider.lock().await;
+        if provider.is_none() {
+            *provider = Some(Provider::discover(&self.shared.http, &self.shared.profile.issuer).await?);
+        }
+        let Some(provider) = provider.as_ref() else { return Err(AuthError::NotLoggedIn) };
+        let answer = provider.refresh(&self.shared.http, &tokens.client_id, &tokens.refresh_token).await;
+        let fresh = match answer {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                if e.needs_login() {
+                    // The server ended the session: the stored tokens are worthless now.
+                    tracing::warn!("the login server refused the refresh: the member must log in again");
+                    Stored::delete(&self.shared.store)?;
+                }
+                return Err(e);
+            }
+        };
+        let issued = now();
+        tokens.access_token = fresh.access_token;
+        tokens.access_issued_at = issued;
+        tokens.access_expires_at = issued + fresh.expires_in.unwrap_or(60);
+        // Rotation: the server may return a new refresh token and kill the old one. Store the
+        // newest at once, before anything else can fail.
+        if let Some(refresh) = fresh.refresh_token {
+            tokens.refresh_token = refresh;
+        }
+        tokens.save(&self.shared.store)?;
+        tracing::debug!(expires_at = tokens.access_expires_at, "access token refreshed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(issued: u64, expires: u64) -> Stored {
+        Stored {
+            issuer: "i".into(),
+            client_id: "c".into(),
+            identity: Identity { subject: "s".into(), name: "n".into(), email: None, username: None },
+            access_token: "a".into(),
+            access_issued_at: issued,
+            access_expires_at: expires,
+            refresh_token: "r".into(),
+        }
+    }
+
+    #[test]
+    fn refresh_happens_ahead_of_expiry() {
+        // A 300 s token is refreshed in its last minute.
+        let s = stored(1000, 1300);
+        assert!(!s.needs_refresh(1239));
+        assert!(s.needs_refresh(1240));
+        // A 20 s token in its last 5 s.
+        let s = stored(1000, 1020);
+        assert!(!s.needs_refresh(1014));
+        assert!(s.needs_refresh(1015));
+        assert!(s.needs_refresh(5000));
+    }
+}
