@@ -1,0 +1,1213 @@
+#!/usr/bin/env python3
+"""A Nextcloud TEST DOUBLE. This is NOT Nextcloud.
+
+It is a small aiohttp server that reproduces, for Passerelle's tests, exactly the Nextcloud
+behaviours listed in /work/shared/reference/services.md (observed on a real Nextcloud 34.0.1):
+
+- /status.php; OCS capabilities and cloud/user, 412 "CSRF check failed" without
+  `OCS-APIRequest: true`;
+- WebDAV under /remote.php/dav/files/USER/: PROPFIND Depth 0/1 with d:getetag,
+  d:getlastmodified, d:getcontentlength, d:resourcetype, oc:fileid, oc:id, oc:permissions,
+  oc:size, d:quota-used-bytes, d:quota-available-bytes (only the asked properties, unknown
+  ones in a 404 propstat); folder ETags propagate to every ancestor; GET, PUT (201/204 with
+  ETag, OC-ETag, OC-FileId; X-OC-Mtime -> `X-OC-MTime: accepted`; If-Match / If-None-Match),
+  MKCOL, MOVE (keeps the file id), COPY, DELETE (into the trash);
+- quota (157286400 bytes by default): 507 with a Sabre InsufficientStorage body, and the
+  observed hole: an upload without Content-Length (chunked transfer-encoding) is not checked;
+- chunked upload v2 under /remote.php/dav/uploads/USER/<id> (MKCOL with Destination and
+  OC-Total-Length, numbered chunk PUTs, MOVE .file; 400 on a wrong total; 507 on the first chunk
+  when the total does not fit; PROPFIND lists the chunks);
+- bulk upload, POST /remote.php/dav/bulk, multipart/related, per-file JSON answer, 411 without a
+  part Content-Length, 400 on an md5 mismatch (with the files written so far);
+- Login Flow v2 (poll 404 until granted, then 200 once), app passwords with Basic auth, their
+  revocation by DELETE /ocs/v2.php/core/apppassword;
+- bearer tokens checked against the REAL Keycloak userinfo endpoint (user = preferred_username),
+  as user_oidc does with --check-bearer=1, switchable off to exercise the 401 fallback;
+- trashbin and versions DAV endpoints with restore.
+
+Read-only shares are simulated by setting a permission string on a subtree (control endpoint).
+
+Test control endpoints live under /_test/ and are never counted:
+  GET  /_test/stats                      {"requests": n, "methods": {...}, "chunk_puts": [...], "bulk_posts": n}
+  POST /_test/stats/reset
+  POST /_test/bearer      {"enabled": bool}
+  POST /_test/login-flow/grant  {"login": "<login url or its last segment>", "user": "alice"}
+  POST /_test/login-flow/expire {"login": ...}
+  POST /_test/users       {"user": "...", "app_password": "...", "quota": bytes}   (create/reset a user)
+  POST /_test/seed        {"user", "files": n, "per_folder": k, "size": bytes, "prefix": "seed"}
+  POST /_test/permissions {"user", "path", "permissions"}   (subtree, e.g. "SRGDNV" = read-only share)
+  POST /_test/fail        {"user", "path"}   next write of that path fails (bulk: per-file error)
+  POST /_test/capabilities {"bulkupload": bool, "chunking": bool}
+
+Usage: nextcloud.py --port 18085 --data DIR [--issuer URL] [--user alice:APP_PASSWORD ...]
+It prints the port it listens on as its first line of output, then serves until killed.
+"""
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+import urllib.parse
+from email.utils import formatdate
+from xml.etree import ElementTree as ET
+
+from aiohttp import ClientSession, web
+
+DAV = "DAV:"
+OC = "http://owncloud.org/ns"
+NC = "http://nextcloud.org/ns"
+SABRE = "http://sabredav.org/ns"
+NS = {DAV: "d", OC: "oc", NC: "nc", SABRE: "s"}
+DEFAULT_QUOTA = 157286400
+CHUNK_MAX = 10000
+
+DEFAULT_PROPS = [
+    (DAV, "getlastmodified"), (DAV, "getcontentlength"), (DAV, "resourcetype"), (DAV, "getetag"),
+    (DAV, "quota-used-bytes"), (DAV, "quota-available-bytes"), (DAV, "getcontenttype"),
+]
+
+
+def folder_etag():
+    # Nextcloud folder ETags are uniqid()-like (13 hex); file ETags are 32 hex.
+    return secrets.token_hex(7)[:13]
+
+
+def file_etag():
+    return secrets.token_hex(16)
+
+
+class Node:
+    __slots__ = ("name", "is_dir", "children", "fileid", "etag", "mtime", "size", "blob", "perms", "parent")
+
+    def __init__(self, store, name, is_dir, parent):
+        self.name = name
+        self.is_dir = is_dir
+        self.children = {} if is_dir else None
+        self.fileid = store.next_fileid()
+        self.etag = folder_etag() if is_dir else file_etag()
+        self.mtime = int(time.time())
+        self.size = 0
+        self.blob = None
+        self.perms = None  # None: default for the type
+        self.parent = parent
+
+    def permissions(self):
+        if self.perms is not None:
+            return self.perms
+        return "RGDNVCK" if self.is_dir else "RGDNVW"
+
+    def tree_size(self):
+        if not self.is_dir:
+            return self.size
+        return sum(c.tree_size() for c in self.children.values())
+
+
+class User:
+    def __init__(self, store, name, quota):
+        self.name = name
+        self.quota = quota
+        self.root = Node(store, "", True, None)
+        self.used = 0
+        self.uploads = {}  # id -> {"dest": [...], "total": int|None, "chunks": {n: (blob, size)}, "mtime": t}
+        self.trash = []  # list of dicts
+        self.versions = {}  # fileid -> list of {"ts", "blob", "size", "etag"}
+
+    def free(self):
+        return max(0, self.quota - self.used)
+
+
+class Store:
+    def __init__(self, data):
+        self.data = data
+        os.makedirs(os.path.join(data, "blobs"), exist_ok=True)
+        self._fileid = 100
+        self._blob = 0
+        self.instance = "oc" + secrets.token_hex(5)
+        self.users = {}
+        self.app_passwords = {}  # password -> user
+        self.flows = {}  # login token -> {"poll": token, "user": None|name, "expired": bool}
+        self.polls = {}  # poll token -> login token
+        self.bearer = True
+        self.caps = {"bulkupload": True, "chunking": True}
+        self.fail_next = set()  # (user, path)
+        self.reset_stats()
+        self.userinfo_cache = {}
+
+    def reset_stats(self):
+        self.stats = {"requests": 0, "methods": {}, "chunk_puts": [], "bulk_posts": 0, "puts": 0}
+
+    def next_fileid(self):
+        self._fileid += 1
+        return self._fileid
+
+    def new_blob_path(self):
+        self._blob += 1
+        return os.path.join(self.data, "blobs", str(self._blob))
+
+    def user(self, name, quota=DEFAULT_QUOTA):
+        if name not in self.users:
+            self.users[name] = User(self, name, quota)
+        return self.users[name]
+
+
+# ---------------------------------------------------------------- helpers
+
+def split(path):
+    return [p for p in path.split("/") if p != ""]
+
+
+def decode_segments(raw):
+    return [urllib.parse.unquote(s) for s in raw.split("/") if s != ""]
+
+
+def href(prefix, segments, is_dir):
+    h = prefix + "/".join(urllib.parse.quote(s, safe="") for s in segments)
+    if is_dir and not h.endswith("/"):
+        h += "/"
+    return h
+
+
+def http_date(ts):
+    return formatdate(ts, usegmt=True)
+
+
+def sabre_error(status, exception, message, headers=None):
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
+        f"  <s:exception>Sabre\\DAV\\Exception\\{exception}</s:exception>\n"
+        f"  <s:message>{xml_escape(message)}</s:message>\n"
+        "</d:error>\n"
+    )
+    return web.Response(status=status, body=body.encode(), content_type="application/xml",
+                        charset="utf-8", headers=headers or {})
+
+
+def xml_escape(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def ocs(data, status=200, statuscode=200, message="OK"):
+    doc = {"ocs": {"meta": {"status": "ok" if statuscode < 300 else "failure", "statuscode": statuscode,
+                            "message": message}, "data": data}}
+    return web.json_response(doc, status=status)
+
+
+def lookup(root, segments):
+    node = root
+    for s in segments:
+        if not node.is_dir or s not in node.children:
+            return None
+        node = node.children[s]
+    return node
+
+
+def propagate(node):
+    """A change below a folder gives it, and every ancestor, a new ETag (observed)."""
+    n = node
+    while n is not None:
+        if n.is_dir:
+            n.etag = folder_etag()
+        n = n.parent
+
+
+def recount(user):
+    user.used = user.root.tree_size()
+
+
+def parse_propfind(body):
+    """The properties asked for, as (ns, name) pairs; None for allprop / empty body."""
+    if not body.strip():
+        return None
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        raise web.HTTPBadRequest(text="malformed PROPFIND body")
+    props = []
+    for el in root.iter():
+        if el.tag == f"{{{DAV}}}allprop":
+            return None
+    for prop in root.iter(f"{{{DAV}}}prop"):
+        for child in prop:
+            tag = child.tag
+            if tag.startswith("{"):
+                ns, name = tag[1:].split("}", 1)
+            else:
+                ns, name = "", tag
+            props.append((ns, name))
+    return props
+
+
+def multistatus(responses):
+    """responses: list of (href, found: list[(ns,name,value-xml)], missing: list[(ns,name)])."""
+    out = ['<?xml version="1.0"?>\n<d:multistatus xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
+           'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">']
+    for h, found, missing in responses:
+        out.append(f"<d:response><d:href>{xml_escape(h)}</d:href>")
+        if found:
+            out.append("<d:propstat><d:prop>")
+            for ns, name, value in found:
+                p = NS.get(ns)
+                if p is None:
+                    out.append(f'<x:{name} xmlns:x="{ns}">{value}</x:{name}>')
+                elif value is None or value == "":
+                    out.append(f"<{p}:{name}/>")
+                else:
+                    out.append(f"<{p}:{name}>{value}</{p}:{name}>")
+            out.append("</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>")
+        if missing:
+            out.append("<d:propstat><d:prop>")
+            for ns, name in missing:
+                p = NS.get(ns)
+                out.append(f"<{p}:{name}/>" if p else f'<x:{name} xmlns:x="{ns}"/>')
+            out.append("</d:prop><d:status>HTTP/1.1 404 Not Found</d:status></d:propstat>")
+        out.append("</d:response>")
+    out.append("</d:multistatus>")
+    return web.Response(status=207, body="".join(out).encode(), content_type="application/xml", charset="utf-8")
+
+
+# ---------------------------------------------------------------- the application
+
+class Server:
+    def __init__(self, store, issuer):
+        self.store = store
+        self.issuer = issuer.rstrip("/") if issuer else None
+        self.http = None
+
+    # ------------------------------------------------ auth
+
+    async def authenticate(self, request):
+        """The user name, or None. Basic with an app password, or Bearer through userinfo."""
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            import base64
+            try:
+                login, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except Exception:
+                return None
+            user = self.store.app_passwords.get(password)
+            if user is not None and user == login:
+                request["app_password"] = password
+                return user
+            return None
+        if auth.startswith("Bearer "):
+            if not self.store.bearer or not self.issuer:
+                return None
+            token = auth[7:].strip()
+            cached = self.store.userinfo_cache.get(token)
+            now = time.monotonic()
+            if cached and cached[1] > now:
+                return cached[0]
+            if self.http is None:
+                self.http = ClientSession()
+            try:
+                async with self.http.get(f"{self.issuer}/protocol/openid-connect/userinfo",
+                                         headers={"Authorization": f"Bearer {token}"}) as r:
+                    if r.status != 200:
+                        return None
+                    info = await r.json()
+            except Exception:
+                return None
+            name = info.get("preferred_username")
+            if not name:
+                return None
+            # user_oidc caches the userinfo answer briefly; a few seconds keeps tests honest
+            # about expiry (the test realm's tokens live 20 s).
+            self.store.userinfo_cache[token] = (name, now + 5)
+            self.store.user(name)
+            return name
+        return None
+
+    def unauthorized(self):
+        return sabre_error(401, "NotAuthenticated", "No public access to this resource., No 'Authorization: Basic' header found. Either the client didn't send one, or the server is misconfigured, Bearer token was incorrect",
+                           headers={"WWW-Authenticate": 'Basic realm="Nextcloud", charset="UTF-8"'})
+
+    # ------------------------------------------------ middleware and routing
+
+    @web.middleware
+    async def middleware(self, request, handler):
+        if not request.path.startswith("/_test/"):
+            st = self.store.stats
+            st["requests"] += 1
+            st["methods"][request.method] = st["methods"].get(request.method, 0) + 1
+        return await handler(request)
+
+    async def dispatch(self, request):
+        path = request.rel_url.raw_path
+        m = request.method
+        if path == "/status.php":
+            return self.status(request)
+        if path.startswith("/_test/"):
+            return await self.control(request, path)
+        if path == "/index.php/login/v2" and m == "POST":
+            return self.flow_start(request)
+        if path == "/index.php/login/v2/poll" and m == "POST":
+            return await self.flow_poll(request)
+        if path.startswith("/index.php/login/v2/flow/") and m == "GET":
+            return web.Response(text="Nextcloud test double: grant this login with POST /_test/login-flow/grant",
+                                content_type="text/html")
+        if path.startswith("/ocs/"):
+            return await self.ocs(request, path)
+        if path.startswith("/remote.php/dav"):
+            user = await self.authenticate(request)
+            if user is None:
+                return self.unauthorized()
+            request["user"] = user
+            return await self.dav(request, path[len("/remote.php/dav"):], user)
+        if path == "/remote.php/webdav" or path.startswith("/remote.php/webdav/"):
+            user = await self.authenticate(request)
+            if user is None:
+                return self.unauthorized()
+            return await self.dav(request, "/files/" + user + path[len("/remote.php/webdav"):], user)
+        return web.Response(status=404, text="not found")
+
+    def status(self, request):
+        return web.json_response({
+            "installed": True, "maintenance": False, "needsDbUpgrade": False,
+            "version": "34.0.1.2", "versionstring": "34.0.1", "edition": "",
+            "productname": "Nextcloud", "extendedSupport": False,
+        })
+
+    # ------------------------------------------------ OCS
+
+    async def ocs(self, request, path):
+        if request.headers.get("OCS-APIRequest", "").lower() != "true":
+            return web.json_response({"message": "CSRF check failed"}, status=412)
+        route = path.split("?")[0]
+        for prefix in ("/ocs/v2.php", "/ocs/v1.php"):
+            if route.startswith(prefix):
+                route = route[len(prefix):]
+        if route == "/cloud/capabilities" and request.method == "GET":
+            return ocs(self.capabilities())
+        user = await self.authenticate(request)
+        if user is None:
+            return ocs([], status=401, statuscode=997, message="Current user is not logged in")
+        if route == "/cloud/user" and request.method == "GET":
+            u = self.store.user(user)
+            recount(u)
+            return ocs({"id": user, "enabled": True, "displayname": user.capitalize(),
+                        "quota": {"free": u.free(), "used": u.used, "total": u.quota,
+                                  "relative": round(100.0 * u.used / u.quota, 2) if u.quota else 0,
+                                  "quota": u.quota}})
+        if route == "/core/apppassword" and request.method == "DELETE":
+            pw = request.get("app_password")
+            if pw is None:
+                return ocs([], status=403, statuscode=403, message="Password confirmation is required")
+            self.store.app_passwords.pop(pw, None)
+            return ocs([])
+        return ocs([], status=404, statuscode=998, message="Invalid query")
+
+    def capabilities(self):
+        dav = {}
+        if self.store.caps["chunking"]:
+            dav["chunking"] = "1.0"
+        if self.store.caps["bulkupload"]:
+            dav["bulkupload"] = "1.0"
+        return {
+            "version": {"major": 34, "minor": 0, "micro": 1, "string": "34.0.1", "edition": "", "extendedSupport": False},
+            "capabilities": {
+                "core": {"pollinterval": 60, "webdav-root": "remote.php/webdav"},
+                "dav": dav,
+                "files": {"bigfilechunking": True, "versioning": True, "undelete": True,
+                          "chunked_upload": {"max_size": 104857600, "max_parallel_count": 5}},
+            },
+        }
+
+    # ------------------------------------------------ Login Flow v2
+
+    def base(self, request):
+        return f"{request.scheme}://{request.host}"
+
+    def flow_start(self, request):
+        login = secrets.token_hex(32)
+        poll = secrets.token_hex(64)
+        self.store.flows[login] = {"poll": poll, "user": None, "expired": False}
+        self.store.polls[poll] = login
+        base = self.base(request)
+        return web.json_response({"poll": {"token": poll, "endpoint": f"{base}/index.php/login/v2/poll"},
+                                  "login": f"{base}/index.php/login/v2/flow/{login}"})
+
+    async def flow_poll(self, request):
+        form = await request.post()
+        poll = form.get("token", "")
+        login = self.store.polls.get(poll)
+        flow = self.store.flows.get(login) if login else None
+        if flow is None or flow["expired"] or flow["user"] is None:
+            return web.json_response([], status=404)
+        # 200 once: the flow is consumed.
+        del self.store.polls[poll]
+        del self.store.flows[login]
+        password = secrets.token_urlsafe(48)
+        self.store.app_passwords[password] = flow["user"]
+        return web.json_response({"server": self.base(request), "loginName": flow["user"], "appPassword": password})
+
+    # ------------------------------------------------ control
+
+    async def control(self, request, path):
+        st = self.store
+        body = {}
+        if request.method == "POST" and request.can_read_body:
+            try:
+                body = await request.json()
+            except Exception:
+                body = {}
+        if path == "/_test/stats":
+            return web.json_response(st.stats)
+        if path == "/_test/stats/reset":
+            st.reset_stats()
+            return web.json_response({})
+        if path == "/_test/bearer":
+            st.bearer = bool(body.get("enabled", True))
+            st.userinfo_cache.clear()
+            return web.json_response({"enabled": st.bearer})
+        if path in ("/_test/login-flow/grant", "/_test/login-flow/expire"):
+            login = body.get("login", "").rstrip("/").rsplit("/", 1)[-1]
+            flow = st.flows.get(login)
+            if flow is None:
+                return web.json_response({"error": "no such flow"}, status=404)
+            if path.endswith("grant"):
+                flow["user"] = body.get("user", "alice")
+                st.user(flow["user"])
+            else:
+                flow["expired"] = True
+            return web.json_response({})
+        if path == "/_test/users":
+            name = body["user"]
+            st.users.pop(name, None)
+            u = st.user(name, int(body.get("quota", DEFAULT_QUOTA)))
+            if body.get("app_password"):
+                st.app_passwords[body["app_password"]] = name
+            return web.json_response({"user": u.name, "quota": u.quota})
+        if path == "/_test/seed":
+            return self.seed(body)
+        if path == "/_test/permissions":
+            u = st.user(body["user"])
+            node = lookup(u.root, split(body["path"]))
+            if node is None:
+                return web.json_response({"error": "no such path"}, status=404)
+            stack = [node]
+            while stack:
+                n = stack.pop()
+                n.perms = body["permissions"]
+                if n.is_dir:
+                    stack.extend(n.children.values())
+            return web.json_response({})
+        if path == "/_test/fail":
+            st.fail_next.add((body["user"], "/" + "/".join(split(body["path"]))))
+            return web.json_response({})
+        if path == "/_test/capabilities":
+            for k in ("bulkupload", "chunking"):
+                if k in body:
+                    st.caps[k] = bool(body[k])
+            return web.json_response(st.caps)
+        return web.Response(status=404)
+
+    def seed(self, body):
+        """Makes a tree of small files quickly, straight in the store (for 10,000-file tests)."""
+        u = self.store.user(body["user"])
+        n = int(body.get("files", 1000))
+        per = int(body.get("per_folder", 100))
+        size = int(body.get("size", 16))
+        prefix = body.get("prefix", "seed")
+        top = u.root.children.get(prefix)
+        if top is None:
+            top = Node(self.store, prefix, True, u.root)
+            u.root.children[prefix] = top
+        for i in range(n):
+            dname = f"d{i // per:04d}"
+            d = top.children.get(dname)
+            if d is None:
+                d = Node(self.store, dname, True, top)
+                top.children[dname] = d
+            content = (f"{prefix}/{dname}/f{i:05d}\n" * (size // 16 + 1)).encode()[:size]
+            f = Node(self.store, f"f{i:05d}.txt", False, d)
+            f.blob = self.store.new_blob_path()
+            with open(f.blob, "wb") as fh:
+                fh.write(content)
+            f.size = len(content)
+            d.children[f.name] = f
+        propagate(top)
+        recount(u)
+        return web.json_response({"files": n})
+
+    # ------------------------------------------------ DAV
+
+    async def dav(self, request, rest, user):
+        segs = decode_segments(rest)
+        if not segs:
+            return web.Response(status=404)
+        kind = segs[0]
+        if kind == "bulk" and len(segs) == 1 and request.method == "POST":
+            if not self.store.caps["bulkupload"]:
+                return sabre_error(405, "MethodNotAllowed", "Bulk upload is disabled")
+            return await self.bulk(request, user)
+        if len(segs) >= 2 and segs[1] != user:
+            return sabre_error(403, "Forbidden", "Principal mismatch")
+        u = self.store.user(user)
+        if kind == "files":
+            return await self.files(request, u, segs[2:])
+        if kind == "uploads":
+            return await self.uploads(request, u, segs[2:])
+        if kind == "trashbin":
+            return await self.trashbin(request, u, segs[2:])
+        if kind == "versions":
+            return await self.versions(request, u, segs[2:])
+        return sabre_error(404, "NotFound", "File not found")
+
+    def files_prefix(self, user):
+        return f"/remote.php/dav/files/{urllib.parse.quote(user, safe='')}/"
+
+    def props_for(self, u, node, segs, asked, prefix):
+        found, missing = [], []
+        for ns, name in (asked if asked is not None else DEFAULT_PROPS):
+            v = self.prop_value(u, node, ns, name)
+            if v is None:
+                missing.append((ns, name))
+            else:
+                found.append((ns, name, v))
+        return (href(prefix, segs, node.is_dir), found, missing)
+
+    def prop_value(self, u, node, ns, name):
+        if ns == DAV:
+            if name == "getetag":
+                return f"&quot;{node.etag}&quot;"
+            if name == "getlastmodified":
+                return http_date(node.mtime)
+            if name == "getcontentlength" and not node.is_dir:
+                return str(node.size)
+            if name == "resourcetype":
+                return "<d:collection/>" if node.is_dir else ""
+            if name == "getcontenttype" and not node.is_dir:
+                return "application/octet-stream"
+            if name == "quota-used-bytes" and node.is_dir:
+                return str(node.tree_size())
+            if name == "quota-available-bytes" and node.is_dir:
+                return str(u.free())
+            return None
+        if ns == OC:
+            if name == "fileid":
+                return str(node.fileid)
+            if name == "id":
+                return f"{node.fileid:08d}{self.store.instance}"
+            if name == "permissions":
+                return node.permissions()
+            if name == "size":
+                return str(node.tree_size())
+            return None
+        return None
+
+    async def propfind(self, request, u, node, segs, prefix):
+        depth = request.headers.get("Depth", "1").lower()
+        if depth not in ("0", "1"):
+            return sabre_error(400, "BadRequest", "Depth infinity is not allowed on this server")
+        asked = parse_propfind(await request.text())
+        responses = [self.props_for(u, node, segs, asked, prefix)]
+        if depth == "1" and node.is_dir:
+            for name in sorted(node.children):
+                responses.append(self.props_for(u, node.children[name], segs + [name], asked, prefix))
+        return multistatus(responses)
+
+    def dest_segments(self, request, u):
+        """The Destination header as segments under the user's files root, or None."""
+        dest = request.headers.get("Destination")
+        if not dest:
+            return None
+        p = urllib.parse.urlsplit(dest).path
+        prefix = f"/remote.php/dav/files/{u.name}/"
+        raw = urllib.parse.unquote(p)
+        if not (raw + "/").startswith(prefix):
+            return None
+        return decode_segments(p)[3:]
+
+    def file_headers(self, node, mtime_accepted=False):
+        h = {"ETag": f'"{node.etag}"', "OC-ETag": f'"{node.etag}"', "OC-FileId": f"{node.fileid:08d}{self.store.instance}"}
+        if mtime_accepted:
+            h["X-OC-MTime"] = "accepted"
+        return h
+
+    def check_preconditions(self, request, node):
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            if node is None:
+                return sabre_error(412, "PreconditionFailed", "An If-Match header was specified, but none of the specified ETags matched.")
+            tags = [t.strip() for t in if_match.split(",")]
+            if "*" not in tags and f'"{node.etag}"' not in tags:
+                return sabre_error(412, "PreconditionFailed", "An If-Match header was specified, but none of the specified ETags matched.")
+        if_none = request.headers.get("If-None-Match")
+        if if_none is not None and node is not None:
+            tags = [t.strip() for t in if_none.split(",")]
+            if "*" in tags or f'"{node.etag}"' in tags:
+                return sabre_error(412, "PreconditionFailed", "An If-None-Match header was specified, but the ETag matched (or * was specified).")
+        return None
+
+    def add_version(self, u, node):
+        if node.blob is None:
+            return
+        keep = self.store.new_blob_path()
+        shutil.copyfile(node.blob, keep)
+        vs = u.versions.setdefault(node.fileid, [])
+        ts = node.mtime
+        # Versions are named by timestamp; two in the same second would collide.
+        while any(v["ts"] == ts for v in vs):
+            ts += 1
+        vs.append({"ts": ts, "blob": keep, "size": node.size, "etag": node.etag})
+
+    def place_file(self, u, parent, name, blob, size, mtime):
+        """Puts content at parent/name (creating or overwriting); returns (node, created)."""
+        existing = parent.children.get(name)
+        if existing is not None and not existing.is_dir:
+            self.add_version(u, existing)
+            node, created = existing, False
+            old = node.blob
+            node.blob = blob
+            if old and os.path.exists(old):
+                os.remove(old)
+            node.etag = file_etag()
+        else:
+            node = Node(self.store, name, False, parent)
+            node.blob = blob
+            if parent.perms is not None:
+                node.perms = parent.perms
+            parent.children[name] = node
+            created = True
+        node.size = size
+        node.mtime = mtime if mtime is not None else int(time.time())
+        propagate(parent)
+        recount(u)
+        return node, created
+
+    def parse_mtime(self, request):
+        v = request.headers.get("X-OC-Mtime")
+        if v is None:
+            return None
+        try:
+            return int(float(v))
+        except ValueError:
+            return None
+
+    async def files(self, request, u, segs):
+        m = request.method
+        prefix = self.files_prefix(u.name)
+        node = lookup(u.root, segs)
+        if m == "PROPFIND":
+            if node is None:
+                return sabre_error(404, "NotFound", f"File with name {'/'.join(segs)} could not be located")
+            return await self.propfind(request, u, node, segs, prefix)
+        if m in ("GET", "HEAD"):
+            if node is None:
+                return sabre_error(404, "NotFound", f"File with name {'/'.join(segs)} could not be located")
+            if node.is_dir:
+                return web.Response(status=200, text="")
+            headers = self.file_headers(node)
+            headers["Last-Modified"] = http_date(node.mtime)
+            if m == "HEAD":
+                return web.Response(status=200, headers={**headers, "Content-Length": str(node.size)})
+            return web.FileResponse(node.blob, headers=headers)
+        if m == "PUT":
+            return await self.put(request, u, segs, node)
+        if m == "MKCOL":
+            if node is not None:
+                return sabre_error(405, "MethodNotAllowed", "The resource you tried to create already exists")
+            parent = lookup(u.root, segs[:-1])
+            if parent is None or not parent.is_dir:
+                return sabre_error(409, "Conflict", "Parent node does not exist")
+            if "K" not in parent.permissions():
+                return sabre_error(403, "Forbidden", "Could not create directory")
+            d = Node(self.store, segs[-1], True, parent)
+            if parent.perms is not None:
+                d.perms = parent.perms
+            parent.children[segs[-1]] = d
+            propagate(parent)
+            return web.Response(status=201)
+        if m == "DELETE":
+            if node is None or not segs:
+                return sabre_error(404, "NotFound", "File not found")
+            if "D" not in node.permissions():
+                return sabre_error(403, "Forbidden", "Could not delete file")
+            parent = node.parent
+            del parent.children[node.name]
+            u.trash.append({"name": node.name, "node": node, "location": "/".join(segs[:-1]),
+                            "deleted": int(time.time()), "key": f"{node.name}.d{int(time.time())}{secrets.token_hex(2)}"})
+            propagate(parent)
+            recount(u)
+            return web.Response(status=204)
+        if m in ("MOVE", "COPY"):
+            if node is None or not segs:
+                return sabre_error(404, "NotFound", "File not found")
+            dest = self.dest_segments(request, u)
+            if not dest:
+                return sabre_error(400, "BadRequest", "The destination header was not supplied or is invalid")
+            dparent = lookup(u.root, dest[:-1])
+            if dparent is None or not dparent.is_dir:
+                return sabre_error(409, "Conflict", "The destination node is not found")
+            existing = dparent.children.get(dest[-1])
+            if existing is not None and request.headers.get("Overwrite", "T").upper() == "F":
+                return sabre_error(412, "PreconditionFailed", "The destination node already exists, and the overwrite header is set to false")
+            if m == "MOVE" and ("N" not in node.permissions() or "D" not in node.parent.permissions() and False):
+                return sabre_error(403, "Forbidden", "Could not rename")
+            if existing is not None:
+                del dparent.children[dest[-1]]
+            if m == "MOVE":
+                old_parent = node.parent
+                del old_parent.children[node.name]
+                node.name = dest[-1]
+                node.parent = dparent
+                dparent.children[node.name] = node
+                propagate(old_parent)
+                target = node
+            else:
+                target = self.copy_tree(node, dparent, dest[-1])
+                dparent.children[target.name] = target
+            propagate(dparent)
+            recount(u)
+            headers = self.file_headers(target) if not target.is_dir else {"OC-FileId": f"{target.fileid:08d}{self.store.instance}", "ETag": f'"{target.etag}"'}
+            return web.Response(status=204 if existing is not None else 201, headers=headers)
+        if m == "OPTIONS":
+            return web.Response(status=200, headers={"DAV": "1, 3, extended-mkcol", "Allow": "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, PROPPATCH, COPY, MOVE, REPORT"})
+        if m == "PROPPATCH":
+            return multistatus([(href(prefix, segs, node.is_dir if node else False), [], [])])
+        return sabre_error(405, "MethodNotAllowed", f"{m} is not allowed")
+
+    def copy_tree(self, node, parent, name):
+        n = Node(self.store, name, node.is_dir, parent)
+        n.mtime = node.mtime
+        n.perms = node.perms
+        if node.is_dir:
+            for c in node.children.values():
+                n.children[c.name] = self.copy_tree(c, n, c.name)
+        else:
+            n.blob = self.store.new_blob_path()
+            shutil.copyfile(node.blob, n.blob)
+            n.size = node.size
+        return n
+
+    async def receive_body(self, request, limit=None):
+        """Streams the body to a new blob; returns (path, size) or raises on a short body."""
+        path = self.store.new_blob_path()
+        size = 0
+        with open(path, "wb") as fh:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                fh.write(chunk)
+                size += len(chunk)
+        return path, size
+
+    async def put(self, request, u, segs, node):
+        self.store.stats["puts"] += 1
+        if not segs:
+            return sabre_error(405, "MethodNotAllowed", "Cannot PUT on the root")
+        if node is not None and node.is_dir:
+            return sabre_error(405, "MethodNotAllowed", "A folder exists at this path")
+        parent = lookup(u.root, segs[:-1])
+        if parent is None or not parent.is_dir:
+            return sabre_error(409, "Conflict", "Parent node does not exist")
+        if node is not None and "W" not in node.permissions():
+            return sabre_error(403, "Forbidden", "Could not write file")
+        if node is None and "C" not in parent.permissions():
+            return sabre_error(403, "Forbidden", "Could not create file")
+        pre = self.check_preconditions(request, node)
+        if pre is not None:
+            return pre
+        key = (u.name, "/" + "/".join(segs))
+        if key in self.store.fail_next:
+            self.store.fail_next.discard(key)
+            await request.read()
+            return sabre_error(500, "ServiceUnavailable", "Injected failure")
+        length = request.headers.get("Content-Length")
+        # The observed hole: without Content-Length there is nothing to check up front.
+        if length is not None:
+            recount(u)
+            if int(length) > u.free():
+                await request.read()
+                return sabre_error(507, "InsufficientStorage",
+                                   f"Insufficient space in /{u.name}/files/{'/'.join(segs)}, {length} required, {u.free()} available")
+        blob, size = await self.receive_body(request)
+        if length is not None and size != int(length):
+            os.remove(blob)
+            return sabre_error(400, "BadRequest", f"Expected filesize of {length} bytes but read (from Nextcloud client) and wrote (to Nextcloud storage) {size} bytes. Could either be a network problem on the sending side or a problem writing to the storage on the server side.")
+        mtime = self.parse_mtime(request)
+        node, created = self.place_file(u, parent, segs[-1], blob, size, mtime)
+        return web.Response(status=201 if created else 204, headers=self.file_headers(node, mtime is not None))
+
+    # ------------------------------------------------ chunking v2
+
+    async def uploads(self, request, u, segs):
+        m = request.method
+        prefix = f"/remote.php/dav/uploads/{u.name}/"
+        if not segs:
+            if m == "PROPFIND":
+                asked = parse_propfind(await request.text())
+                out = [(prefix, [(DAV, "resourcetype", "<d:collection/>")], [])]
+                if request.headers.get("Depth", "1") == "1":
+                    for uid in sorted(u.uploads):
+                        out.append((prefix + urllib.parse.quote(uid) + "/",
+                                    [(DAV, "resourcetype", "<d:collection/>"),
+                                     (DAV, "getlastmodified", http_date(u.uploads[uid]["mtime"]))], []))
+                return multistatus(out)
+            return sabre_error(405, "MethodNotAllowed", "Not allowed")
+        uid = segs[0]
+        up = u.uploads.get(uid)
+        if len(segs) == 1:
+            if m == "MKCOL":
+                if up is not None:
+                    return sabre_error(405, "MethodNotAllowed", "The resource you tried to create already exists")
+                dest = self.dest_segments(request, u)
+                total = request.headers.get("OC-Total-Length")
+                u.uploads[uid] = {"dest": dest, "total": int(total) if total and total.isdigit() else None,
+                                  "chunks": {}, "mtime": int(time.time())}
+                return web.Response(status=201)
+            if up is None:
+                return sabre_error(404, "NotFound", "Upload not found")
+            if m == "PROPFIND":
+                depth = request.headers.get("Depth", "1")
+                out = [(prefix + urllib.parse.quote(uid) + "/", [(DAV, "resourcetype", "<d:collection/>")], [])]
+                if depth == "1":
+                    for n in sorted(up["chunks"]):
+                        blob, size = up["chunks"][n]
+                        out.append((prefix + urllib.parse.quote(uid) + "/" + f"{n:05d}",
+                                    [(DAV, "getcontentlength", str(size)), (DAV, "resourcetype", ""),
+                                     (DAV, "getetag", f"&quot;{n}-{size}&quot;")], []))
+                return multistatus(out)
+            if m == "DELETE":
+                for blob, _ in up["chunks"].values():
+                    if os.path.exists(blob):
+                        os.remove(blob)
+                del u.uploads[uid]
+                return web.Response(status=204)
+            return sabre_error(405, "MethodNotAllowed", "Not allowed")
+        if up is None:
+            return sabre_error(404, "NotFound", "Upload not found")
+        name = segs[1]
+        if name == ".file" and m == "MOVE":
+            return await self.assemble(request, u, uid, up)
+        if m == "PUT":
+            try:
+                n = int(name)
+            except ValueError:
+                return sabre_error(400, "BadRequest", "Chunk name must be a number")
+            if not 1 <= n <= CHUNK_MAX:
+                return sabre_error(400, "BadRequest", "Chunk number out of range")
+            recount(u)
+            # Over quota: MKCOL succeeded, the first chunk gets 507 (observed).
+            if up["total"] is not None and up["total"] > u.free():
+                await request.read()
+                return sabre_error(507, "InsufficientStorage",
+                                   f"Insufficient space in /{u.name}/uploads/{uid}, {up['total']} required, {u.free()} available")
+            self.store.stats["chunk_puts"].append(n)
+            blob, size = await self.receive_body(request)
+            length = request.headers.get("Content-Length")
+            if length is not None and size != int(length):
+                os.remove(blob)
+                return sabre_error(400, "BadRequest", "Expected filesize mismatch")
+            old = up["chunks"].get(n)
+            if old and os.path.exists(old[0]):
+                os.remove(old[0])
+            up["chunks"][n] = (blob, size)
+            return web.Response(status=201, headers={"ETag": f'"{n}-{size}"'})
+        if m == "GET":
+            c = up["chunks"].get(int(name)) if name.isdigit() else None
+            if c is None:
+                return sabre_error(404, "NotFound", "Chunk not found")
+            return web.FileResponse(c[0])
+        return sabre_error(405, "MethodNotAllowed", "Not allowed")
+
+    async def assemble(self, request, u, uid, up):
+        dest = self.dest_segments(request, u) or up["dest"]
+        if not dest:
+            return sabre_error(400, "BadRequest", "The destination header was not supplied or is invalid")
+        total = sum(size for _, size in up["chunks"].values())
+        expected = request.headers.get("OC-Total-Length")
+        expected = int(expected) if expected and expected.isdigit() else up["total"]
+        if expected is not None and expected != total:
+            return sabre_error(400, "BadRequest", f"Chunks on server do not sum up to {expected} but to {total} bytes")
+        parent = lookup(u.root, dest[:-1])
+        if parent is None or not parent.is_dir:
+            return sabre_error(409, "Conflict", "Parent node does not exist")
+        node = parent.children.get(dest[-1])
+        if node is not None and node.is_dir:
+            return sabre_error(409, "Conflict", "A folder exists at the destination")
+        pre = self.check_preconditions(request, node)
+        if pre is not None:
+            return pre
+        recount(u)
+        if total > u.free() + (node.size if node else 0):
+            return sabre_error(507, "InsufficientStorage", f"Insufficient space, {total} required, {u.free()} available")
+        blob = self.store.new_blob_path()
+        with open(blob, "wb") as out:
+            for n in sorted(up["chunks"]):
+                with open(up["chunks"][n][0], "rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+                os.remove(up["chunks"][n][0])
+        del u.uploads[uid]
+        mtime = self.parse_mtime(request)
+        node, created = self.place_file(u, parent, dest[-1], blob, total, mtime)
+        return web.Response(status=201 if created else 204, headers=self.file_headers(node, mtime is not None))
+
+    # ------------------------------------------------ bulk upload
+
+    async def bulk(self, request, user):
+        self.store.stats["bulk_posts"] += 1
+        u = self.store.user(user)
+        ctype = request.headers.get("Content-Type", "")
+        if not ctype.startswith("multipart/related") or "boundary=" in ctype is False:
+            return sabre_error(400, "BadRequest", "Content-Type must be multipart/related")
+        boundary = None
+        for part in ctype.split(";"):
+            part = part.strip()
+            if part.startswith("boundary="):
+                boundary = part[len("boundary="):].strip('"')
+        if not boundary:
+            return sabre_error(400, "BadRequest", "Boundary not found")
+        body = await request.read()
+        written = {}
+        delim = b"--" + boundary.encode()
+        pos = 0
+
+        def bad(status, msg):
+            return web.Response(status=status, body=json.dumps(written).encode(), content_type="application/json",
+                                headers={"X-Error": msg})
+
+        # Skip to the first boundary.
+        i = body.find(delim, pos)
+        if i < 0:
+            return bad(400, "no boundary in body")
+        pos = i
+        while True:
+            if body.startswith(delim + b"--", pos):
+                break
+            if not body.startswith(delim, pos):
+                return bad(400, "expected a boundary")
+            pos += len(delim)
+            if body.startswith(b"\r\n", pos):
+                pos += 2
+            else:
+                return bad(400, "expected CRLF after the boundary")
+            headers = {}
+            while True:
+                end = body.find(b"\r\n", pos)
+                if end < 0:
+                    return bad(400, "unterminated headers")
+                line = body[pos:end]
+                pos = end + 2
+                if line == b"":
+                    break
+                k, _, v = line.decode("utf-8", "replace").partition(":")
+                headers[k.strip().lower()] = v.strip()
+            if "content-length" not in headers:
+                return bad(411, "The Content-Length header must not be null.")
+            length = int(headers["content-length"])
+            content = body[pos:pos + length]
+            if len(content) != length:
+                return bad(400, "body shorter than its Content-Length")
+            pos += length
+            if body.startswith(b"\r\n", pos):
+                pos += 2
+            checksum = headers.get("oc-checksum", "")
+            md5 = None
+            if checksum.lower().startswith("md5:"):
+                md5 = checksum[4:].strip().lower()
+            elif headers.get("x-file-md5"):
+                md5 = headers["x-file-md5"].strip().lower()
+            if md5 is None:
+                return bad(400, "The X-File-MD5 header must not be null.")
+            if hashlib.md5(content).hexdigest() != md5:
+                return bad(400, "Computed md5 hash is incorrect.")
+            fpath = headers.get("x-file-path")
+            if not fpath:
+                return bad(400, "The X-File-Path header must not be null.")
+            written[fpath] = self.bulk_write(u, fpath, content, headers.get("x-oc-mtime"))
+        return web.json_response(written)
+
+    def bulk_write(self, u, fpath, content, mtime):
+        segs = split(fpath)
+        key = (u.name, "/" + "/".join(segs))
+        if key in self.store.fail_next:
+            self.store.fail_next.discard(key)
+            return {"error": True, "message": "Injected failure"}
+        if not segs:
+            return {"error": True, "message": "Invalid path"}
+        parent = lookup(u.root, segs[:-1])
+        if parent is None or not parent.is_dir:
+            return {"error": True, "message": f"Parent folder of {fpath} does not exist"}
+        node = parent.children.get(segs[-1])
+        if node is not None and node.is_dir:
+            return {"error": True, "message": f"{fpath} is a folder"}
+        if (node is not None and "W" not in node.permissions()) or (node is None and "C" not in parent.permissions()):
+            return {"error": True, "message": "Could not write file: read-only"}
+        recount(u)
+        if len(content) > u.free():
+            return {"error": True, "message": f"Insufficient space, {len(content)} required, {u.free()} available"}
+        blob = self.store.new_blob_path()
+        with open(blob, "wb") as fh:
+            fh.write(content)
+        try:
+            mt = int(float(mtime)) if mtime else None
+        except ValueError:
+            mt = None
+        node, _ = self.place_file(u, parent, segs[-1], blob, len(content), mt)
+        return {"error": False, "etag": node.etag, "fileid": f"{node.fileid:08d}{self.store.instance}",
+                "permissions": node.permissions()}
+
+    # ------------------------------------------------ trashbin
+
+    async def trashbin(self, request, u, segs):
+        m = request.method
+        prefix = f"/remote.php/dav/trashbin/{u.name}/"
+        if segs[:1] == ["trash"]:
+            if len(segs) == 1:
+                if m == "PROPFIND":
+                    asked = parse_propfind(await request.text())
+                    out = [(prefix + "trash/", [(DAV, "resourcetype", "<d:collection/>")], [])]
+                    if request.headers.get("Depth", "1") == "1":
+                        for item in u.trash:
+                            out.append(self.trash_props(prefix, item, asked))
+                    return multistatus(out)
+                if m == "DELETE":
+                    u.trash.clear()
+                    return web.Response(status=204)
+                return sabre_error(405, "MethodNotAllowed", "Not allowed")
+            item = next((t for t in u.trash if t["key"] == segs[1]), None)
+            if item is None:
+                return sabre_error(404, "NotFound", "Trash item not found")
+            if m == "PROPFIND":
+                return multistatus([self.trash_props(prefix, item, parse_propfind(await request.text()))])
+            if m == "DELETE":
+                u.trash.remove(item)
+                return web.Response(status=204)
+            if m == "MOVE":
+                dest = urllib.parse.unquote(urllib.parse.urlsplit(request.headers.get("Destination", "")).path)
+                if not dest.startswith(prefix + "restore/"):
+                    return sabre_error(400, "BadRequest", "Restore destination must be the restore folder")
+                u.trash.remove(item)
+                node = item["node"]
+                parent = lookup(u.root, split(item["location"]))
+                if parent is None or not parent.is_dir:
+                    parent = u.root  # the original folder is gone: restore at the root, as Nextcloud does
+                name = node.name
+                if name in parent.children:
+                    base, dot, ext = name.rpartition(".")
+                    name = f"{base} (restored).{ext}" if dot and base else f"{name} (restored)"
+                node.name = name
+                node.parent = parent
+                parent.children[name] = node
+                propagate(parent)
+                recount(u)
+                return web.Response(status=201)
+            return sabre_error(405, "MethodNotAllowed", "Not allowed")
+        return sabre_error(404, "NotFound", "Not found")
+
+    def trash_props(self, prefix, item, asked):
+        node = item["node"]
+        values = {
+            (DAV, "resourcetype"): "<d:collection/>" if node.is_dir else "",
+            (DAV, "getcontentlength"): str(node.tree_size()),
+            (DAV, "getetag"): f"&quot;{node.etag}&quot;",
+            (DAV, "getlastmodified"): http_date(node.mtime),
+            (OC, "fileid"): str(node.fileid),
+            (OC, "size"): str(node.tree_size()),
+            (NC, "trashbin-filename"): xml_escape(item["name"]),
+            (NC, "trashbin-original-location"): xml_escape("/".join(split(item["location"]) + [item["name"]])),
+            (NC, "trashbin-deletion-time"): str(item["deleted"]),
+        }
+        keys = asked if asked is not None else list(values)
+        found = [(ns, n, values[(ns, n)]) for ns, n in keys if (ns, n) in values]
+        missing = [(ns, n) for ns, n in keys if (ns, n) not in values]
+        return (prefix + "trash/" + urllib.parse.quote(item["key"], safe="") + ("/" if node.is_dir else ""), found, missing)
+
+    # ------------------------------------------------ versions
+
+    def find_by_id(self, u, fileid):
+        stack = [u.root]
+        while stack:
+            n = stack.pop()
+            if n.fileid == fileid:
+                return n
+            if n.is_dir:
+                stack.extend(n.children.values())
+        return None
+
+    async def versions(self, request, u, segs):
+        m = request.method
+        prefix = f"/remote.php/dav/versions/{u.name}/"
+        if segs[:1] != ["versions"] or len(segs) < 2:
+            return sabre_error(404, "NotFound", "Not found")
+        try:
+            fileid = int(segs[1])
+        except ValueError:
+            return sabre_error(404, "NotFound", "Not found")
+        node = self.find_by_id(u, fileid)
+        if node is None or node.is_dir:
+            return sabre_error(404, "NotFound", "File not found")
+        vs = u.versions.get(fileid, [])
+        base = f"{prefix}versions/{fileid}/"
+        if len(segs) == 2:
+            if m != "PROPFIND":
+                return sabre_error(405, "MethodNotAllowed", "Not allowed")
+            asked = parse_propfind(await request.text())
+            out = [(base, [(DAV, "resourcetype", "<d:collection/>")], [])]
+            if request.headers.get("Depth", "1") == "1":
+                for v in sorted(vs, key=lambda v: -v["ts"]):
+                    values = {(DAV, "getcontentlength"): str(v["size"]), (DAV, "getlastmodified"): http_date(v["ts"]),
+                              (DAV, "getetag"): f"&quot;{v['etag']}&quot;", (DAV, "resourcetype"): "",
+                              (DAV, "getcontenttype"): "application/octet-stream"}
+                    keys = asked if asked is not None else list(values)
+                    out.append((base + str(v["ts"]), [(ns, n, values[(ns, n)]) for ns, n in keys if (ns, n) in values],
+                                [(ns, n) for ns, n in keys if (ns, n) not in values]))
+            return multistatus(out)
+        v = next((v for v in vs if str(v["ts"]) == segs[2]), None)
+        if v is None:
+            return sabre_error(404, "NotFound", "Version not found")
+        if m == "GET":
+            return web.FileResponse(v["blob"])
+        if m == "MOVE":
+            dest = urllib.parse.unquote(urllib.parse.urlsplit(request.headers.get("Destination", "")).path)
+            if not dest.startswith(prefix + "restore"):
+                return sabre_error(400, "BadRequest", "Restore destination must be the restore folder")
+            vs.remove(v)
+            blob = self.store.new_blob_path()
+            shutil.copyfile(v["blob"], blob)
+            os.remove(v["blob"])
+            self.place_file(u, node.parent, node.name, blob, v["size"], v["ts"])
+            return web.Response(status=204)
+        return sabre_error(405, "MethodNotAllowed", "Not allowed")
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Nextcloud test double (not Nextcloud)")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--issuer", default=os.environ.get("PASSERELLE_TEST_ISSUER"))
+    ap.add_argument("--user", action="append", default=[], help="USER:APP_PASSWORD[:QUOTA]")
+    ap.add_argument("--no-bearer", action="store_true")
+    args = ap.parse_args()
+
+    shutil.rmtree(args.data, ignore_errors=True)
+    store = Store(args.data)
+    store.bearer = not args.no_bearer
+    for spec in args.user:
+        name, pw, *rest = spec.split(":")
+        store.user(name, int(rest[0]) if rest else DEFAULT_QUOTA)
+        store.app_passwords[pw] = name
+    server = Server(store, args.issuer)
+    app = web.Application(middlewares=[server.middleware], client_max_size=256 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", server.dispatch)
+
+    async def run():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", args.port)
+        await site.start()
+        print(site._server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
