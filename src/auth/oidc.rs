@@ -134,11 +134,11 @@ impl Provider {
             TokenFailure::Network(reason) => AuthError::Network(reason),
             // invalid_grant: revoked, expired or already used (rotation). The member must log
             // in again; anything else from the server is no better.
-            TokenFailure::Refused { description, .. } => AuthError::LoginRequired(if description.is_empty() {
-                "the session was ended by the server".into()
-            } else {
-                description
-            }),
+            // The server's description is for developers ("Token is not active"); say it plainly.
+            TokenFailure::Refused { error, description } => {
+                tracing::debug!(%error, %description, "refresh refused");
+                AuthError::LoginRequired("your session was ended by the server".into())
+            }
         })
     }
 

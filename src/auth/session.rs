@@ -28,12 +28,21 @@ pub(crate) struct Stored {
     pub refresh_token: String,
 }
 
+/// What is left of a session the server ended.
+#[derive(Serialize, Deserialize)]
+struct Ended {
+    ended: String,
+}
+
 impl Stored {
     pub fn load(store: &SecretStore) -> Result<Option<Stored>, AuthError> {
         match store.get(KEY)? {
             None => Ok(None),
             Some(text) => match serde_json::from_str(&text) {
                 Ok(stored) => Ok(Some(stored)),
+                Err(_) if serde_json::from_str::<Ended>(&text).is_ok() => Err(AuthError::LoginRequired(
+                    serde_json::from_str::<Ended>(&text).map(|e| e.ended).unwrap_or_default(),
+                )),
                 // A damaged entry cannot be used; a fresh login is the only way forward.
                 Err(_) => Err(AuthError::LoginRequired("the saved session is unreadable".into())),
             },
@@ -42,6 +51,15 @@ impl Stored {
 
     fn save(&self, store: &SecretStore) -> Result<(), AuthError> {
         let text = serde_json::to_string(self).map_err(|e| AuthError::LoginRequired(e.to_string()))?;
+        store.set(KEY, &text)?;
+        Ok(())
+    }
+
+    /// Replaces the dead tokens by a note saying why, so that the next command, even in
+    /// another process, says "please log in again" rather than "not logged in".
+    fn mark_ended(store: &SecretStore, reason: &str) -> Result<(), AuthError> {
+        let text = serde_json::to_string(&Ended { ended: reason.to_string() })
+            .map_err(|e| AuthError::LoginRequired(e.to_string()))?;
         store.set(KEY, &text)?;
         Ok(())
     }
@@ -221,10 +239,10 @@ impl Session {
         let fresh = match answer {
             Ok(fresh) => fresh,
             Err(e) => {
-                if e.needs_login() {
+                if let AuthError::LoginRequired(reason) = &e {
                     // The server ended the session: the stored tokens are worthless now.
                     tracing::warn!("the login server refused the refresh: the member must log in again");
-                    Stored::delete(&self.shared.store)?;
+                    Stored::mark_ended(&self.shared.store, reason)?;
                 }
                 return Err(e);
             }

@@ -1,0 +1,383 @@
+//! The one login, end to end: the real Keycloak, its real login page in a real Chromium, the
+//! real keychain (gnome-keyring under dbus-run-session, when `scripts/test` provides it).
+mod support;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::Stdio,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use passerelle::{
+    auth::{self, AuthError, LoginOptions, Session},
+    browser::Opener,
+    config::Profile,
+};
+use support::{Browser, Home, KeycloakAdmin};
+
+/// Every log line of this test binary, at debug level, to check that no secret is ever logged.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || Sink(writer.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn stored_tokens(home: &Home) -> serde_json::Value {
+    let text = home.secrets().get("oidc").expect("secret store").expect("tokens stored");
+    serde_json::from_str(&text).expect("stored JSON")
+}
+
+fn write_profile(home: &Home, profile: &Profile) -> std::path::PathBuf {
+    let path = home.path().join("profile.json");
+    std::fs::write(&path, serde_json::to_string(profile).expect("JSON")).expect("write profile");
+    path
+}
+
+/// The member runs `passerelle login`, fills Keycloak's form in the browser, and is logged in;
+/// a new process (a restart) still knows her, and the secrets are in the keychain.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_login_then_whoami_in_a_new_process() {
+    let home = support::home();
+    let profile_file = write_profile(&home, &support::profile());
+    let mut cmd = support::cli(&home);
+    // This test uses the real keychain when there is one, like a member's laptop.
+    cmd.env_remove("PASSERELLE_SECRETS");
+    let mut child = cmd
+        .args(["login", "--profile"])
+        .arg(&profile_file)
+        .arg("--no-browser")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passerelle login");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
+    })
+    .await
+    .expect("join")
+    .expect("read the login URL");
+    assert!(url.starts_with(&support::env("PASSERELLE_TEST_ISSUER")), "printed URL: {url}");
+    for expected in ["code_challenge_method=S256", "code_challenge=", "state=", "nonce=", "offline_access", "redirect_uri=http%3A%2F%2F127.0.0.1%3A"] {
+        assert!(url.contains(expected), "{expected} missing from {url}");
+    }
+
+    let started = std::time::Instant::now();
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let login_ms = started.elapsed().as_millis();
+    let page = browser.source().await;
+    browser.quit().await;
+    assert!(output.status.success(), "login failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(page.contains("Vous pouvez fermer cet onglet"), "callback page: {page}");
+    eprintln!("login (browser start + form + exchange + validation): {login_ms} ms");
+
+    let mut whoami = support::cli(&home);
+    whoami.env_remove("PASSERELLE_SECRETS");
+    let out = whoami.args(["whoami", "--json"]).output().expect("whoami");
+    assert!(out.status.success(), "whoami: {}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("whoami JSON");
+    assert_eq!(info["name"], "Alice Martin");
+    assert_eq!(info["email"], "alice@example.coop");
+    assert_eq!(info["username"], "alice");
+    if std::env::var("PASSERELLE_TEST_KEYCHAIN").is_ok_and(|v| v == "1") {
+        assert_eq!(info["secrets_location"], "OS keychain", "a keychain is running: secrets must go there");
+        assert!(!home.dirs().data.join("secrets.json").exists(), "no secrets file when a keychain exists");
+    }
+    // The settings remember the organisation, and hold no secret.
+    let settings = std::fs::read_to_string(home.dirs().config.join("settings.json")).expect("settings saved");
+    assert!(settings.contains("\"client_id\": \"passerelle\""));
+    assert!(!settings.contains("refresh_token") && !settings.contains("eyJ"), "settings must hold no token");
+
+    // Logging out revokes and forgets; the next command says plainly to log in.
+    let mut logout = support::cli(&home);
+    logout.env_remove("PASSERELLE_SECRETS");
+    let out = logout.arg("logout").output().expect("logout");
+    assert!(out.status.success(), "logout: {}", String::from_utf8_lossy(&out.stderr));
+    let mut whoami = support::cli(&home);
+    whoami.env_remove("PASSERELLE_SECRETS");
+    let out = whoami.arg("whoami").output().expect("whoami");
+    assert_eq!(out.status.code(), Some(3), "whoami after logout must exit 3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failures: Vec<&str> = stderr.lines().filter(|l| l.starts_with("passerelle: ")).collect();
+    assert_eq!(failures.len(), 1, "one plain line: {stderr}");
+    assert!(failures[0].contains("not logged in"), "message: {stderr}");
+}
+
+/// The access token expires (20 s in the test realm); the session refreshes ahead of expiry,
+/// concurrent callers share one refresh, the rotated refresh token is stored, and a restart
+/// (a new handle from the store) stays logged in.
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_is_single_flight_rotates_and_survives_restart() {
+    let home = support::home();
+    let session = support::login("alice", "alice-pass-1", &home).await;
+    let first = session.access_token().await.expect("token");
+    let first_refresh = stored_tokens(&home)["refresh_token"].as_str().expect("refresh").to_string();
+
+    // Wait for the refresh window, polling the stored expiry rather than sleeping blindly.
+    let expires = stored_tokens(&home)["access_expires_at"].as_u64().expect("expiry");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while now() + 5 < expires {
+        assert!(tokio::time::Instant::now() < deadline, "expiry never came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Eight callers at once: with rotation, a second refresh with the same refresh token would
+    // be refused by Keycloak, so all succeeding with one token proves the single flight.
+    let calls = (0..8).map(|_| {
+        let s = session.clone();
+        tokio::spawn(async move { s.access_token().await })
+    });
+    let tokens: Vec<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("join").expect("refreshed token"))
+        .collect();
+    assert!(tokens.iter().all(|t| t == &tokens[0]), "all callers share one refresh");
+    assert_ne!(tokens[0], first, "the token was refreshed");
+    let second_refresh = stored_tokens(&home)["refresh_token"].as_str().expect("refresh").to_string();
+    assert_ne!(second_refresh, first_refresh, "the rotated refresh token was stored");
+
+    // Restart: a new handle from the stored secrets works and knows who it is.
+    drop(session);
+    let restored = Session::restore(passerelle::http::client(), support::profile(), home.secrets()).expect("restore");
+    assert_eq!(restored.identity().name, "Alice Martin");
+    let token = restored.access_token().await.expect("token after restart");
+    assert_eq!(token, tokens[0], "no needless refresh right after a restart");
+    let userinfo = reqwest::Client::new()
+        .get(format!("{}/protocol/openid-connect/userinfo", support::env("PASSERELLE_TEST_ISSUER")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("userinfo");
+    let status = userinfo.status();
+    let www = format!("{:?}", userinfo.headers().get("www-authenticate"));
+    let userinfo: serde_json::Value = userinfo.json().await.unwrap_or_else(|e| panic!("userinfo {status} {www}: {e}"));
+    assert_eq!(userinfo["preferred_username"], "alice");
+
+    // The old refresh token is dead (rotation): prove it against Keycloak directly.
+    let token_url = format!("{}/protocol/openid-connect/token", support::env("PASSERELLE_TEST_ISSUER"));
+    let old = reqwest::Client::new()
+        .post(&token_url)
+        .form(&[("grant_type", "refresh_token"), ("client_id", "passerelle"), ("refresh_token", first_refresh.as_str())])
+        .send()
+        .await
+        .expect("keycloak");
+    assert_eq!(old.status(), 400, "the previous refresh token must be refused");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// An administrator ends Carole's sessions (a stolen laptop): the app says "log in again".
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_by_the_administrator_means_log_in_again() {
+    let home = support::home();
+    let session = support::login("carol", "carol-pass-1", &home).await;
+    let token = session.access_token().await.expect("token");
+    KeycloakAdmin::connect().await.revoke_sessions("carol").await;
+    let err = session.refresh_after_rejection(&token).await.expect_err("the refresh must be refused");
+    assert_eq!(err.code(), "login_required", "{err}");
+    assert!(err.to_string().starts_with("please log in again"), "{err}");
+    // The dead tokens were forgotten, and the CLI says so in one plain line.
+    let left = home.secrets().get("oidc").expect("store").expect("a note is left");
+    assert!(!left.contains(&token) && !left.contains("refresh_token"), "no token is kept: {left}");
+    let out = support::cli(&home).arg("whoami").output().expect("whoami");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("please log in again (your session was ended by the server)"), "{stderr}");
+}
+
+/// Starts a login whose browser step is played by the test: returns the authorization URL and
+/// the pending login.
+async fn start_login(
+    profile: Profile,
+    timeout: Duration,
+) -> (String, tokio::task::JoinHandle<Result<Session, AuthError>>) {
+    let home = support::home();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = LoginOptions {
+        opener: Opener::hook(move |url| {
+            let _ = tx.send(url.to_string());
+            Ok(())
+        }),
+        timeout,
+    };
+    let store = home.secrets();
+    let task = tokio::spawn(async move {
+        let _home = home;
+        auth::login(&passerelle::http::client(), &profile, &store, &options).await
+    });
+    let url = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("URL in time").expect("URL");
+    (url, task)
+}
+
+fn query(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+async fn outcome(task: tokio::task::JoinHandle<Result<Session, AuthError>>) -> Result<Session, AuthError> {
+    tokio::time::timeout(Duration::from_secs(60), task).await.expect("login ends").expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_callback_with_the_wrong_state_is_refused() {
+    let (url, task) = start_login(support::profile(), Duration::from_secs(60)).await;
+    let redirect = query(&url, "redirect_uri");
+    let answer = reqwest::get(format!("{redirect}?code=stolen&state=not-the-one")).await.expect("callback");
+    assert_eq!(answer.status(), 400);
+    let err = outcome(task).await.expect_err("refused");
+    assert_eq!(err.code(), "state_mismatch", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_denied_in_the_browser_is_a_cancel() {
+    let (url, task) = start_login(support::profile(), Duration::from_secs(60)).await;
+    let redirect = query(&url, "redirect_uri");
+    let state = query(&url, "state");
+    let page = reqwest::get(format!("{redirect}?error=access_denied&state={state}")).await.expect("callback");
+    assert!(page.text().await.expect("page").contains("n'a pas abouti"));
+    let err = outcome(task).await.expect_err("refused");
+    assert_eq!(err.code(), "cancelled", "{err}");
+    assert_eq!(err.to_string(), "the login was cancelled in the browser");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_callback_is_single_use() {
+    let (url, task) = start_login(support::profile(), Duration::from_secs(90)).await;
+    let redirect = query(&url, "redirect_uri");
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
+    let session = outcome(task).await.expect("the first callback logs in");
+    browser.quit().await;
+    assert_eq!(session.identity().name, "Alice Martin");
+    // A replay of the callback finds nobody listening.
+    let state = query(&url, "state");
+    let replay = reqwest::get(format!("{redirect}?code=again&state={state}")).await;
+    assert!(replay.is_err(), "the listener must be closed after one callback");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_coming_back_times_out() {
+    let (_url, task) = start_login(support::profile(), Duration::from_millis(1500)).await;
+    let err = outcome(task).await.expect_err("timeout");
+    assert_eq!(err.code(), "timeout", "{err}");
+}
+
+/// A proxy in front of the real Keycloak, spoiling one thing (see tests/servers/oidc_proxy.py).
+struct Proxy {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl Proxy {
+    fn start(mode: &str) -> Proxy {
+        let python = format!("{}/.cache/passerelle-dev/venv/bin/python", std::env::var("HOME").expect("HOME"));
+        let python = std::env::var("PASSERELLE_TEST_PYTHON").unwrap_or(python);
+        let mut child = std::process::Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/servers/oidc_proxy.py"))
+            .args(["--upstream", &support::env("PASSERELLE_TEST_KEYCLOAK"), "--mode", mode])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the proxy");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+        let port: u16 = line.trim().parse().expect("the proxy prints its port");
+        Proxy { child, issuer: format!("http://127.0.0.1:{port}/realms/passerelle") }
+    }
+
+    fn profile(&self) -> Profile {
+        let mut profile = support::profile();
+        profile.issuer = url::Url::parse(&self.issuer).expect("URL");
+        profile
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discovery_document_naming_another_issuer_is_refused() {
+    let proxy = Proxy::start("wrong-issuer");
+    let home = support::home();
+    let err = auth::login(&passerelle::http::client(), &proxy.profile(), &home.secrets(), &LoginOptions::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), "wrong_issuer", "{err}");
+    assert!(err.to_string().contains("sso.attacker.example"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_id_token_is_refused_and_nothing_is_stored() {
+    let proxy = Proxy::start("tamper-id-token");
+    let home = support::home();
+    let err = support::login_with("alice", "alice-pass-1", &home, &proxy.profile()).await.expect_err("refused");
+    assert_eq!(err.code(), "invalid_id_token", "{err}");
+    assert!(home.secrets().get("oidc").expect("store").is_none(), "nothing stored from a forged login");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_login_server_is_reported_as_such() {
+    let mut profile = support::profile();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    profile.issuer = url::Url::parse(&format!("http://127.0.0.1:{port}/realms/passerelle")).expect("URL");
+    let home = support::home();
+    let err = auth::login(&passerelle::http::client(), &profile, &home.secrets(), &LoginOptions::default())
+        .await
+        .expect_err("unreachable");
+    assert_eq!(err.code(), "discovery_unreachable", "{err}");
+    assert!(err.to_string().contains("cannot be reached"), "{err}");
+}
+
+/// Debug logs of a login and a refresh hold none of the secrets.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_ever_appears_in_the_logs() {
+    let logs = captured_logs();
+    let home = support::home();
+    let session = support::login("alice", "alice-pass-1", &home).await;
+    let access = session.access_token().await.expect("token");
+    let refreshed = session.refresh_after_rejection(&access).await.expect("refresh");
+    let stored = stored_tokens(&home);
+    let text = String::from_utf8(logs.lock().expect("logs").clone()).expect("UTF-8 logs");
+    assert!(text.contains("exchanging it"), "debug logs were captured: {text}");
+    assert!(text.contains("access token refreshed"), "the refresh was logged");
+    for secret in [access.as_str(), refreshed.as_str(), stored["refresh_token"].as_str().expect("refresh token")] {
+        assert!(!text.contains(secret), "a token leaked into the logs");
+        // Not even a recognisable piece of it.
+        assert!(!text.contains(&secret[secret.len() - 24..]), "a token's tail leaked into the logs");
+    }
+}
