@@ -1,1 +1,264 @@
-//! (being written)
+//! Rocket.Chat unread and mention counts, live, from the one login.
+//!
+//! The member's Keycloak access token logs in to the chat (`POST /api/v1/login`); the chat's
+//! own login token is kept in the secret store under "chat" and renewed silently on 401. The
+//! counts follow the official apps' rules ([`counts`]); a DDP websocket keeps them live, so an
+//! idle member costs the server nothing but the open socket and its pings.
+//!
+//! # Public API (stable: the desktop shell builds on it)
+//! - [`Chat::start`]`(session) -> `[`ChatHandle`] starts the background task (login, first load,
+//!   websocket, reconnects, catch-up, fallback polling). [`Chat::start_with`] takes
+//!   [`ChatOptions`]. Needs a tokio runtime. The task stops when the last clone of the handle is
+//!   dropped.
+//! - [`ChatHandle::counts`]` -> watch::Receiver<`[`ChatState`]`>`: `Loading`, `Ready(ChatCounts)`,
+//!   `Offline { last, reason }` (retrying), `Unavailable { reason, chat_url }` (the server has no
+//!   access-token login: show the chat link without counts), `NotConfigured` (no chat in the
+//!   profile), `Failed { code, message }` (stopped: a new login or token is needed).
+//!   Serialized with a `"state"` tag, e.g. `{"state":"ready","total":3,"label":"3",...}`.
+//! - [`ChatHandle::events`]` -> broadcast::Receiver<`[`ChatEvent`]`>`: a new mention or direct
+//!   message (room, sender, excerpt, url), at most once per message, never for what was already
+//!   there when the task started.
+//! - [`ChatHandle::rest_requests`]: REST requests made so far (the idle cost).
+//! - [`fetch_counts`]`(&session)`: one REST load, for the CLI.
+//! - [`use_personal_token`]`(&session, user_id, token)` and [`forget`]`(&session)`: the
+//!   advanced setting (a personal access token instead of the access-token login).
+//! - [`counts::count`], [`ChatCounts`], [`RoomCount`]: the pure counting rules and their result.
+//!
+//! Invariants: the counting rules know nothing of HTTP or sockets; tokens are never logged.
+pub mod counts;
+mod ddp;
+mod live;
+mod rest;
+
+use std::{
+    sync::{atomic::AtomicU64, Arc},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{broadcast, watch};
+use url::Url;
+
+pub use counts::{ChatCounts, RoomCount, RoomKind};
+pub use rest::CredentialKind;
+
+use crate::auth::{AuthError, SecretError, Session};
+
+/// The plain words for a server without access-token login.
+pub const UNAVAILABLE: &str = "chat counts unavailable on this server";
+
+#[derive(Debug, Error)]
+pub enum ChatError {
+    #[error("no chat server is set up for this organisation")]
+    NotConfigured,
+    #[error("{UNAVAILABLE} ({0}); the chat still opens in the browser")]
+    Unavailable(String),
+    #[error("the chat refused the login: {0}")]
+    LoginRefused(String),
+    #[error("the chat refused the personal access token: set a new one")]
+    PersonalTokenRefused,
+    #[error("the chat server asks to slow down; trying again in {} s", retry_after.as_secs())]
+    RateLimited { retry_after: Duration },
+    #[error("the chat server cannot be reached: {0}")]
+    Network(String),
+    #[error("the chat server answered with an error ({status}{})", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Server { status: u16, message: String },
+    #[error("the chat server's answer could not be read: {0}")]
+    BadAnswer(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+}
+
+impl ChatError {
+    /// A stable code for scripts and the IPC boundary.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::NotConfigured => "chat_not_configured",
+            ChatError::Unavailable(_) => "chat_unavailable",
+            ChatError::LoginRefused(_) => "chat_login_refused",
+            ChatError::PersonalTokenRefused => "chat_token_refused",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::Network(_) => "offline",
+            ChatError::Server { .. } => "server_error",
+            ChatError::BadAnswer(_) => "bad_answer",
+            ChatError::Auth(e) => e.code(),
+            ChatError::Secrets(_) => "secrets",
+        }
+    }
+}
+
+/// What the tray shows about the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ChatState {
+    Loading,
+    Ready(ChatCounts),
+    /// The server cannot be reached; retrying. `last`: the counts known before.
+    Offline { last: Option<ChatCounts>, reason: String },
+    /// The server has no access-token login: offer the chat link without counts.
+    Unavailable { reason: String, chat_url: Option<String> },
+    NotConfigured,
+    /// Stopped until the member logs in again or sets a new token.
+    Failed { code: String, message: String },
+}
+
+impl ChatState {
+    /// The counts to show, current or last known.
+    pub fn counts(&self) -> Option<&ChatCounts> {
+        match self {
+            ChatState::Ready(c) => Some(c),
+            ChatState::Offline { last, .. } => last.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatEventKind {
+    Mention,
+    DirectMessage,
+}
+
+/// A message that deserves a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatEvent {
+    pub kind: ChatEventKind,
+    /// The message's id: one event per message.
+    pub message_id: String,
+    pub rid: String,
+    /// The room's display name (the sender's name for a direct message).
+    pub room: String,
+    /// The sender's display name.
+    pub sender: String,
+    /// The start of the message, when the stream carries it.
+    pub excerpt: Option<String>,
+    /// Where one click opens the room.
+    pub url: String,
+}
+
+/// Tuning of the live task; the defaults are what the app uses.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// First reconnect delay; doubles on each failure, with jitter.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// While the websocket is down, poll `subscriptions.get?updatedSince=` at most this often.
+    pub poll_every: Duration,
+    /// A silent websocket is pinged after this long, and dropped after as long again.
+    pub socket_idle: Duration,
+}
+
+impl Default for ChatOptions {
+    fn default() -> Self {
+        ChatOptions {
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(5 * 60),
+            poll_every: Duration::from_secs(60),
+            socket_idle: Duration::from_secs(45),
+        }
+    }
+}
+
+/// The chat's web address from the profile, normalised to end with `/`.
+pub fn chat_url(session: &Session) -> Option<Url> {
+    let mut url = session.profile().rocketchat.clone()?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Some(url)
+}
+
+fn rest_for(session: &Session, requests: Arc<AtomicU64>) -> Result<rest::Rest, ChatError> {
+    let base = chat_url(session).ok_or(ChatError::NotConfigured)?;
+    Ok(rest::Rest::new(session.clone(), base, requests))
+}
+
+/// One REST load of the counts (login first when needed).
+pub async fn fetch_counts(session: &Session) -> Result<ChatCounts, ChatError> {
+    let rest = rest_for(session, Arc::default())?;
+    let page = rest.subscriptions(None).await?;
+    let mut ledger = counts::Ledger::default();
+    ledger.replace_all(&page.update);
+    Ok(ledger.counts(rest.base()))
+}
+
+/// Uses a personal access token (created in the chat's account settings) instead of the
+/// access-token login. It is checked against the server, then kept in the secret store.
+pub async fn use_personal_token(session: &Session, user_id: &str, token: &str) -> Result<(), ChatError> {
+    let rest = rest_for(session, Arc::default())?;
+    rest.use_personal_token(user_id.trim(), token.trim()).await
+}
+
+/// Forgets the chat's login token or personal access token.
+pub fn forget(session: &Session) -> Result<(), ChatError> {
+    session.secrets().delete(rest::SECRET_KEY)?;
+    Ok(())
+}
+
+/// Starts the live counts.
+pub struct Chat;
+
+impl Chat {
+    pub fn start(session: Session) -> ChatHandle {
+        Chat::start_with(session, ChatOptions::default())
+    }
+
+    pub fn start_with(session: Session, options: ChatOptions) -> ChatHandle {
+        let (state_tx, state_rx) = watch::channel(ChatState::Loading);
+        let (events_tx, _) = broadcast::channel(64);
+        let requests = Arc::new(AtomicU64::new(0));
+        let task = match rest_for(&session, requests.clone()) {
+            Ok(rest) => {
+                let live = live::Live::new(Arc::new(rest), state_tx, events_tx.clone(), options);
+                Some(tokio::spawn(live.run()))
+            }
+            Err(_) => {
+                let _ = state_tx.send(ChatState::NotConfigured);
+                None
+            }
+        };
+        ChatHandle { shared: Arc::new(Shared { state: state_rx, events: events_tx, task, requests }) }
+    }
+}
+
+/// A handle on the live counts. Clone it freely; dropping the last clone stops the task.
+#[derive(Clone)]
+pub struct ChatHandle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: watch::Receiver<ChatState>,
+    events: broadcast::Sender<ChatEvent>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    requests: Arc<AtomicU64>,
+}
+
+/// The drop guard: the background task lives as long as a handle does.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl ChatHandle {
+    pub fn counts(&self) -> watch::Receiver<ChatState> {
+        self.shared.state.clone()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<ChatEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// REST requests made to the chat server since the start.
+    pub fn rest_requests(&self) -> u64 {
+        self.shared.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

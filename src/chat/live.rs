@@ -1,0 +1,488 @@
+//! The background task behind [`super::ChatHandle`]: one full REST load, then the websocket.
+//! While the socket is up, nothing else touches the server. When it drops: reconnect with
+//! exponential back-off and jitter, poll `updatedSince` at most every `poll_every` meanwhile,
+//! and catch up with `updatedSince` once the socket is back (subscribed first, so that nothing
+//! falls between the catch-up and the stream).
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use rand::Rng;
+use serde_json::Value;
+use tokio::{
+    sync::{broadcast, watch},
+    time::Instant,
+};
+
+use super::{
+    counts::{self, Ledger, Subscription},
+    ddp::{Push, Socket, SocketFailure},
+    rest::Rest,
+    ChatError, ChatEvent, ChatEventKind, ChatOptions, ChatState, UNAVAILABLE,
+};
+
+/// How many message ids are remembered to never notify twice.
+const SEEN_CAPACITY: usize = 2048;
+/// Excerpts are cut to this many characters.
+const EXCERPT_CHARS: usize = 140;
+/// A socket that lived this long resets the back-off.
+const STABLE: Duration = Duration::from_secs(60);
+/// Messages older than the start by more than this are never notified (server clock slack).
+const CLOCK_SLACK_MS: i64 = 5_000;
+
+/// Exponential back-off with "equal jitter": half the delay fixed, half random, so that a
+/// hundred members whose server restarts do not all come back in the same second.
+pub(crate) struct Backoff {
+    min: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { min, max, failures: 0 }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let exp = self.min.saturating_mul(1u32 << self.failures.min(20)).min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        let half = exp / 2;
+        half + half.mul_f64(rand::rng().random_range(0.0..=1.0))
+    }
+}
+
+/// What to do after an error.
+enum Flow {
+    Retry(Duration),
+    Stop,
+}
+
+/// Message ids already notified, bounded.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Seen {
+    /// True the first time an id is seen.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= SEEN_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_string());
+        self.set.insert(id.to_string());
+        true
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub(crate) struct Live {
+    rest: Arc<Rest>,
+    state: watch::Sender<ChatState>,
+    events: broadcast::Sender<ChatEvent>,
+    options: ChatOptions,
+    ledger: Ledger,
+    /// False until a full load succeeded: the catch-up is then a full load.
+    loaded: bool,
+    seen: Seen,
+    /// Server time (ms) of the start: older messages are history, not news.
+    started_ms: i64,
+    last_rest: Instant,
+    /// The member's chat user id, from the credentials of the open socket.
+    me: Option<String>,
+}
+
+impl Live {
+    pub fn new(rest: Arc<Rest>, state: watch::Sender<ChatState>, events: broadcast::Sender<ChatEvent>, options: ChatOptions) -> Live {
+        Live {
+            rest,
+            state,
+            events,
+            options,
+            ledger: Ledger::default(),
+            loaded: false,
+            seen: Seen::default(),
+            started_ms: now_ms(),
+            last_rest: Instant::now(),
+            me: None,
+        }
+    }
+
+    fn publish(&self, state: ChatState) {
+        self.state.send_if_modified(|current| {
+            if *current == state {
+                false
+            } else {
+                *current = state;
+                true
+            }
+        });
+    }
+
+    fn publish_counts(&self) {
+        self.publish(ChatState::Ready(self.ledger.counts(self.rest.base())));
+    }
+
+    fn last_counts(&self) -> Option<counts::ChatCounts> {
+        self.loaded.then(|| self.ledger.counts(self.rest.base()))
+    }
+
+    /// Publishes what an error means and says whether to go on.
+    fn on_error(&self, e: ChatError, backoff: Duration) -> Flow {
+        match e {
+            ChatError::Unavailable(detail) => {
+                tracing::warn!(%detail, "{UNAVAILABLE}");
+                self.publish(ChatState::Unavailable {
+                    reason: format!("{UNAVAILABLE}: {detail}"),
+                    chat_url: Some(self.rest.base().to_string()),
+                });
+                Flow::Stop
+            }
+            ChatError::NotConfigured => {
+                self.publish(ChatState::NotConfigured);
+                Flow::Stop
+            }
+            ChatError::RateLimited { retry_after } => Flow::Retry(retry_after),
+            ChatError::BadAnswer(reason) => {
+                tracing::warn!(%reason, "the chat server's answer is unreadable: keeping the last counts");
+                let mut counts = self.ledger.counts(self.rest.base());
+                counts.degraded = true;
+                self.publish(ChatState::Ready(counts));
+                Flow::Retry(backoff)
+            }
+            ChatError::Network(reason) | ChatError::Server { message: reason, .. } => {
+                tracing::info!(%reason, "the chat server cannot be reached");
+                self.publish(ChatState::Offline { last: self.last_counts(), reason });
+                Flow::Retry(backoff)
+            }
+            ChatError::Auth(e) if !e.needs_login() => {
+                self.publish(ChatState::Offline { last: self.last_counts(), reason: e.to_string() });
+                Flow::Retry(backoff)
+            }
+            ChatError::LoginRefused(_) => {
+                // Perhaps the chat's identity provider has a hiccup: try again, slowly.
+                self.publish(ChatState::Failed { code: e.code().into(), message: e.to_string() });
+                Flow::Retry(self.options.max_backoff)
+            }
+            e => {
+                tracing::warn!(error = %e, "chat counts stopped");
+                self.publish(ChatState::Failed { code: e.code().into(), message: e.to_string() });
+                Flow::Stop
+            }
+        }
+    }
+
+    /// A full load, or an `updatedSince` catch-up once loaded.
+    async fn load(&mut self) -> Result<(), ChatError> {
+        self.last_rest = Instant::now();
+        let since = if self.loaded { self.ledger.newest() } else { None };
+        let page = self.rest.subscriptions(since).await?;
+        if since.is_some() && self.loaded {
+            self.ledger.apply(&page.update, &page.remove);
+        } else {
+            self.ledger.replace_all(&page.update);
+            if let Some(t) = page.server_time {
+                self.started_ms = t - 1000;
+            }
+        }
+        if self.ledger.newest().is_none() {
+            // No dated subscription: the server's clock (a second early: `Date` drops the
+            // milliseconds) is the next `updatedSince`.
+            if let Some(t) = page.server_time {
+                self.ledger.mark(t - 1000);
+            }
+        }
+        self.loaded = true;
+        self.publish_counts();
+        Ok(())
+    }
+
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
+        if let Err(e) = self.load().await {
+            let delay = backoff.next_delay();
+            if let Flow::Stop = self.on_error(e, delay) {
+                return;
+            }
+            // Not loaded: the socket's catch-up (or the fallback poll) does the full load.
+        }
+        loop {
+            let connected_at = Instant::now();
+            match self.connected(&mut backoff).await {
+                Ok(()) => {}
+                Err(Flow::Stop) => return,
+                Err(Flow::Retry(_)) => {}
+            }
+            if connected_at.elapsed() >= STABLE {
+                backoff.reset();
+            }
+            let wake = Instant::now() + backoff.next_delay();
+            if let Flow::Stop = self.wait_polling(wake).await {
+                return;
+            }
+        }
+    }
+
+    /// Opens the socket and serves it until it drops. `Err(Stop)` ends the task.
+    async fn connected(&mut self, backoff: &mut Backoff) -> Result<(), Flow> {
+        let mut relogged = false;
+        let mut socket = loop {
+            let creds = match self.rest.credentials().await {
+                Ok(c) => c,
+                Err(e) => return Err(self.on_error(e, backoff.next_delay())),
+            };
+            match Socket::open(self.rest.base(), &creds, self.options.socket_idle).await {
+                Ok(socket) => {
+                    self.me = Some(creds.user_id.clone());
+                    break socket;
+                }
+                Err(SocketFailure::LoginRefused(reason)) if !relogged => {
+                    tracing::info!(%reason, "the chat's websocket refused our login token");
+                    relogged = true;
+                    if let Err(e) = self.rest.relogin_after(&creds.auth_token).await {
+                        return Err(self.on_error(e, backoff.next_delay()));
+                    }
+                }
+                Err(SocketFailure::LoginRefused(reason) | SocketFailure::Lost(reason)) => {
+                    tracing::info!(%reason, "the chat's websocket is not available");
+                    return Ok(());
+                }
+            }
+        };
+        // Subscribed: now catch up with what happened while the socket was down.
+        let mut catch_up: Option<Instant> = Some(Instant::now());
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        loop {
+            tokio::select! {
+                push = socket.next() => match push {
+                    Ok(push) => self.on_push(push),
+                    Err(SocketFailure::LoginRefused(reason) | SocketFailure::Lost(reason)) => {
+                        tracing::info!(%reason, "the chat's websocket dropped");
+                        return Ok(());
+                    }
+                },
+                _ = tokio::time::sleep_until(catch_up.unwrap_or(far)), if catch_up.is_some() => {
+                    catch_up = match self.load().await {
+                        Ok(()) => None,
+                        Err(e) => match self.on_error(e, self.options.poll_every) {
+                            Flow::Retry(after) => Some(Instant::now() + after),
+                            Flow::Stop => {
+                                socket.close().await;
+                                return Err(Flow::Stop);
+                            }
+                        },
+                    };
+                }
+            }
+        }
+    }
+
+    /// Waits until `wake`, polling `updatedSince` when the last REST load is older than
+    /// `poll_every` (the websocket is down: this is the fallback).
+    async fn wait_polling(&mut self, wake: Instant) -> Flow {
+        loop {
+            let poll_at = self.last_rest + self.options.poll_every;
+            if poll_at >= wake {
+                tokio::time::sleep_until(wake).await;
+                return Flow::Retry(Duration::ZERO);
+            }
+            tokio::time::sleep_until(poll_at).await;
+            if let Err(e) = self.load().await {
+                match self.on_error(e, self.options.poll_every) {
+                    Flow::Stop => return Flow::Stop,
+                    // `load` moved `last_rest`: the next poll is a period away (or after Retry-After).
+                    Flow::Retry(after) => self.last_rest = Instant::now() + after.saturating_sub(self.options.poll_every),
+                }
+            }
+        }
+    }
+
+    fn on_push(&mut self, push: Push) {
+        match push {
+            Push::Subscription { action, value } => {
+                if action == "removed" {
+                    self.ledger.remove(&value);
+                } else {
+                    self.ledger.upsert(&value);
+                }
+                if self.loaded {
+                    self.publish_counts();
+                }
+            }
+            Push::Room { value } => self.on_room(&value),
+        }
+    }
+
+    /// A room changed: its last message may deserve a notification.
+    fn on_room(&mut self, room: &Value) {
+        let Some(event) = notification(room, self.me.clone(), &self.ledger, self.rest.base(), self.started_ms) else { return };
+        if !self.seen.insert(&event.message_id) {
+            return;
+        }
+        tracing::debug!(kind = ?event.kind, rid = %event.rid, "new chat notification");
+        // No receiver is fine: nobody listens to notifications right now.
+        let _ = self.events.send(event);
+    }
+}
+
+/// The notification a room's last message deserves, if any: a direct message or a mention of
+/// `me`, from someone else, newer than the start, in a room whose unread status is not hidden.
+pub(crate) fn notification(room: &Value, me: Option<String>, ledger: &Ledger, base: &url::Url, started_ms: i64) -> Option<ChatEvent> {
+    let me = me?;
+    let last = room.get("lastMessage")?;
+    let message_id = last.get("_id")?.as_str()?.to_string();
+    let rid = room.get("_id").or_else(|| last.get("rid")).and_then(Value::as_str)?.to_string();
+    let sender = last.get("u")?;
+    if sender.get("_id").and_then(Value::as_str) == Some(me.as_str()) {
+        return None;
+    }
+    if let Some(ts) = last.get("ts").and_then(counts::timestamp_ms) {
+        if ts < started_ms - CLOCK_SLACK_MS {
+            return None;
+        }
+    }
+    let sub = ledger.get(&rid);
+    if sub.is_some_and(|s| !s.counted()) {
+        return None;
+    }
+    let t = room.get("t").and_then(Value::as_str).unwrap_or_default();
+    let mentioned = last
+        .get("mentions")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|m| m.get("_id").and_then(Value::as_str) == Some(me.as_str())));
+    let kind = if t == "d" {
+        ChatEventKind::DirectMessage
+    } else if mentioned {
+        ChatEventKind::Mention
+    } else {
+        return None;
+    };
+    let sender_name = sender
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| sender.get("username").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let room_name = match (sub, kind) {
+        (Some(s), _) => s.display_name(),
+        (None, ChatEventKind::DirectMessage) => sender_name.clone(),
+        (None, _) => room
+            .get("fname")
+            .or_else(|| room.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let url = match sub {
+        Some(s) => counts::room_url(base, s),
+        None => {
+            let stub = Subscription {
+                id: None,
+                rid: rid.clone(),
+                kind: counts::RoomKind::from_code(t),
+                name: room.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                fname: None,
+                unread: 0,
+                user_mentions: 0,
+                alert: false,
+                open: true,
+                hide_unread_status: false,
+                archived: false,
+                updated_at: None,
+                degraded: false,
+            };
+            counts::room_url(base, &stub)
+        }
+    };
+    let excerpt = last.get("msg").and_then(Value::as_str).filter(|m| !m.is_empty()).map(|m| {
+        let mut cut: String = m.chars().take(EXCERPT_CHARS).collect();
+        if m.chars().count() > EXCERPT_CHARS {
+            cut.push('…');
+        }
+        cut
+    });
+    Some(ChatEvent { kind, message_id, rid, room: room_name, sender: sender_name, excerpt, url })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn base() -> url::Url {
+        url::Url::parse("https://chat.example.coop/").unwrap()
+    }
+
+    fn room(t: &str, from: &str, mentions: &[&str], ts: i64) -> Value {
+        json!({"_id": "R1", "t": t, "name": "general", "fname": "Général", "lastMessage": {
+            "_id": "M1", "rid": "R1", "msg": "hello", "ts": {"$date": ts},
+            "u": {"_id": from, "username": from, "name": format!("{from} name")},
+            "mentions": mentions.iter().map(|m| json!({"_id": m, "username": m})).collect::<Vec<_>>()
+        }})
+    }
+
+    #[test]
+    fn which_messages_notify() {
+        let ledger = Ledger::default();
+        let me = || Some("me".to_string());
+        let now = 1_000_000;
+        let n = |room: &Value| notification(room, me(), &ledger, &base(), now).map(|e| e.kind);
+        assert_eq!(n(&room("c", "bob", &["me"], now)), Some(ChatEventKind::Mention));
+        assert_eq!(n(&room("c", "bob", &["carol"], now)), None, "someone else mentioned");
+        assert_eq!(n(&room("c", "me", &["me"], now)), None, "my own message");
+        assert_eq!(n(&room("d", "bob", &[], now)), Some(ChatEventKind::DirectMessage));
+        assert_eq!(n(&room("d", "bob", &[], now - 60_000)), None, "history, not news");
+        assert_eq!(n(&json!({"_id": "R1", "t": "c"})), None, "no last message");
+        assert_eq!(n(&json!({"lastMessage": 3})), None, "garbage");
+
+        let event = notification(&room("d", "bob", &[], now), me(), &ledger, &base(), now).unwrap();
+        assert_eq!((event.room.as_str(), event.sender.as_str()), ("bob name", "bob name"));
+        assert_eq!(event.url, "https://chat.example.coop/direct/R1");
+        assert_eq!(event.excerpt.as_deref(), Some("hello"));
+
+        let mut hidden = Ledger::default();
+        hidden.replace_all(&[json!({"rid": "R1", "t": "c", "name": "general", "unread": 1, "open": true, "hideUnreadStatus": true})]);
+        assert!(notification(&room("c", "bob", &["me"], now), me(), &hidden, &base(), now).is_none());
+    }
+
+    #[test]
+    fn seen_is_bounded_and_dedupes() {
+        let mut seen = Seen::default();
+        assert!(seen.insert("a"));
+        assert!(!seen.insert("a"));
+        for i in 0..SEEN_CAPACITY {
+            seen.insert(&i.to_string());
+        }
+        assert!(seen.order.len() <= SEEN_CAPACITY);
+        assert!(seen.insert("a"), "forgotten after capacity");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+        let delays: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
+        for (d, exp) in delays.iter().zip([1u64, 2, 4, 8, 8, 8]) {
+            let exp = Duration::from_secs(exp);
+            assert!(*d >= exp / 2 && *d <= exp, "{d:?} for {exp:?}");
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+}
