@@ -1,6 +1,7 @@
 # Shared shell helpers for scripts/*. Sourced, not run.
 set -euo pipefail
 
+export PATH="$HOME/.cargo/bin:$PATH"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Downloads and installs that outlive a clone: cached between runs.
 CACHE=${PASSERELLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/passerelle-dev}
