@@ -1,1 +1,268 @@
-//! (being written)
+//! The member's next meetings, read-only from CalDAV (Nextcloud's `/remote.php/dav` or any
+//! CalDAV server), so the tray can offer "join my next meeting".
+//!
+//! # Public API (stable: the desktop shell builds on it)
+//! - [`caldav_root`]`(profile)`: `Profile.caldav`, else `{nextcloud}/remote.php/dav`.
+//! - [`CalDav::new`]`(http, root, CalDavAuth)`: one client per member; keep it alive, it caches
+//!   the discovery and each calendar's events under its `getctag` / `sync-token`.
+//!   [`CalDavAuth::Bearer`] (the login's token, Nextcloud with bearer checking) or
+//!   [`CalDavAuth::Basic`] (user + password or app password; [`CalDavAuth::basic_from_store`]
+//!   keeps it in the keychain).
+//! - [`next_meetings`]`(&client, &profile, Window) -> Result<Meetings, CalendarError>`: the
+//!   occurrences overlapping the window, in start order, recurrences expanded, each a
+//!   [`Meeting`] with start, end, title, link and [`MeetingKind`] (`jitsi`, `external`, `none`).
+//!   Broken events or calendars become [`Meetings::warnings`]; the rest still shows.
+//!   [`Window::next_24h`]`(now)` is the usual window; the time is always passed in.
+//! - [`expand`]`(ics, &Window, jitsi, local_tz, calendar)`: the pure parse + expand step.
+//! - [`starting_soon`]`(&meetings, now, &notified)`: the pure "meeting starting in 10 min"
+//!   computation; [`StartingSoon`] keeps the notified set so an occurrence fires once.
+//! - [`Freshness`]: refresh at most every 5 min, and at once after a wake.
+//! - [`Meeting::join_url`]`(&profile, JoinOptions)`: the URL to open for a meeting.
+//!
+//! Invariant: nothing here reads the clock; the window and `now` come from the caller.
+mod dav;
+mod expand;
+mod soon;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use url::Url;
+
+use crate::{
+    auth::{AuthError, SecretError, SecretStore, Session},
+    config::Profile,
+    visio::{self, JoinOptions},
+};
+
+pub use dav::{CalDav, CalendarInfo, Stats};
+pub use expand::{classify, expand};
+pub use soon::{starting_soon, Freshness, StartingSoon, REFRESH_INTERVAL, SOON};
+
+#[derive(Debug, Error)]
+pub enum CalendarError {
+    #[error("this organisation has no calendar server in its settings")]
+    NotConfigured,
+    #[error("no password is saved for the calendar account “{user}”: set PASSERELLE_CALDAV_PASSWORD once")]
+    NoPassword { user: String },
+    #[error("the calendar server cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the calendar server refused the user name or password")]
+    BadCredentials,
+    #[error("the calendar server answered {status} for {what}")]
+    Refused { status: u16, what: String },
+    #[error("the calendar server's answer could not be read: {0}")]
+    Xml(String),
+    #[error("no calendars were found: {0}")]
+    Discovery(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+}
+
+impl CalendarError {
+    /// A stable code for scripts and the IPC boundary.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CalendarError::NotConfigured => "no_calendar",
+            CalendarError::NoPassword { .. } => "no_password",
+            CalendarError::Unreachable(_) => "offline",
+            CalendarError::BadCredentials => "bad_credentials",
+            CalendarError::Refused { .. } => "refused",
+            CalendarError::Xml(_) => "bad_xml",
+            CalendarError::Discovery(_) => "discovery",
+            CalendarError::Auth(e) => e.code(),
+            CalendarError::Secrets(_) => "secrets",
+        }
+    }
+}
+
+/// How to authenticate to the CalDAV server.
+#[derive(Clone)]
+pub enum CalDavAuth {
+    /// The login's access token (Nextcloud with bearer checking on).
+    Bearer(Session),
+    /// A user name and a password or app password (generic servers, Nextcloud app passwords).
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for CalDavAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CalDavAuth::Bearer(s) => f.debug_tuple("Bearer").field(s).finish(),
+            CalDavAuth::Basic { user, .. } => f.debug_struct("Basic").field("user", user).finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The keychain entry for Basic credentials.
+const SECRET_KEY: &str = "caldav";
+
+#[derive(Serialize, Deserialize)]
+struct StoredBasic {
+    user: String,
+    password: String,
+}
+
+impl CalDavAuth {
+    /// Basic credentials for `user`: a given `password` is saved in the keychain (replacing the
+    /// old one); without one, the saved password of that same user is used.
+    pub fn basic_from_store(store: &SecretStore, user: &str, password: Option<&str>) -> Result<CalDavAuth, CalendarError> {
+        if let Some(password) = password {
+            let text = serde_json::to_string(&StoredBasic { user: user.into(), password: password.into() })
+                .map_err(|e| CalendarError::Xml(e.to_string()))?;
+            store.set(SECRET_KEY, &text)?;
+            return Ok(CalDavAuth::Basic { user: user.into(), password: password.into() });
+        }
+        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
+        match stored {
+            Some(s) if s.user == user => Ok(CalDavAuth::Basic { user: s.user, password: s.password }),
+            _ => Err(CalendarError::NoPassword { user: user.into() }),
+        }
+    }
+}
+
+/// The CalDAV root for this organisation.
+pub fn caldav_root(profile: &Profile) -> Result<Url, CalendarError> {
+    if let Some(root) = &profile.caldav {
+        return Ok(root.clone());
+    }
+    let nextcloud = profile.nextcloud.as_ref().ok_or(CalendarError::NotConfigured)?;
+    let mut root = nextcloud.clone();
+    root.path_segments_mut()
+        .map_err(|()| CalendarError::NotConfigured)?
+        .pop_if_empty()
+        .extend(["remote.php", "dav", ""]);
+    Ok(root)
+}
+
+/// A span of time, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn new(start: DateTime<Utc>, length: Duration) -> Window {
+        Window { start, end: start + length }
+    }
+
+    /// The next 24 hours from `now`.
+    pub fn next_24h(now: DateTime<Utc>) -> Window {
+        Window::new(now, Duration::hours(24))
+    }
+
+    pub fn contains(&self, other: &Window) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+
+    /// True when `[start, end)` overlaps the window; a zero-length event counts at its start.
+    pub fn overlaps(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> bool {
+        if end <= start {
+            return self.start <= start && start < self.end;
+        }
+        start < self.end && end > self.start
+    }
+}
+
+/// What kind of link a meeting has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingKind {
+    /// A link to the organisation's own Jitsi.
+    Jitsi,
+    /// Another visio link (any https link).
+    External,
+    /// No link: not a visio.
+    None,
+}
+
+impl MeetingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingKind::Jitsi => "jitsi",
+            MeetingKind::External => "external",
+            MeetingKind::None => "none",
+        }
+    }
+}
+
+/// One occurrence of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meeting {
+    /// Stable per occurrence: `UID` + the original start (the `RECURRENCE-ID` for a moved one).
+    pub id: String,
+    pub uid: String,
+    pub title: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub all_day: bool,
+    pub link: Option<Url>,
+    pub kind: MeetingKind,
+    /// The calendar's display name.
+    pub calendar: String,
+}
+
+impl Meeting {
+    /// The URL to open to join: for the organisation's Jitsi, the room with the member's
+    /// options (and the title as subject unless one is given); for an external link, the link.
+    pub fn join_url(&self, profile: &Profile, mut options: JoinOptions) -> Option<Url> {
+        let link = self.link.as_ref()?;
+        match (self.kind, profile.jitsi.as_ref()) {
+            (MeetingKind::Jitsi, Some(jitsi)) => {
+                let room = link.path_segments()?.find(|s| !s.is_empty())?;
+                let room = percent_encoding::percent_decode_str(room).decode_utf8().ok()?;
+                if options.subject.is_none() {
+                    options.subject = Some(self.title.clone());
+                }
+                visio::meeting_url(jitsi, &room, &options).ok()
+            }
+            _ => Some(link.clone()),
+        }
+    }
+}
+
+/// The outcome of a refresh: the meetings, and what had to be skipped, in plain words.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Meetings {
+    pub meetings: Vec<Meeting>,
+    pub warnings: Vec<String>,
+}
+
+/// The member's time zone (IANA), for all-day and floating times; UTC if it cannot be told.
+pub fn local_timezone() -> chrono_tz::Tz {
+    std::env::var("TZ")
+        .ok()
+        .and_then(|tz| tz.trim_start_matches(':').parse().ok())
+        .or_else(|| iana_time_zone::get_timezone().ok().and_then(|tz| tz.parse().ok()))
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// The meetings overlapping `window` from every calendar of the member that holds events.
+/// Calendars whose `getctag` / `sync-token` did not change are not downloaded again.
+pub async fn next_meetings(client: &CalDav, profile: &Profile, window: Window) -> Result<Meetings, CalendarError> {
+    let local = local_timezone();
+    let fetched = client.fetch(window).await?;
+    let mut out = Meetings { meetings: Vec::new(), warnings: fetched.warnings };
+    for resource in &fetched.resources {
+        match expand(&resource.ics, &window, profile.jitsi.as_ref(), local, &resource.calendar) {
+            Ok(expanded) => {
+                out.meetings.extend(expanded.meetings);
+                out.warnings.extend(expanded.warnings.into_iter().map(|w| format!("{}: {w}", resource.href)));
+            }
+            Err(e) => {
+                tracing::warn!(href = %resource.href, error = %e, "skipping an unreadable event");
+                out.warnings.push(format!("{}: skipped, the event could not be read ({e})", resource.href));
+            }
+        }
+    }
+    sort(&mut out.meetings);
+    Ok(out)
+}
+
+/// Start order; ties by end, then title, so the list is stable.
+pub fn sort(meetings: &mut [Meeting]) {
+    meetings.sort_by(|a, b| (a.start, a.end, &a.title, &a.id).cmp(&(b.start, b.end, &b.title, &b.id)));
+}
