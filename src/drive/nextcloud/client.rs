@@ -1,0 +1,309 @@
+//! The connection to one Nextcloud: its address, the user, how requests are authenticated, what
+//! the server advertises, and the small request helpers every other part uses.
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+use super::{dav, reqwest_error, NextcloudError};
+use crate::auth::Session;
+
+/// What `status.php` and the capabilities say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServerInfo {
+    pub product: String,
+    pub version: String,
+    /// `dav.chunking` = "1.0": chunked upload v2.
+    pub chunking: bool,
+    /// `dav.bulkupload` = "1.0".
+    pub bulk_upload: bool,
+    /// `files.chunked_upload.max_size`, when given.
+    pub chunk_max_size: Option<u64>,
+    /// Trash (`files.undelete`) and versions (`files.versioning`) are there.
+    pub trash: bool,
+    pub versions: bool,
+}
+
+/// How requests are authenticated. Not `Debug`-printed with secrets.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer` with the session's access token (user_oidc with bearer checking).
+    Bearer(Session),
+    /// A Login Flow v2 app password, with Basic auth.
+    AppPassword { login: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Bearer(_) => f.write_str("Bearer(..)"),
+            Credentials::AppPassword { login, .. } => write!(f, "AppPassword({login})"),
+        }
+    }
+}
+
+/// Makes sure a base URL ends with `/`, so that joining keeps its path.
+pub(crate) fn normalise_base(base: &Url) -> Url {
+    let mut b = base.clone();
+    if !b.path().ends_with('/') {
+        let p = format!("{}/", b.path());
+        b.set_path(&p);
+    }
+    b
+}
+
+/// Reads `status.php` and the capabilities. `Ok(None)` when the server is not a Nextcloud (a
+/// generic WebDAV server): the engine then uses none of the extras.
+pub async fn detect(http: &reqwest::Client, base: &Url) -> Result<Option<ServerInfo>, NextcloudError> {
+    let base = normalise_base(base);
+    let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
+    if !answer.status().is_success() {
+        return Ok(None);
+    }
+    let Ok(status) = answer.json::<Value>().await else { return Ok(None) };
+    if status.get("installed").and_then(Value::as_bool) != Some(true) {
+        return Ok(None);
+    }
+    let product = status.get("productname").and_then(Value::as_str).unwrap_or("Nextcloud").to_string();
+    let version = status.get("versionstring").and_then(Value::as_str).unwrap_or_default().to_string();
+    let caps_url = base
+        .join("ocs/v2.php/cloud/capabilities?format=json")
+        .map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    let caps = http
+        .get(caps_url)
+        .header("OCS-APIRequest", "true")
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(reqwest_error)?;
+    let caps: Value = if caps.status().is_success() { caps.json().await.unwrap_or(Value::Null) } else { Value::Null };
+    let c = &caps["ocs"]["data"]["capabilities"];
+    let files = &c["files"];
+    Ok(Some(ServerInfo {
+        product,
+        version,
+        chunking: c["dav"]["chunking"].as_str() == Some("1.0"),
+        bulk_upload: c["dav"]["bulkupload"].as_str() == Some("1.0"),
+        chunk_max_size: files["chunked_upload"]["max_size"].as_u64(),
+        trash: files["undelete"].as_bool().unwrap_or(false),
+        versions: files["versioning"].as_bool().unwrap_or(false),
+    }))
+}
+
+/// A connected Nextcloud account. Cheap to clone (shares the HTTP pool and the counters).
+#[derive(Clone, Debug)]
+pub struct Nextcloud {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    user: String,
+    creds: Credentials,
+    info: ServerInfo,
+    requests: AtomicU64,
+}
+
+impl Nextcloud {
+    /// A handle with known credentials and user id (see [`super::connect`] for the usual way).
+    pub fn new(http: reqwest::Client, base: &Url, user: &str, creds: Credentials, info: ServerInfo) -> Nextcloud {
+        Nextcloud {
+            inner: Arc::new(Inner {
+                http,
+                base: normalise_base(base),
+                user: user.to_string(),
+                creds,
+                info,
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+    pub fn base(&self) -> &Url {
+        &self.inner.base
+    }
+    pub fn info(&self) -> &ServerInfo {
+        &self.inner.info
+    }
+    pub fn credentials(&self) -> &Credentials {
+        &self.inner.creds
+    }
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// HTTP requests sent through this handle so far (for tests and benchmarks).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The URL of a DAV path below `/remote.php/dav/` (each segment percent-encoded).
+    pub fn dav_url(&self, area: &str, path: &str) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            // A base URL always has a path, so this cannot fail; fall back to the base if it did.
+            if let Ok(mut segs) = url.path_segments_mut() {
+                segs.pop_if_empty();
+                segs.extend(["remote.php", "dav", area, &self.inner.user]);
+                for s in path.split('/').filter(|s| !s.is_empty()) {
+                    segs.push(s);
+                }
+            }
+        }
+        url
+    }
+
+    /// The URL of a file or folder, `path` relative to the user's files root.
+    pub fn files_url(&self, path: &str) -> Url {
+        self.dav_url("files", path)
+    }
+
+    /// The path of `href` relative to the user's files root, when it is below it.
+    pub fn files_path(&self, href: &str) -> Option<String> {
+        let root = percent_encoding::percent_decode_str(self.files_url("").path()).decode_utf8_lossy().into_owned();
+        let root = root.trim_end_matches('/');
+        href.strip_prefix(root).map(|rest| rest.trim_matches('/').to_string())
+    }
+
+    pub fn ocs_url(&self, path: &str) -> Url {
+        // Joining a relative path on a base ending in `/` cannot fail.
+        self.inner.base.join(&format!("ocs/v2.php/{path}")).unwrap_or_else(|_| self.inner.base.clone())
+    }
+
+    /// A request with the credentials applied.
+    pub async fn request(&self, method: Method, url: Url) -> Result<RequestBuilder, NextcloudError> {
+        let b = self.inner.http.request(method, url);
+        Ok(match &self.inner.creds {
+            Credentials::Bearer(session) => {
+                let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+                b.bearer_auth(token)
+            }
+            Credentials::AppPassword { login, password } => b.basic_auth(login, Some(password)),
+        })
+    }
+
+    /// Sends a request that can be built again; on a 401 with a bearer token, refreshes the
+    /// token once and retries (another caller may have rotated it meanwhile).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, NextcloudError> {
+        let first = build(self.request(method.clone(), url.clone()).await?);
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = first.send().await.map_err(reqwest_error)?;
+        if answer.status() != StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        let Credentials::Bearer(session) = &self.inner.creds else { return Err(NextcloudError::Unauthorized) };
+        let rejected = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+        let token = session.refresh_after_rejection(&rejected).await.map_err(|_| NextcloudError::Unauthorized)?;
+        let again = build(self.inner.http.request(method, url).bearer_auth(token));
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = again.send().await.map_err(reqwest_error)?;
+        if answer.status() == StatusCode::UNAUTHORIZED {
+            return Err(NextcloudError::Unauthorized);
+        }
+        Ok(answer)
+    }
+
+    /// Sends a one-shot request (a streamed body cannot be sent twice): no retry on 401.
+    pub async fn send_once(&self, builder: RequestBuilder) -> Result<Response, NextcloudError> {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = builder.send().await.map_err(reqwest_error)?;
+        if answer.status() == StatusCode::UNAUTHORIZED {
+            return Err(NextcloudError::Unauthorized);
+        }
+        Ok(answer)
+    }
+
+    /// PROPFIND with the given body; `Ok(None)` on 404.
+    pub async fn propfind(&self, url: Url, depth: u8, body: &'static str) -> Result<Option<Vec<dav::Item>>, NextcloudError> {
+        let method = Method::from_bytes(b"PROPFIND").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+        let answer = self
+            .send(method, url.clone(), |b| {
+                b.header("Depth", depth.to_string())
+                    .header(header::CONTENT_TYPE, "application/xml; charset=utf-8")
+                    .body(body)
+            })
+            .await?;
+        match answer.status().as_u16() {
+            207 => {
+                let text = answer.text().await.map_err(reqwest_error)?;
+                Ok(Some(dav::parse_multistatus(&text)?))
+            }
+            404 => Ok(None),
+            _ => Err(failure(answer, url.path()).await),
+        }
+    }
+
+    /// The user's files root, Depth 0, with the quota.
+    pub(crate) async fn root_item(&self, path: &str) -> Result<dav::Item, NextcloudError> {
+        let items = self
+            .propfind(self.files_url(path), 0, dav::ROOT_PROPS)
+            .await?
+            .ok_or_else(|| NextcloudError::NotFound(if path.is_empty() { "/".into() } else { path.into() }))?;
+        items.into_iter().next().ok_or_else(|| NextcloudError::Protocol("an empty PROPFIND answer".into()))
+    }
+
+    /// Creates a folder; an existing one is fine.
+    pub async fn mkcol(&self, path: &str) -> Result<(), NextcloudError> {
+        let method = Method::from_bytes(b"MKCOL").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+        let answer = self.send(method, self.files_url(path), |b| b).await?;
+        match answer.status().as_u16() {
+            201 | 405 => Ok(()),
+            _ => Err(failure(answer, path).await),
+        }
+    }
+
+    /// Creates `path` and every missing parent (MKCOL on each, parents first).
+    pub async fn mkdirs(&self, path: &str) -> Result<(), NextcloudError> {
+        let mut sofar = String::new();
+        for seg in path.split('/').filter(|s| !s.is_empty()) {
+            if !sofar.is_empty() {
+                sofar.push('/');
+            }
+            sofar.push_str(seg);
+            self.mkcol(&sofar).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns an unexpected answer into an error, reading Sabre's message when there is one.
+pub(crate) async fn failure(answer: Response, what: &str) -> NextcloudError {
+    let status = answer.status().as_u16();
+    let body = answer.text().await.unwrap_or_default();
+    let message = sabre_message(&body).unwrap_or_else(|| body.chars().take(200).collect());
+    match status {
+        401 => NextcloudError::Unauthorized,
+        404 => NextcloudError::NotFound(what.to_string()),
+        412 => NextcloudError::Changed(what.to_string()),
+        507 => NextcloudError::InsufficientStorage { free: free_from_message(&message).unwrap_or(0) },
+        _ => NextcloudError::Http { status, message },
+    }
+}
+
+/// The `s:message` of a Sabre error body.
+fn sabre_message(body: &str) -> Option<String> {
+    let start = body.find("message>")? + "message>".len();
+    let end = body[start..].find("</")? + start;
+    Some(body[start..end].trim().to_string())
+}
+
+/// Nextcloud says "..., N required, M available": the M.
+fn free_from_message(message: &str) -> Option<u64> {
+    let before = message.rsplit_once(" available")?.0;
+    before.rsplit(' ').next()?.parse().ok()
+}

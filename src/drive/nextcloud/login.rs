@@ -1,0 +1,291 @@
+//! Access with the one login: the session's bearer token first (Nextcloud with user_oidc and
+//! bearer checking), else Login Flow v2 (the member approves in the browser, where their
+//! Keycloak session makes it one click) giving an app password kept in the keychain. The mode
+//! that worked is remembered per server, so the next start goes straight to it.
+use std::time::Duration;
+
+use reqwest::{header, Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+use url::Url;
+
+use super::{
+    client::{self, normalise_base, Credentials, Nextcloud},
+    reqwest_error, NextcloudError,
+};
+use crate::{
+    auth::{SecretStore, Session},
+    browser::Opener,
+};
+
+/// Poll the login endpoint this often.
+pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(2);
+/// Give up on a login nobody approved after this long.
+pub const DEFAULT_FLOW_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Which way of logging in worked for a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Bearer,
+    AppPassword,
+}
+
+/// An app password from Login Flow v2. Not `Debug`: it is a secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub server: String,
+    #[serde(rename = "loginName")]
+    pub login_name: String,
+    #[serde(rename = "appPassword")]
+    pub app_password: String,
+}
+
+/// A cancel switch for a login in progress: `cancel()` from anywhere (the tray's "Cancel").
+#[derive(Clone, Debug)]
+pub struct Cancel {
+    tx: std::sync::Arc<watch::Sender<bool>>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel { tx: std::sync::Arc::new(watch::channel(false).0) }
+    }
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    pub fn cancel(&self) {
+        self.tx.send_replace(true);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        *self.tx.borrow()
+    }
+    async fn cancelled(&self) {
+        let mut rx = self.tx.subscribe();
+        // Only fails when the sender is gone, which cannot happen while `self` holds it.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// How to run the interactive part.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    pub opener: Opener,
+    pub poll_every: Duration,
+    pub timeout: Duration,
+    pub cancel: Cancel,
+    /// Never open the browser: fail with `Unauthorized` instead (background sync).
+    pub non_interactive: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            opener: Opener::System,
+            poll_every: DEFAULT_POLL_EVERY,
+            timeout: DEFAULT_FLOW_TIMEOUT,
+            cancel: Cancel::new(),
+            non_interactive: false,
+        }
+    }
+}
+
+/// What is kept per server in the secret store.
+#[derive(Clone, Serialize, Deserialize)]
+struct Saved {
+    mode: Mode,
+    #[serde(default)]
+    login: Option<String>,
+    #[serde(default)]
+    app_password: Option<String>,
+}
+
+fn key(base: &Url) -> String {
+    format!("nextcloud:{}", normalise_base(base).as_str().trim_end_matches('/'))
+}
+
+fn load(store: &SecretStore, base: &Url) -> Result<Option<Saved>, NextcloudError> {
+    let text = store.get(&key(base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
+    // An unreadable entry is as good as none: the member logs in again.
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+fn save(store: &SecretStore, base: &Url, saved: &Saved) -> Result<(), NextcloudError> {
+    let text = serde_json::to_string(saved).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
+    store.set(&key(base), &text).map_err(|e| NextcloudError::Secrets(e.to_string()))
+}
+
+/// The mode remembered for this server, if any.
+pub fn saved_mode(store: &SecretStore, base: &Url) -> Option<Mode> {
+    load(store, base).ok().flatten().map(|s| s.mode)
+}
+
+/// Asks `cloud/user` who we are with these credentials: the user id, or `Unauthorized`.
+async fn whoami(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Result<String, NextcloudError> {
+    let url = base.join("ocs/v2.php/cloud/user?format=json").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    let b = http.get(url).header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
+    let b = match creds {
+        Credentials::Bearer(session) => {
+            let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+            b.bearer_auth(token)
+        }
+        Credentials::AppPassword { login, password } => b.basic_auth(login, Some(password)),
+    };
+    let answer = b.send().await.map_err(reqwest_error)?;
+    match answer.status() {
+        StatusCode::OK => {
+            let doc: Value = answer.json().await.map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+            doc["ocs"]["data"]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| NextcloudError::Protocol("cloud/user gave no user id".into()))
+        }
+        StatusCode::UNAUTHORIZED => Err(NextcloudError::Unauthorized),
+        _ => Err(client::failure(answer, "cloud/user").await),
+    }
+}
+
+/// Connects to the Nextcloud at `base`: the remembered app password, else the session's bearer
+/// token, else Login Flow v2 in the browser. The mode that worked is remembered.
+#[tracing::instrument(skip_all, fields(server = %base))]
+pub async fn connect(
+    http: &reqwest::Client,
+    base: &Url,
+    session: Option<&Session>,
+    store: &SecretStore,
+    options: &ConnectOptions,
+) -> Result<Nextcloud, NextcloudError> {
+    let base = normalise_base(base);
+    let info = super::detect(http, &base).await?.ok_or_else(|| NextcloudError::NotNextcloud(base.to_string()))?;
+    let saved = load(store, &base)?;
+
+    if let Some(Saved { mode: Mode::AppPassword, login: Some(login), app_password: Some(password) }) = saved.clone() {
+        let creds = Credentials::AppPassword { login, password };
+        match whoami(http, &base, &creds).await {
+            Ok(user) => return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info)),
+            Err(NextcloudError::Unauthorized) => {
+                tracing::info!("the saved app password was refused (revoked?); logging in again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    if let Some(session) = session {
+        let creds = Credentials::Bearer(session.clone());
+        match whoami(http, &base, &creds).await {
+            Ok(user) => {
+                save(store, &base, &Saved { mode: Mode::Bearer, login: None, app_password: None })?;
+                tracing::info!("the server accepts the session's bearer token");
+                return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
+            }
+            Err(NextcloudError::Unauthorized) => {
+                tracing::info!("the server does not accept bearer tokens: using Login Flow v2");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    if options.non_interactive {
+        return Err(NextcloudError::Unauthorized);
+    }
+    let granted = login_flow(http, &base, options).await?;
+    let creds = Credentials::AppPassword { login: granted.login_name.clone(), password: granted.app_password.clone() };
+    let user = whoami(http, &base, &creds).await?;
+    save(
+        store,
+        &base,
+        &Saved { mode: Mode::AppPassword, login: Some(granted.login_name), app_password: Some(granted.app_password) },
+    )?;
+    Ok(Nextcloud::new(http.clone(), &base, &user, creds, info))
+}
+
+/// Login Flow v2: start, open the login page, poll until approved, cancelled or timed out.
+#[tracing::instrument(skip_all)]
+pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOptions) -> Result<AppPassword, NextcloudError> {
+    #[derive(Deserialize)]
+    struct Poll {
+        token: String,
+        endpoint: String,
+    }
+    #[derive(Deserialize)]
+    struct Start {
+        poll: Poll,
+        login: String,
+    }
+    let base = normalise_base(base);
+    let start_url = base.join("index.php/login/v2").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    let answer = http.post(start_url).send().await.map_err(reqwest_error)?;
+    if !answer.status().is_success() {
+        return Err(client::failure(answer, "login/v2").await);
+    }
+    let start: Start = answer.json().await.map_err(|e| NextcloudError::Protocol(format!("login/v2: {e}")))?;
+    let endpoint = Url::parse(&start.poll.endpoint).map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    // The poll token is a bearer secret for the app password: only ever send it to the server
+    // we started with.
+    if endpoint.origin() != base.origin() {
+        return Err(NextcloudError::Protocol("the login poll endpoint is on another server".into()));
+    }
+    tracing::info!("opening the browser for the Nextcloud login");
+    options.opener.open(&start.login).map_err(|e| NextcloudError::Browser(e.to_string()))?;
+
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    loop {
+        if options.cancel.is_cancelled() {
+            return Err(NextcloudError::LoginCancelled);
+        }
+        let answer = http
+            .post(endpoint.clone())
+            .form(&[("token", start.poll.token.as_str())])
+            .send()
+            .await
+            .map_err(reqwest_error)?;
+        match answer.status().as_u16() {
+            200 => {
+                let granted: AppPassword =
+                    answer.json().await.map_err(|e| NextcloudError::Protocol(format!("login/v2/poll: {e}")))?;
+                tracing::info!(login = %granted.login_name, "the Nextcloud login was approved");
+                return Ok(granted);
+            }
+            404 => {}
+            _ => return Err(client::failure(answer, "login/v2/poll").await),
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(NextcloudError::LoginExpired);
+        }
+        let wake = (now + options.poll_every).min(deadline);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = options.cancel.cancelled() => return Err(NextcloudError::LoginCancelled),
+        }
+    }
+}
+
+/// Forgets this server's access: revokes the app password on the server (when there is one and
+/// the server answers), then deletes it locally whatever happened, so logout always works.
+#[tracing::instrument(skip_all, fields(server = %base))]
+pub async fn logout(http: &reqwest::Client, base: &Url, store: &SecretStore) -> Result<bool, NextcloudError> {
+    let base = normalise_base(base);
+    let saved = load(store, &base)?;
+    let mut revoked = false;
+    if let Some(Saved { login: Some(login), app_password: Some(password), .. }) = saved {
+        let url = base.join("ocs/v2.php/core/apppassword").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+        match http
+            .request(Method::DELETE, url)
+            .basic_auth(&login, Some(&password))
+            .header("OCS-APIRequest", "true")
+            .send()
+            .await
+        {
+            Ok(a) if a.status().is_success() => revoked = true,
+            Ok(a) => tracing::warn!(status = a.status().as_u16(), "the server did not revoke the app password"),
+            Err(e) => tracing::warn!(error = %crate::config::plain_reqwest(&e), "the server could not be told"),
+        }
+    }
+    store.delete(&key(&base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
+    Ok(revoked)
+}

@@ -1,0 +1,123 @@
+//! Nextcloud extras over plain WebDAV, each kept behind what the server actually advertises, so
+//! that any other WebDAV server keeps working with the generic engine unchanged.
+//!
+//! # Public API (stable; the CLI and the desktop shell build on it)
+//! ```ignore
+//! // Is it a Nextcloud, and what does it offer? (status.php + OCS capabilities; None otherwise)
+//! let info: Option<ServerInfo> = nextcloud::detect(&http, &base).await?;
+//! // Access with the one login: bearer from the Session, else Login Flow v2 (browser, poll 2 s,
+//! // 10 min, cancellable), the app password in the keychain, the mode remembered per server.
+//! let nc: Nextcloud = nextcloud::connect(&http, &base, Some(&session), &store, &ConnectOptions::default()).await?;
+//! nextcloud::logout(&http, &base, &store).await?;        // revokes the app password
+//! let q: Quota = nc.quota().await?;                      // q.warning(), q.fits(size)
+//! let report = nextcloud::bulk::upload(&nc, files, &BulkOptions::default()).await;
+//! let done = nextcloud::chunked::upload(&nc, &local, "dir/big.iso", mtime, None, &ChunkOptions::default()).await?;
+//! let items = nextcloud::trash(&nc).await?;  nextcloud::restore(&nc, "dir/x.txt").await?;
+//! let vs = nextcloud::versions(&nc, "x.txt").await?;  nextcloud::restore_version(&nc, "x.txt", &vs[0].id).await?;
+//! let walk = nextcloud::walk::walk(&nc, "", &mut cache).await?; // folder-ETag skipping listing
+//! let remote = NextcloudRemote::new(nc, "", Some(cache_file));  // a drive::Remote
+//! ```
+//! Errors: [`NextcloudError`], each with a stable [`NextcloudError::code`].
+//!
+//! The module knows nothing of the planner or the journal: it talks HTTP to one server.
+
+pub mod bulk;
+pub mod chunked;
+mod client;
+mod dav;
+mod login;
+mod quota;
+pub mod remote;
+mod trash;
+pub mod walk;
+
+use thiserror::Error;
+
+pub use client::{detect, Credentials, Nextcloud, ServerInfo};
+pub use login::{
+    connect, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
+    DEFAULT_FLOW_TIMEOUT,
+};
+pub use quota::{not_enough_space, Quota, WARN_AT_PERCENT};
+pub use remote::NextcloudRemote;
+pub use trash::{restore, restore_version, trash, versions, TrashItem, Version};
+
+/// Why a Nextcloud operation failed, in plain words.
+#[derive(Debug, Error, Clone)]
+pub enum NextcloudError {
+    #[error("{0} does not look like a Nextcloud server")]
+    NotNextcloud(String),
+    #[error("the file server cannot be reached: {0}")]
+    Offline(String),
+    #[error("the file server refused the credentials: please log in again")]
+    Unauthorized,
+    #[error("the Nextcloud login was cancelled")]
+    LoginCancelled,
+    #[error("the Nextcloud login was not approved in the browser in time")]
+    LoginExpired,
+    #[error("could not open the browser: {0}")]
+    Browser(String),
+    #[error("the keychain could not be used: {0}")]
+    Secrets(String),
+    #[error("not enough space on the server ({} MB free)", free / 1_000_000)]
+    InsufficientStorage { free: u64 },
+    #[error("{0} is in a read-only share")]
+    ReadOnly(String),
+    #[error("{0} is not on the server")]
+    NotFound(String),
+    #[error("{0} changed on the server meanwhile")]
+    Changed(String),
+    #[error("the server refused the request ({status}): {message}")]
+    Http { status: u16, message: String },
+    #[error("the server's answer could not be understood: {0}")]
+    Protocol(String),
+    #[error("local file: {0}")]
+    Io(String),
+}
+
+impl NextcloudError {
+    /// A stable code for scripts and the IPC boundary.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NextcloudError::NotNextcloud(_) => "not_nextcloud",
+            NextcloudError::Offline(_) => "offline",
+            NextcloudError::Unauthorized => "login_required",
+            NextcloudError::LoginCancelled => "login_cancelled",
+            NextcloudError::LoginExpired => "login_expired",
+            NextcloudError::Browser(_) => "browser",
+            NextcloudError::Secrets(_) => "secrets",
+            NextcloudError::InsufficientStorage { .. } => "quota_exceeded",
+            NextcloudError::ReadOnly(_) => "read_only_share",
+            NextcloudError::NotFound(_) => "not_found",
+            NextcloudError::Changed(_) => "changed_meanwhile",
+            NextcloudError::Http { .. } => "refused",
+            NextcloudError::Protocol(_) => "protocol",
+            NextcloudError::Io(_) => "local_io",
+        }
+    }
+}
+
+impl From<NextcloudError> for super::RemoteError {
+    fn from(e: NextcloudError) -> Self {
+        use super::RemoteError as R;
+        match e {
+            NextcloudError::Offline(m) => R::Offline(m),
+            NextcloudError::Unauthorized | NextcloudError::LoginCancelled | NextcloudError::LoginExpired => {
+                R::Unauthorized
+            }
+            NextcloudError::InsufficientStorage { .. } => R::InsufficientStorage,
+            NextcloudError::ReadOnly(p) => R::Forbidden(format!("{p} is in a read-only share")),
+            NextcloudError::NotFound(p) => R::NotFound(p),
+            NextcloudError::Changed(p) => R::Changed(p),
+            NextcloudError::Http { status, .. } if status >= 500 => R::Server { status },
+            NextcloudError::Http { status: 403, message } => R::Forbidden(message),
+            NextcloudError::Http { status, message } => R::Refused { status, message },
+            NextcloudError::Io(m) => R::Io(m),
+            other => R::Protocol(other.to_string()),
+        }
+    }
+}
+
+fn reqwest_error(e: reqwest::Error) -> NextcloudError {
+    NextcloudError::Offline(crate::config::plain_reqwest(&e))
+}
