@@ -1,0 +1,486 @@
+//! The executor: carries out a [`Plan`] against the local folder and a [`Remote`], writing the
+//! journal after each item so that a crash at any point leaves a state the next run converges
+//! from.
+//!
+//! Safety rules it enforces on its own (the plan may be stale by the time an action runs):
+//! - a local file is overwritten or deleted only if its stat still matches what was planned;
+//! - downloads go to a hidden temporary file in the same folder, are checked for size, then
+//!   renamed over the real name: a partial file is never visible under a real name;
+//! - uploads carry `If-Match`/`If-None-Match: *`, so a concurrent remote change is not lost;
+//! - every local path is built from checked names under the root, never through a link.
+use std::{
+    path::{Component, Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Mutex,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    journal::{Journal, Record},
+    local::{stat_path, LocalEntry},
+    names,
+    plan::{Action, Expect, Fetch, Plan},
+    remote::{Remote, RemoteError, Upload},
+    DriveError, Kind,
+};
+
+/// Progress of a running plan, for status displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub bytes: u64,
+}
+
+/// How to execute.
+pub struct Executor<'a> {
+    pub root: &'a Path,
+    pub remote: &'a dyn Remote,
+    pub journal: &'a Mutex<Journal>,
+    /// Transfers at once (default 4).
+    pub transfers: usize,
+    /// Tries per transfer on transient failures, with exponential back-off from `backoff`.
+    pub attempts: u32,
+    pub backoff: Duration,
+    /// Test hook: stop (as if killed) after this many completed actions.
+    pub stop_after: Option<usize>,
+    /// Unix seconds, for the failed items' back-off.
+    pub now: i64,
+    pub progress: Option<&'a (dyn Fn(Progress) + Send + Sync)>,
+}
+
+/// An item that could not be synced this time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemError {
+    pub path: String,
+    pub code: String,
+    pub reason: String,
+}
+
+/// What a plan's execution did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub done: usize,
+    pub failed: Vec<ItemError>,
+    /// Items that changed between planning and acting: left for the next pass.
+    pub changed_meanwhile: usize,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+enum Outcome {
+    Done,
+    ChangedMeanwhile,
+}
+
+#[derive(Debug)]
+enum ItemFail {
+    Remote(RemoteError),
+    Local(String),
+    /// The journal failed: the run must stop.
+    Critical(DriveError),
+}
+
+impl From<RemoteError> for ItemFail {
+    fn from(e: RemoteError) -> Self {
+        ItemFail::Remote(e)
+    }
+}
+
+impl From<DriveError> for ItemFail {
+    fn from(e: DriveError) -> Self {
+        ItemFail::Critical(e)
+    }
+}
+
+fn io(e: std::io::Error) -> ItemFail {
+    ItemFail::Local(e.to_string())
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(root: &'a Path, remote: &'a dyn Remote, journal: &'a Mutex<Journal>) -> Executor<'a> {
+        Executor {
+            root,
+            remote,
+            journal,
+            transfers: 4,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            stop_after: None,
+            now: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+            progress: None,
+        }
+    }
+
+    /// Runs the plan, phase by phase; transfers run in parallel. Returns early only on a
+    /// run-wide failure (login needed, server unreachable, journal broken) or the test hook.
+    pub async fn execute(&self, plan: &Plan) -> Result<Report, DriveError> {
+        let total = plan.actions.len();
+        let done = AtomicUsize::new(0);
+        let bytes_up = AtomicU64::new(0);
+        let bytes_down = AtomicU64::new(0);
+        let report = Mutex::new(Report::default());
+        let mut i = 0;
+        while i < plan.actions.len() {
+            let phase = plan.actions[i].phase();
+            let end = plan.actions[i..].iter().position(|a| a.phase() != phase).map_or(plan.actions.len(), |p| i + p);
+            let batch = &plan.actions[i..end];
+            i = end;
+            let parallel = if phase == 3 { self.transfers.max(1) } else { 1 };
+            let mut queue = batch.iter();
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            loop {
+                // A bounded queue: at most `parallel` items in flight.
+                while running.len() < parallel {
+                    let Some(action) = queue.next() else { break };
+                    running.push(self.step(action, total, &done, &bytes_up, &bytes_down, &report));
+                }
+                match running.next().await {
+                    Some(r) => r?,
+                    None => break,
+                }
+            }
+        }
+        let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+        report.done = done.load(Ordering::SeqCst) - report.failed.len() - report.changed_meanwhile;
+        report.bytes_up = bytes_up.load(Ordering::Relaxed);
+        report.bytes_down = bytes_down.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    async fn step(
+        &self,
+        action: &Action,
+        total: usize,
+        done: &AtomicUsize,
+        bytes_up: &AtomicU64,
+        bytes_down: &AtomicU64,
+        report: &Mutex<Report>,
+    ) -> Result<(), DriveError> {
+        if self.stop_after.is_some_and(|n| done.load(Ordering::SeqCst) >= n) {
+            return Err(DriveError::Interrupted);
+        }
+        let result = self.run_item(action, bytes_up, bytes_down).await;
+        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(progress) = self.progress {
+            progress(Progress { done: n, total, bytes: bytes_up.load(Ordering::Relaxed) + bytes_down.load(Ordering::Relaxed) });
+        }
+        self.settle(action, result, report)
+    }
+
+    /// Books an item's result; run-wide failures come back as `Err`.
+    fn settle(&self, action: &Action, result: Result<Outcome, ItemFail>, report: &Mutex<Report>) -> Result<(), DriveError> {
+        let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::ChangedMeanwhile) | Err(ItemFail::Remote(RemoteError::Changed(_))) => {
+                tracing::info!(path = action.path(), "changed while syncing; will look again");
+                report.changed_meanwhile += 1;
+                Ok(())
+            }
+            Err(ItemFail::Critical(e)) => Err(e),
+            Err(ItemFail::Remote(e)) if e.is_fatal() => Err(DriveError::Remote(e)),
+            Err(fail) => {
+                let (code, reason) = match &fail {
+                    ItemFail::Remote(e) => (e.code().to_string(), e.to_string()),
+                    ItemFail::Local(r) => ("local_io".to_string(), r.clone()),
+                    ItemFail::Critical(_) => unreachable!("handled above"),
+                };
+                tracing::warn!(path = action.path(), %code, %reason, "item failed");
+                self.lock_journal().record_failure(action.path(), &code, &reason, self.now)?;
+                report.failed.push(ItemError { path: action.path().to_string(), code, reason });
+                Ok(())
+            }
+        }
+    }
+
+    // A std mutex: the guard is never held across an await.
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run_item(&self, action: &Action, up: &AtomicU64, down: &AtomicU64) -> Result<Outcome, ItemFail> {
+        let retried = matches!(action, Action::Upload { .. } | Action::Download { .. } | Action::Conflict { .. });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.run_once(action, up, down).await {
+                Err(ItemFail::Remote(e)) if retried && e.is_transient() && attempt < self.attempts => {
+                    tracing::debug!(path = action.path(), error = %e, attempt, "retrying");
+                    if !matches!(e, RemoteError::TokenRefreshed) {
+                        tokio::time::sleep(self.backoff * 2u32.pow(attempt - 1)).await;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run_once(&self, action: &Action, up: &AtomicU64, down: &AtomicU64) -> Result<Outcome, ItemFail> {
+        tracing::debug!(action = %action.summary(), "executing");
+        match action {
+            Action::MoveRemote { from, to, server_from, server_to } => {
+                self.remote.rename(server_from, server_to).await?;
+                self.lock_journal().rename_tree(from, to)?;
+            }
+            Action::MoveLocal { from, to, disk_from, disk_to } => {
+                let (src, dst) = (self.local(disk_from)?, self.local(disk_to)?);
+                if exists(&dst) {
+                    return Ok(Outcome::ChangedMeanwhile);
+                }
+                std::fs::rename(&src, &dst).map_err(io)?;
+                self.lock_journal().rename_tree(from, to)?;
+            }
+            Action::Conflict { path, disk, disk_copy, local_kind, remote_kind, remote, expect, .. } => {
+                let (here, copy) = (self.local(disk)?, self.local(disk_copy)?);
+                let Some(now) = stat_path(&here, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
+                if now.kind != *local_kind || (now.kind == Kind::File && Expect::from(&now) != *expect) || exists(&copy) {
+                    return Ok(Outcome::ChangedMeanwhile);
+                }
+                match (local_kind, remote_kind, remote) {
+                    (Kind::File, Kind::File, Some(fetch)) => {
+                        let Some(temp) = self.fetch_to_temp(fetch, &here, down).await? else {
+                            return Ok(Outcome::ChangedMeanwhile);
+                        };
+                        if same_content(temp.path(), &here).await.map_err(io)? {
+                            // Identical: nothing to keep twice, just remember they agree.
+                            self.lock_journal().put(path, &record(&now, fetch))?;
+                            return Ok(Outcome::Done);
+                        }
+                        std::fs::rename(&here, &copy).map_err(io)?;
+                        let placed = temp.place(&here).map_err(io)?;
+                        let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
+                        self.lock_journal().put(path, &record(&now, fetch))?;
+                    }
+                    _ => {
+                        std::fs::rename(&here, &copy).map_err(io)?;
+                        self.lock_journal().remove_tree(path)?;
+                    }
+                }
+            }
+            Action::MkdirLocal { path, disk, remote } => {
+                let target = self.local(disk)?;
+                match std::fs::create_dir(&target) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && target.is_dir() => {}
+                    Err(e) => return Err(io(e)),
+                }
+                let Some(now) = stat_path(&target, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
+                let rec = Record { kind: Kind::Dir, size: 0, mtime: now.mtime, inode: now.inode, etag: None, file_id: remote.file_id.clone(), checksum: None };
+                self.lock_journal().put(path, &rec)?;
+            }
+            Action::MkdirRemote { path, server, local } => {
+                self.remote.mkdir(server).await?;
+                let rec = Record { kind: Kind::Dir, size: 0, mtime: local.mtime, inode: local.inode, etag: None, file_id: None, checksum: None };
+                self.lock_journal().put(path, &rec)?;
+            }
+            Action::Upload { path, disk, server, local, pre } => {
+                let file = self.local(disk)?;
+                let Some(now) = stat_path(&file, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
+                if now.kind != Kind::File || Expect::from(&now) != Expect::from(local) {
+                    return Ok(Outcome::ChangedMeanwhile);
+                }
+                let opened = tokio::fs::File::open(&file).await.map_err(io)?;
+                let upload = Upload { len: now.size, body: read_stream(opened, now.size), mtime: now.mtime.div_euclid(1_000_000_000) };
+                let etag = self.remote.put(server, upload, pre.clone()).await?;
+                up.fetch_add(now.size, Ordering::Relaxed);
+                let (etag, file_id) = match etag {
+                    Some(e) => (Some(e), None),
+                    None => match self.remote.stat(server).await? {
+                        Some(entry) => (entry.version(), entry.file_id),
+                        None => return Err(ItemFail::Remote(RemoteError::NotFound(server.clone()))),
+                    },
+                };
+                let rec = Record { kind: Kind::File, size: now.size, mtime: now.mtime, inode: now.inode, etag, file_id, checksum: None };
+                self.lock_journal().put(path, &rec)?;
+            }
+            Action::Download { path, disk, fetch, expect } => {
+                let target = self.local(disk)?;
+                let Some(temp) = self.fetch_to_temp(fetch, &target, down).await? else {
+                    return Ok(Outcome::ChangedMeanwhile);
+                };
+                // Last look before replacing: the member may have edited meanwhile.
+                let current = stat_path(&target, disk.clone())?;
+                let unchanged = match (&current, expect) {
+                    (None, None) => true,
+                    (Some(c), Some(e)) => c.kind == Kind::File && Expect::from(c) == *e,
+                    _ => false,
+                };
+                if !unchanged {
+                    return Ok(Outcome::ChangedMeanwhile);
+                }
+                let placed = temp.place(&target).map_err(io)?;
+                let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
+                self.lock_journal().put(path, &record(&now, fetch))?;
+            }
+            Action::DeleteRemote { path, server, if_match, .. } => {
+                self.remote.delete(server, if_match.as_deref()).await?;
+                self.lock_journal().remove_tree(path)?;
+            }
+            Action::DeleteLocal { path, disk, kind, expect } => {
+                let target = self.local(disk)?;
+                match stat_path(&target, disk.clone())? {
+                    None => {}
+                    Some(now) if now.kind != *kind => return Ok(Outcome::ChangedMeanwhile),
+                    Some(now) if *kind == Kind::File => {
+                        if Expect::from(&now) != *expect {
+                            return Ok(Outcome::ChangedMeanwhile);
+                        }
+                        std::fs::remove_file(&target).map_err(io)?;
+                    }
+                    Some(_) => {
+                        // Only an empty folder goes: whatever is left inside was not planned.
+                        if let Err(e) = std::fs::remove_dir(&target) {
+                            return Err(ItemFail::Local(format!("the folder was kept because it is not empty ({e})")));
+                        }
+                    }
+                }
+                self.lock_journal().remove_tree(path)?;
+            }
+            Action::Record { path, record } => self.lock_journal().put(path, record)?,
+            Action::Forget { path } => self.lock_journal().remove_tree(path)?,
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// The absolute path of a disk path, refusing anything that could leave the root or go
+    /// through a link.
+    fn local(&self, rel: &str) -> Result<PathBuf, ItemFail> {
+        let mut path = self.root.to_path_buf();
+        let segments: Vec<&str> = rel.split('/').collect();
+        for (i, seg) in segments.iter().enumerate() {
+            if names::check_remote_name(seg).is_err() || Path::new(seg).components().count() != 1 || !matches!(Path::new(seg).components().next(), Some(Component::Normal(_))) {
+                return Err(ItemFail::Local(format!("refused unsafe path {rel:?}")));
+            }
+            path.push(seg);
+            if i + 1 < segments.len() {
+                if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                    if !meta.is_dir() {
+                        return Err(ItemFail::Local(format!("{} is not a real folder (a link?)", path.display())));
+                    }
+                }
+            }
+        }
+        Ok(path)
+    }
+
+    /// Downloads into a temporary file beside `target`. `None` when the server's file is no
+    /// longer the planned one (its size changed).
+    async fn fetch_to_temp(&self, fetch: &Fetch, target: &Path, down: &AtomicU64) -> Result<Option<Temp>, ItemFail> {
+        let dir = target.parent().ok_or_else(|| ItemFail::Local("no parent folder".into()))?;
+        let temp = Temp::new(dir);
+        let mut file = tokio::fs::File::create(&temp.0).await.map_err(io)?;
+        let download = self.remote.get(&fetch.server).await?;
+        let mut body = download.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            file.write_all(&chunk).await.map_err(io)?;
+            written += chunk.len() as u64;
+            down.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        file.flush().await.map_err(io)?;
+        if download.len.is_some_and(|l| l != written) {
+            return Err(ItemFail::Remote(RemoteError::Truncated(format!("{written} of {} bytes", download.len.unwrap_or(0)))));
+        }
+        if written != fetch.size {
+            return Ok(None);
+        }
+        let file = file.into_std().await;
+        if let Some(secs) = fetch.mtime.filter(|s| *s > 0) {
+            let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs(secs as u64));
+        }
+        drop(file);
+        Ok(Some(temp))
+    }
+}
+
+/// The record of a just-downloaded (or found identical) file.
+fn record(local: &LocalEntry, fetch: &Fetch) -> Record {
+    Record {
+        kind: Kind::File,
+        size: local.size,
+        mtime: local.mtime,
+        inode: local.inode,
+        etag: fetch.version.clone(),
+        file_id: fetch.file_id.clone(),
+        checksum: None,
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// A temporary download, removed on drop unless placed.
+struct Temp(PathBuf, bool);
+
+impl Temp {
+    fn new(dir: &Path) -> Temp {
+        Temp(dir.join(format!("{}{:016x}", names::TEMP_PREFIX, rand::random::<u64>())), false)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Renames over `target` (atomic on one file system).
+    fn place(mut self, target: &Path) -> std::io::Result<PathBuf> {
+        std::fs::rename(&self.0, target)?;
+        self.1 = true;
+        Ok(target.to_path_buf())
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.1 {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Exactly `len` bytes of a file, in chunks (an error if the file is shorter now).
+fn read_stream(file: tokio::fs::File, len: u64) -> futures_util::stream::BoxStream<'static, std::io::Result<Bytes>> {
+    stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
+        match file.read(&mut buf).await {
+            Ok(0) => Some((Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file got shorter while uploading")), (file, 0))),
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    })
+    .boxed()
+}
+
+async fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (mut fa, mut fb) = (tokio::fs::File::open(a).await?, tokio::fs::File::open(b).await?);
+    if fa.metadata().await?.len() != fb.metadata().await?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let na = fa.read(&mut ba).await?;
+        if na == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..na]).await?;
+        if ba[..na] != bb[..na] {
+            return Ok(false);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The transport boundary: what the engine needs from a file server, as a small object-safe
+//! trait. [`crate::drive::webdav::WebDav`] implements it for any WebDAV server;
+//! [`crate::drive::memory::MemoryRemote`] for planner and model tests; the Nextcloud extras
+//! override the optional methods and announce them in [`Capabilities`].
+//!
+//! Paths given to a remote are server paths relative to the sync root, `/`-separated, unencoded
+//! (the implementation percent-encodes), "" being the root.
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::{future::BoxFuture, stream::BoxStream, StreamExt};
+use serde::Serialize;
+use thiserror::Error;
+
+use super::{names, Kind};
+
+/// One item as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteEntry {
+    pub kind: Kind,
+    pub size: u64,
+    /// Last modification, unix seconds, when the server says.
+    pub mtime: Option<i64>,
+    pub etag: Option<String>,
+    /// A server-wide id that survives renames (Nextcloud's `oc:fileid`), when given.
+    pub file_id: Option<String>,
+    /// The path as the server spells it (may be NFD while the key is NFC).
+    pub server_path: String,
+}
+
+impl RemoteEntry {
+    /// What identifies this version of the item: the ETag, or size and date when the server
+    /// gives no ETag. Folders have none (generic servers give no folder ETags).
+    pub fn version(&self) -> Option<String> {
+        match self.kind {
+            Kind::Dir => None,
+            Kind::File => Some(match &self.etag {
+                Some(e) => e.clone(),
+                None => format!("{}-{}", self.size, self.mtime.unwrap_or(0)),
+            }),
+        }
+    }
+}
+
+/// The whole remote tree, by key, plus what was refused while listing it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteListing {
+    pub entries: BTreeMap<String, RemoteEntry>,
+    pub refused: Vec<names::Refusal>,
+    /// Names that cannot exist on Windows (a warning elsewhere).
+    pub warnings: Vec<names::Refusal>,
+    /// HTTP requests made to list it.
+    pub requests: u64,
+}
+
+/// Optional abilities of a server, so the engine can use them when present.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Capabilities {
+    /// Folder ETags change when anything below changes (Nextcloud): unchanged subtrees can be
+    /// skipped when listing.
+    pub folder_etags: bool,
+    /// Items carry a stable file id: remote renames are detected.
+    pub file_ids: bool,
+    /// The server honours `X-OC-Mtime` on upload.
+    pub sets_mtime: bool,
+}
+
+/// What must hold on the server for an upload to go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `If-None-Match: *`: only if nothing is there yet.
+    Create,
+    /// `If-Match: ETAG`: only if the server still has the version we know.
+    Replace(String),
+    /// Overwrite whatever is there (only when the server gives no ETag for what we replace).
+    Any,
+}
+
+/// A body to upload: a stream of exactly `len` bytes (sent with `Content-Length`).
+pub struct Upload {
+    pub len: u64,
+    pub body: BoxStream<'static, std::io::Result<Bytes>>,
+    /// The local modification time, unix seconds (servers that can keep it will).
+    pub mtime: i64,
+}
+
+/// A body being downloaded; `len` when the server announced it.
+pub struct Download {
+    pub len: Option<u64>,
+    pub body: BoxStream<'static, Result<Bytes, RemoteError>>,
+}
+
+#[derive(Debug, Error, Clone)]
+pub enum RemoteError {
+    #[error("the server cannot be reached: {0}")]
+    Offline(String),
+    #[error("the connection failed: {0}")]
+    Network(String),
+    #[error("the login was refreshed; the request must be sent again")]
+    TokenRefreshed,
+    #[error("the server did not answer in time")]
+    Timeout,
+    #[error("the server had a problem ({status}); it will be retried")]
+    Server { status: u16 },
+    #[error("the server refused the credentials: please log in again")]
+    Unauthorized,
+    #[error("not allowed by the server ({0})")]
+    Forbidden(String),
+    #[error("{0} is not on the server")]
+    NotFound(String),
+    #[error("{0} changed on the server meanwhile")]
+    Changed(String),
+    #[error("the server has no space left for this file")]
+    InsufficientStorage,
+    #[error("the transfer was cut short: {0}")]
+    Truncated(String),
+    #[error("the server's answer could not be understood: {0}")]
+    Protocol(String),
+    #[error("the server refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("local file: {0}")]
+    Io(String),
+}
+
+impl RemoteError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RemoteError::Offline(_) => "offline",
+            RemoteError::Timeout => "timeout",
+            RemoteError::Network(_) => "network",
+            RemoteError::TokenRefreshed => "token_refreshed",
+            RemoteError::Server { .. } => "server_error",
+            RemoteError::Unauthorized => "login_required",
+            RemoteError::Forbidden(_) => "forbidden",
+            RemoteError::NotFound(_) => "not_found",
+            RemoteError::Changed(_) => "changed_meanwhile",
+            RemoteError::InsufficientStorage => "quota_exceeded",
+            RemoteError::Truncated(_) => "truncated",
+            RemoteError::Protocol(_) => "protocol",
+            RemoteError::Refused { .. } => "refused",
+            RemoteError::Io(_) => "local_io",
+        }
+    }
+
+    /// Worth retrying after a pause: the same request may well succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Offline(_)
+                | RemoteError::Network(_)
+                | RemoteError::TokenRefreshed
+                | RemoteError::Timeout
+                | RemoteError::Server { .. }
+                | RemoteError::Truncated(_)
+        )
+    }
+
+    /// The whole run must stop (nothing else can succeed).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, RemoteError::Unauthorized | RemoteError::Offline(_))
+    }
+}
+
+/// A file server. All methods take server paths (see the module doc).
+pub trait Remote: Send + Sync {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// The direct children of a folder (PROPFIND Depth 1), as `(name, entry)` with the raw,
+    /// decoded name; names are checked by the caller.
+    fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>>;
+
+    /// The whole tree. The default walks folder by folder; a server with folder ETags may
+    /// override it to skip unchanged subtrees.
+    fn list_tree(&self) -> BoxFuture<'_, Result<RemoteListing, RemoteError>> {
+        Box::pin(walk(self))
+    }
+
+    /// One item's current entry (PROPFIND Depth 0), `None` when absent.
+    fn stat(&self, path: &str) -> BoxFuture<'_, Result<Option<RemoteEntry>, RemoteError>>;
+
+    fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>>;
+
+    /// Uploads a file; returns its new ETag when the server says.
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>>;
+
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>>;
+
+    /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.
+    fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>>;
+
+    /// Renames without overwriting.
+    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, Result<(), RemoteError>>;
+}
+
+/// How many folder listings run at once while walking.
+const WALK_PARALLELISM: usize = 8;
+
+/// Lists the whole tree folder by folder, several folders at a time, checking every name.
+pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, RemoteError> {
+    let mut listing = RemoteListing::default();
+    // (server path, key) of folders still to list.
+    let mut pending: Vec<(String, String)> = vec![(String::new(), String::new())];
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < WALK_PARALLELISM {
+            let Some((server, key)) = pending.pop() else { break };
+            running.push(async move {
+                let children = remote.list(&server).await;
+                (server, key, children)
+            });
+        }
+        let Some((server_dir, key_dir, children)) = running.next().await else { break };
+        listing.requests += 1;
+        let children = children?;
+        // Twins (NFC/NFD spellings, or later case twins) keep the first name in sorted order.
+        let mut children = children;
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut entry) in children {
+            let server_path = join(&server_dir, &name);
+            if let Err(reason) = names::check_remote_name(&name) {
+                listing.refused.push(names::Refusal { path: server_path, reason });
+                continue;
+            }
+            let key = join(&key_dir, &names::key(&name));
+            if let Some(problem) = names::windows_problem(&name) {
+                listing.warnings.push(names::Refusal { path: key.clone(), reason: problem });
+            }
+            if let Some(existing) = listing.entries.get(&key) {
+                listing.refused.push(names::Refusal {
+                    path: server_path,
+                    reason: format!("same name as “{}” in another Unicode form", existing.server_path),
+                });
+                continue;
+            }
+            entry.server_path = server_path.clone();
+            if entry.kind == Kind::Dir {
+                pending.push((server_path, key.clone()));
+            }
+            listing.entries.insert(key, entry);
+        }
+    }
+    Ok(listing)
+}
+
+/// Joins a folder path and a name ("" is the root).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}

@@ -1,0 +1,257 @@
+//! One complete sync run of a folder: lock, read the journal, discover both sides, plan, check
+//! the safety stops, execute, and plan again while something was deferred (conflict copies to
+//! upload, type changes, items that changed meanwhile), at most a few passes.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+
+use serde::Serialize;
+
+use super::{
+    execute::{Executor, Progress, Report},
+    journal::Journal,
+    local::{self, LocalListing},
+    lock::FolderLock,
+    names::{self, Ignore, Refusal},
+    plan::{self, Plan, SafetyStop},
+    remote::{Remote, RemoteListing},
+    DriveError,
+};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Plan only: nothing is changed anywhere.
+    pub dry_run: bool,
+    /// The member answered "delete anyway" to the safety stops.
+    pub allow_deletes: bool,
+    pub max_delete_percent: u32,
+    pub transfers: usize,
+    pub max_passes: usize,
+    pub attempts: u32,
+    pub backoff: Duration,
+    /// Test hook: stop as if killed after this many actions.
+    pub stop_after: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dry_run: false,
+            allow_deletes: false,
+            max_delete_percent: 50,
+            transfers: 4,
+            max_passes: 4,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            stop_after: None,
+        }
+    }
+}
+
+/// Where a sync folder's things are.
+#[derive(Debug, Clone)]
+pub struct FolderPaths {
+    pub root: PathBuf,
+    pub journal: PathBuf,
+}
+
+impl FolderPaths {
+    /// The folder and its journal in the app's data dir. `remote_id` tells servers apart (the
+    /// server URL), so one folder synced to another server starts a fresh journal.
+    pub fn new(data_dir: &Path, root: &Path, remote_id: &str) -> FolderPaths {
+        FolderPaths { root: root.to_path_buf(), journal: Journal::path_for(data_dir, root, remote_id) }
+    }
+
+    pub fn lock(&self) -> PathBuf {
+        self.journal.with_extension("lock")
+    }
+}
+
+/// What a run ended with.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Done(Summary),
+    DryRun { plan: Plan, refused: Vec<Refusal>, warnings: Vec<Refusal> },
+    /// Stopped before deleting: the member must confirm (`allow_deletes`). Nothing was done.
+    NeedsConfirmation { stops: Vec<SafetyStop>, plan: Plan },
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub passes: usize,
+    pub report: Report,
+    /// Items not synced, with the reason (names refused, links, ...).
+    pub refused: Vec<Refusal>,
+    /// Names that would not work on Windows.
+    pub warnings: Vec<Refusal>,
+    /// Remote requests made to list the server (last pass).
+    pub list_requests: u64,
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Runs one sync of the folder.
+pub async fn sync_once(
+    folder: &FolderPaths,
+    remote: &dyn Remote,
+    options: &RunOptions,
+    progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+) -> Result<Outcome, DriveError> {
+    let _lock = FolderLock::acquire(&folder.lock(), &folder.root)?;
+    // A std mutex: the executor locks it briefly per item, never across an await.
+    let journal = Mutex::new(Journal::open(&folder.journal)?);
+    let result = run_locked(folder, remote, options, progress, &journal).await;
+    let journal = lock(&journal);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    // Bookkeeping for `status`; failing to write it must not hide the run's own result.
+    let _ = match &result {
+        Ok(Outcome::Done(_)) => journal
+            .set_meta("last_sync", &now)
+            .and_then(|_| journal.set_meta("state", "idle"))
+            .and_then(|_| journal.delete_meta("last_error"))
+            .and_then(|_| journal.delete_meta("question")),
+        Ok(Outcome::NeedsConfirmation { stops, .. }) => journal.set_meta("state", "needs_confirmation").and_then(|_| {
+            journal.set_meta("question", &stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; "))
+        }),
+        Ok(Outcome::DryRun { .. }) => Ok(()),
+        Err(e) => journal
+            .set_meta("state", "error")
+            .and_then(|_| journal.set_meta("last_error", &format!("{e} [{}]", e.code()))),
+    };
+    result
+}
+
+async fn run_locked(
+    folder: &FolderPaths,
+    remote: &dyn Remote,
+    options: &RunOptions,
+    progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+    journal: &Mutex<Journal>,
+) -> Result<Outcome, DriveError> {
+    let mut records = lock(journal).records()?;
+    if !folder.root.is_dir() {
+        if records.is_empty() && !folder.root.exists() {
+            std::fs::create_dir_all(&folder.root).map_err(|e| DriveError::LocalIo {
+                path: folder.root.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        } else {
+            // Safety stop: a synced folder vanished (unplugged disk, renamed folder).
+            return Err(DriveError::FolderMissing(folder.root.display().to_string()));
+        }
+    }
+    let case_insensitive = local::case_insensitive(&folder.root);
+    let mut summary = Summary::default();
+    for pass in 0..options.max_passes.max(1) {
+        let ignore = Ignore::load(&folder.root);
+        let root = folder.root.clone();
+        let scan_ignore = ignore.clone();
+        let local = tokio::task::spawn_blocking(move || local::scan(&root, &scan_ignore))
+            .await
+            .map_err(|e| DriveError::LocalIo { path: folder.root.display().to_string(), reason: e.to_string() })??;
+        if !options.dry_run {
+            for t in &local.temps {
+                let _ = std::fs::remove_file(t);
+            }
+        }
+        let mut listing = remote.list_tree().await?;
+        filter_remote(&mut listing, &ignore, case_insensitive);
+        let now = now_unix();
+        let skip: BTreeSet<String> = lock(journal)
+            .failures()?
+            .into_iter()
+            .filter(|f| f.next_try > now)
+            .map(|f| f.path)
+            .collect();
+        // UTC: the local offset cannot be read soundly in a multi-threaded process on Linux.
+        let local_now = time::OffsetDateTime::now_utc();
+        let mut plan_options = plan::Options::new(time::PrimitiveDateTime::new(local_now.date(), local_now.time()));
+        plan_options.skip = skip;
+        plan_options.max_delete_percent = options.max_delete_percent;
+        let LocalListing { entries: local_entries, refused: local_refused, .. } = local;
+        let plan = plan::plan(&records, &local_entries, &listing.entries, &plan_options);
+        summary.passes = pass + 1;
+        summary.list_requests = listing.requests;
+        summary.refused = local_refused.into_iter().chain(listing.refused).collect();
+        summary.warnings = listing.warnings;
+        tracing::debug!(pass, actions = plan.actions.len(), "planned");
+        let stops = plan.safety_stops(&plan_options);
+        if !stops.is_empty() && !options.allow_deletes {
+            tracing::warn!(?stops, "safety stop: asking before deleting");
+            return Ok(Outcome::NeedsConfirmation { stops, plan });
+        }
+        if options.dry_run {
+            return Ok(Outcome::DryRun { plan, refused: summary.refused, warnings: summary.warnings });
+        }
+        if plan.is_empty() {
+            break;
+        }
+        let mut executor = Executor::new(&folder.root, remote, journal);
+        executor.transfers = options.transfers;
+        executor.attempts = options.attempts;
+        executor.backoff = options.backoff;
+        executor.stop_after = options.stop_after;
+        executor.progress = progress;
+        let report = executor.execute(&plan).await?;
+        merge(&mut summary.report, report.clone());
+        if !(plan.another_pass || report.changed_meanwhile > 0) {
+            break;
+        }
+        records = lock(journal).records()?;
+    }
+    Ok(Outcome::Done(summary))
+}
+
+fn lock(j: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
+    j.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn merge(into: &mut Report, r: Report) {
+    into.done += r.done;
+    into.failed.extend(r.failed);
+    into.changed_meanwhile += r.changed_meanwhile;
+    into.bytes_up += r.bytes_up;
+    into.bytes_down += r.bytes_down;
+}
+
+/// Drops ignored remote items, and on a case-insensitive disk the second of two names that
+/// differ only by case (reported).
+pub fn filter_remote(listing: &mut RemoteListing, ignore: &Ignore, case_insensitive: bool) {
+    let ignored: Vec<String> = listing.entries.keys().filter(|k| ignore.is_ignored(k)).cloned().collect();
+    for k in ignored {
+        listing.entries.retain(|p, _| !names::is_within(p, &k));
+    }
+    if case_insensitive {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut twins: Vec<(String, String)> = Vec::new();
+        for k in listing.entries.keys() {
+            // A child of a refused twin goes with it.
+            if twins.iter().any(|(t, _)| names::is_within(k, t)) {
+                continue;
+            }
+            let folded = k.to_lowercase();
+            match seen.get(&folded) {
+                Some(first) => twins.push((k.clone(), first.clone())),
+                None => {
+                    seen.insert(folded, k.clone());
+                }
+            }
+        }
+        for (twin, first) in twins {
+            listing.refused.push(Refusal {
+                path: twin.clone(),
+                reason: format!("differs only by case from “{first}”, which this disk cannot tell apart"),
+            });
+            listing.entries.retain(|p, _| !names::is_within(p, &twin));
+        }
+    }
+}

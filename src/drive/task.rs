@@ -1,0 +1,244 @@
+//! Continuous sync: one task per sync folder, fed by a closed set of [`Event`]s and publishing
+//! a [`DriveStatus`] stream. File-system events are debounced (0.5 s) so an edit is picked up
+//! at once; a periodic poll catches what watchers miss and remote changes.
+//!
+//! ```ignore
+//! let handle = Drive::start(DriveConfig::new(paths, remote));
+//! let mut status = handle.status();       // watch::Receiver<DriveStatus>
+//! handle.send(Event::Pause);
+//! handle.shutdown().await;
+//! ```
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use serde::Serialize;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use super::{
+    execute::Progress,
+    names,
+    plan::SafetyStop,
+    remote::{Remote, RemoteError},
+    run::{self, FolderPaths, Outcome, RunOptions},
+    DriveError,
+};
+
+/// What the sync task reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Something changed under the folder (from the watcher; debounced).
+    FileChanged(PathBuf),
+    /// Time to look at the server again.
+    PollDue,
+    /// The member asked for a sync now.
+    SyncNow,
+    Pause,
+    Resume,
+    /// The login was renewed: retry what failed for lack of it.
+    TokenRefreshed,
+    /// The answer to a safety stop: `true` runs the held plan's deletions once.
+    ConfirmDeletes(bool),
+    Shutdown,
+}
+
+/// The state shown to the member (serializable for the shell's IPC).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DriveStatus {
+    Starting,
+    Idle { last_sync: Option<String>, failed: usize },
+    Syncing { done: usize, total: usize, bytes: u64 },
+    Paused,
+    /// A safety stop: ask "delete anyway?" and answer with [`Event::ConfirmDeletes`].
+    NeedsConfirmation { question: String, stops: Vec<SafetyStop> },
+    Offline { message: String },
+    LoginRequired { message: String },
+    Error { code: String, message: String },
+}
+
+/// Everything the task needs.
+pub struct DriveConfig {
+    pub folder: FolderPaths,
+    pub remote: Arc<dyn Remote>,
+    pub options: RunOptions,
+    pub poll_every: Duration,
+    pub debounce: Duration,
+    /// Watch the folder for changes (off in some tests).
+    pub watch: bool,
+}
+
+impl DriveConfig {
+    pub fn new(folder: FolderPaths, remote: Arc<dyn Remote>) -> DriveConfig {
+        DriveConfig {
+            folder,
+            remote,
+            options: RunOptions::default(),
+            poll_every: Duration::from_secs(30),
+            debounce: Duration::from_millis(500),
+            watch: true,
+        }
+    }
+}
+
+pub struct Drive;
+
+/// The running task: send it events, watch its status. Dropping the handle stops the task.
+pub struct DriveHandle {
+    events: mpsc::UnboundedSender<Event>,
+    status: watch::Receiver<DriveStatus>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drive {
+    /// Starts the task on the current tokio runtime.
+    pub fn start(config: DriveConfig) -> DriveHandle {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(DriveStatus::Starting);
+        let task = tokio::spawn(run_loop(config, events.clone(), rx, status_tx));
+        DriveHandle { events, status, task: Some(task) }
+    }
+}
+
+impl DriveHandle {
+    pub fn status(&self) -> watch::Receiver<DriveStatus> {
+        self.status.clone()
+    }
+
+    pub fn send(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Asks the task to stop and waits for it (a running transfer finishes its item first).
+    pub async fn shutdown(mut self) {
+        let _ = self.events.send(Event::Shutdown);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DriveHandle {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Shutdown);
+    }
+}
+
+async fn run_loop(
+    config: DriveConfig,
+    events: mpsc::UnboundedSender<Event>,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    status: watch::Sender<DriveStatus>,
+) {
+    // The watcher lives as long as the loop; its callback only forwards paths.
+    let _watcher = if config.watch { watch_folder(&config.folder.root, events.clone()) } else { None };
+    let mut paused = false;
+    let mut due = true;
+    let mut allow_deletes_once = false;
+    let mut debounce_until: Option<Instant> = None;
+    let mut next_poll = Instant::now() + config.poll_every;
+    loop {
+        if due && !paused {
+            due = false;
+            let mut options = config.options.clone();
+            options.allow_deletes |= std::mem::take(&mut allow_deletes_once);
+            let _ = status.send(DriveStatus::Syncing { done: 0, total: 0, bytes: 0 });
+            let progress_tx = status.clone();
+            let progress = move |p: Progress| {
+                let _ = progress_tx.send(DriveStatus::Syncing { done: p.done, total: p.total, bytes: p.bytes });
+            };
+            let result = run::sync_once(&config.folder, config.remote.as_ref(), &options, Some(&progress)).await;
+            let _ = status.send(status_of(result));
+            next_poll = Instant::now() + config.poll_every;
+        }
+        let debounce = async {
+            match debounce_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = rx.recv() => match event {
+                None | Some(Event::Shutdown) => break,
+                Some(Event::FileChanged(path)) => {
+                    let ours = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(names::TEMP_PREFIX));
+                    if !ours {
+                        debounce_until = Some(Instant::now() + config.debounce);
+                    }
+                }
+                Some(Event::PollDue | Event::SyncNow | Event::TokenRefreshed) => due = true,
+                Some(Event::Pause) => {
+                    paused = true;
+                    let _ = status.send(DriveStatus::Paused);
+                }
+                Some(Event::Resume) => {
+                    paused = false;
+                    due = true;
+                }
+                Some(Event::ConfirmDeletes(yes)) => {
+                    if yes {
+                        allow_deletes_once = true;
+                        due = true;
+                    } else {
+                        // "No": stay paused until the member resumes (after fixing things).
+                        paused = true;
+                        let _ = status.send(DriveStatus::Paused);
+                    }
+                }
+            },
+            _ = debounce => {
+                debounce_until = None;
+                due = true;
+            }
+            _ = tokio::time::sleep_until(next_poll) => {
+                next_poll = Instant::now() + config.poll_every;
+                due = true;
+            }
+        }
+    }
+}
+
+fn status_of(result: Result<Outcome, DriveError>) -> DriveStatus {
+    match result {
+        Ok(Outcome::Done(summary)) => DriveStatus::Idle {
+            last_sync: time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).ok(),
+            failed: summary.report.failed.len(),
+        },
+        Ok(Outcome::DryRun { .. }) => DriveStatus::Idle { last_sync: None, failed: 0 },
+        Ok(Outcome::NeedsConfirmation { stops, .. }) => DriveStatus::NeedsConfirmation {
+            question: stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ") + ". Delete anyway?",
+            stops,
+        },
+        Err(DriveError::Remote(RemoteError::Unauthorized)) => {
+            DriveStatus::LoginRequired { message: RemoteError::Unauthorized.to_string() }
+        }
+        Err(DriveError::Remote(e @ RemoteError::Offline(_))) => DriveStatus::Offline { message: e.to_string() },
+        Err(e) => DriveStatus::Error { code: e.code().to_string(), message: e.to_string() },
+    }
+}
+
+fn watch_folder(root: &std::path::Path, events: mpsc::UnboundedSender<Event>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            for path in event.paths {
+                let _ = events.send(Event::FileChanged(path));
+            }
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut watcher) => match watcher.watch(root, notify::RecursiveMode::Recursive) {
+            Ok(()) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the folder; relying on periodic scans");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no file watcher; relying on periodic scans");
+            None
+        }
+    }
+}
