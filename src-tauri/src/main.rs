@@ -1,1 +1,120 @@
-fn main() {}
+//! Passerelle's desktop shell: a tray-first Tauri app over the `passerelle` core. It starts with
+//! no window (so no webview); windows are created on demand and destroyed on close.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod error;
+mod i18n;
+mod icon;
+mod logs;
+mod notify;
+mod shell;
+mod tray;
+mod windows;
+
+use passerelle::paths::Dirs;
+use tauri::{tray::TrayIconBuilder, Manager, RunEvent};
+
+use crate::{shell::Shell, tray::MenuAction, windows::WindowKind};
+
+fn main() {
+    let started = std::time::Instant::now();
+    let dirs = Dirs::discover();
+    let _log_guard = logs::init(&dirs.logs);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            // A second launch: bring the first one forward instead of starting twice.
+            tracing::info!("second launch: focusing the running app");
+            let shell = app.state::<Shell>();
+            let t = shell.catalog();
+            let target = match windows::any_open(app) {
+                Some(window) => {
+                    window.set_focus().ok();
+                    return;
+                }
+                None if shell.session().is_some() => (WindowKind::Settings, t.t("settings.title")),
+                None => (WindowKind::Wizard, t.t("wizard.title")),
+            };
+            windows::open(app, target.0, &target.1).ok();
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::Builder::new().build())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .manage(Shell::new(dirs))
+        .invoke_handler(tauri::generate_handler![
+            commands::catalog,
+            commands::wizard_state,
+            commands::wizard_login,
+            commands::wizard_folder,
+            commands::wizard_finish,
+            commands::settings_get,
+            commands::settings_set,
+            commands::logout,
+            commands::open_logs,
+            commands::dialog_answer,
+            commands::close_window,
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let shell = app.state::<Shell>();
+            let t = shell.catalog();
+            TrayIconBuilder::with_id(tray::TRAY_ID)
+                .icon(icon::render(icon::TrayState::LoggedOut, icon::Theme::detect(), &icon::Badge::None)?)
+                .tooltip(t.t("app.name"))
+                .menu(&tray::build_menu(&handle, &tray::TrayModel::default(), &t)?)
+                .show_menu_on_left_click(true)
+                .on_menu_event(|app, event| match MenuAction::parse(event.id().as_ref()) {
+                    Some(action) => app.state::<Shell>().act(app, action),
+                    None => tracing::debug!(id = ?event.id(), "informative menu line"),
+                })
+                .build(app)?;
+
+            // The tray follows the model; the model follows the core's streams. No polling.
+            let mut model = shell.model();
+            let redraw_handle = handle.clone();
+            tauri::async_runtime::spawn(async move {
+                loop {
+                    let current = model.borrow_and_update().clone();
+                    redraw_handle.state::<Shell>().redraw(&redraw_handle, &current);
+                    if model.changed().await.is_err() {
+                        break;
+                    }
+                }
+            });
+
+            let restore_handle = handle.clone();
+            tauri::async_runtime::spawn(async move {
+                restore_handle.state::<Shell>().restore(&restore_handle);
+                let shell = restore_handle.state::<Shell>();
+                if shell.session().is_none() {
+                    let t = shell.catalog();
+                    if let Err(e) = windows::open(&restore_handle, WindowKind::Wizard, &t.t("wizard.title")) {
+                        tracing::warn!(error = %e, "the wizard could not open");
+                    }
+                }
+            });
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "tray ready");
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "Passerelle could not start");
+            std::process::exit(1);
+        }
+    };
+    app.run(|_app, event| {
+        if let RunEvent::ExitRequested { api, code, .. } = event {
+            // The last window closing is not a reason to quit: the app lives in the tray.
+            // "Quitter" calls exit with a code, which goes through.
+            if code.is_none() {
+                api.prevent_exit();
+            }
+        }
+    });
+}

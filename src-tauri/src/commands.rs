@@ -1,0 +1,171 @@
+//! The IPC commands the windows call (through `ui/ipc.js`, the only place calling `invoke`).
+//! Each is a thin call into [`Shell`]; errors cross as `{code, message}`.
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, State, WebviewWindow, Wry};
+use tauri_plugin_opener::OpenerExt;
+
+use crate::{error::ShellError, shell::Shell, windows::DialogKind};
+
+type Answer<T> = Result<T, ShellError>;
+
+#[derive(Serialize)]
+pub struct CatalogView {
+    lang: &'static str,
+    strings: BTreeMap<String, String>,
+}
+
+#[tauri::command]
+pub fn catalog(shell: State<'_, Shell>) -> CatalogView {
+    let c = shell.catalog();
+    CatalogView { lang: c.lang.tag(), strings: c.strings().clone() }
+}
+
+#[derive(Serialize)]
+pub struct WizardView {
+    /// The organisation's name when this build carries a profile (or an earlier run saved
+    /// one): no domain to type.
+    bundled_org: Option<String>,
+    logged_in: Option<String>,
+    default_folder: Option<PathBuf>,
+}
+
+#[tauri::command]
+pub fn wizard_state(shell: State<'_, Shell>) -> WizardView {
+    let bundled_org = shell
+        .profile()
+        .map(|(p, _)| if p.name.is_empty() { p.issuer.host_str().unwrap_or_default().to_string() } else { p.name });
+    WizardView {
+        bundled_org,
+        logged_in: shell.session().map(|s| s.identity().name.clone()),
+        default_folder: shell.folder(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct LoggedIn {
+    name: String,
+    default_folder: Option<PathBuf>,
+}
+
+#[tauri::command]
+pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: Option<String>) -> Answer<LoggedIn> {
+    let session = shell.login(&app, domain).await?;
+    Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.folder() })
+}
+
+#[tauri::command]
+pub fn wizard_folder(shell: State<'_, Shell>, path: String) -> Answer<PathBuf> {
+    shell.choose_folder(PathBuf::from(path.trim()))
+}
+
+/// Setup is done: autostart goes on (the member can turn it off in the settings).
+#[tauri::command]
+pub fn wizard_finish(app: AppHandle<Wry>, shell: State<'_, Shell>, window: WebviewWindow<Wry>) -> Answer<()> {
+    if shell.settings().autostart.is_none() {
+        // Not fatal: a desktop without autostart support still gets a working app.
+        shell.set_autostart(&app, true).ok();
+    }
+    window.destroy()?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+pub struct SettingsView {
+    name: Option<String>,
+    email: Option<String>,
+    organisation: Option<String>,
+    folder: Option<PathBuf>,
+    subfolders: Vec<String>,
+    excluded_folders: Vec<String>,
+    paused: bool,
+    autostart: bool,
+    notifications: bool,
+    language: Option<String>,
+    version: &'static str,
+}
+
+#[tauri::command]
+pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
+    let settings = shell.settings();
+    let session = shell.session();
+    let folder = shell.folder();
+    let mut subfolders: Vec<String> = folder
+        .as_ref()
+        .and_then(|f| std::fs::read_dir(f).ok())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    subfolders.sort();
+    SettingsView {
+        name: session.as_ref().map(|s| s.identity().name.clone()),
+        email: session.as_ref().and_then(|s| s.identity().email.clone()),
+        organisation: shell.profile().map(|(p, _)| if p.name.is_empty() { p.issuer.to_string() } else { p.name }),
+        folder: settings.folder.clone().or(folder),
+        subfolders,
+        excluded_folders: settings.excluded_folders.clone(),
+        paused: settings.paused,
+        autostart: settings.autostart.unwrap_or(false),
+        notifications: settings.notifications.unwrap_or(true),
+        language: settings.language.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// One setting changed by the member.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "key", content = "value", rename_all = "snake_case")]
+pub enum SettingChange {
+    Paused(bool),
+    Autostart(bool),
+    Notifications(bool),
+    /// `None` follows the OS.
+    Language(Option<String>),
+    ExcludedFolders(Vec<String>),
+}
+
+#[tauri::command]
+pub fn settings_set(app: AppHandle<Wry>, shell: State<'_, Shell>, change: SettingChange) -> Answer<()> {
+    tracing::info!(?change, "setting changed");
+    match change {
+        SettingChange::Paused(p) => shell.set_paused(p),
+        SettingChange::Autostart(on) => shell.set_autostart(&app, on),
+        SettingChange::Notifications(on) => shell.update_settings(|s| s.notifications = Some(on)).map(drop),
+        SettingChange::Language(tag) => shell.set_language(&app, tag.filter(|t| t == "fr" || t == "en")),
+        SettingChange::ExcludedFolders(list) => shell.update_settings(|s| s.excluded_folders = list).map(drop),
+    }
+}
+
+#[tauri::command]
+pub async fn logout(shell: State<'_, Shell>) -> Answer<()> {
+    shell.logout().await
+}
+
+#[tauri::command]
+pub fn open_logs(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
+    app.opener()
+        .open_path(shell.dirs.logs.display().to_string(), None::<&str>)
+        .map_err(|e| ShellError::new("browser", e.to_string()))
+}
+
+/// The member's answer to a dialog; the window closes.
+#[tauri::command]
+pub fn dialog_answer(window: WebviewWindow<Wry>, kind: DialogKind, answer: String) -> Answer<()> {
+    tracing::info!(?kind, %answer, "dialog answered");
+    window.destroy()?;
+    Ok(())
+}
+
+/// Closes the calling window (destroyed, not hidden).
+#[tauri::command]
+pub fn close_window(window: WebviewWindow<Wry>) -> Answer<()> {
+    window.destroy()?;
+    Ok(())
+}

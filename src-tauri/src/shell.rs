@@ -1,0 +1,413 @@
+//! The shell's state and what each tray action does. The tray and the windows only call into
+//! here; here only calls into the core (`passerelle::*`) and the Tauri plugins.
+use std::{
+    path::PathBuf,
+    sync::{Mutex, MutexGuard, RwLock},
+};
+
+use passerelle::{
+    auth::{self, LoginOptions, SecretStore, Session},
+    browser::{OpenError, Opener},
+    chat::{Chat, ChatEventKind, ChatHandle, ChatState},
+    config::{self, Profile, Settings, Source},
+    paths::Dirs,
+    visio::{self, JoinOptions},
+};
+use tauri::{tray::TrayIcon, AppHandle, Manager, Wry};
+use tauri_plugin_autostart::ManagerExt as _;
+use tauri_plugin_clipboard_manager::ClipboardExt;
+use tauri_plugin_opener::OpenerExt;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    error::ShellError,
+    i18n::{Catalog, Lang},
+    icon::{self, Theme},
+    notify::{self, NoticeKind},
+    tray::{self, MenuAction, SyncLine, TrayModel},
+    windows::{self, DialogKind, WindowKind},
+};
+
+/// Managed by Tauri; one per app.
+pub struct Shell {
+    pub dirs: Dirs,
+    pub http: reqwest::Client,
+    pub store: SecretStore,
+    settings: Mutex<Settings>,
+    session: Mutex<Option<Session>>,
+    /// Dropping it stops the chat task.
+    chat: Mutex<Option<ChatHandle>>,
+    /// Watchers feeding the model from the core's streams; aborted on logout.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    model: watch::Sender<TrayModel>,
+    /// The model the current menu was built from: menu indices refer to it.
+    shown: Mutex<TrayModel>,
+    catalog: RwLock<Catalog>,
+    /// The ad-hoc room of this run: "copy the invite" then "start a visio" meet in the same room.
+    room: Mutex<Option<String>>,
+    theme: Theme,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it: the data are plain values.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shell {
+    pub fn new(dirs: Dirs) -> Shell {
+        let settings = Settings::load(&dirs).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the settings could not be read; starting from defaults");
+            Settings::default()
+        });
+        let store = SecretStore::open(&dirs);
+        let catalog = Catalog::load(Lang::choose(settings.language.as_deref()));
+        Shell {
+            http: passerelle::http::client(),
+            store,
+            settings: Mutex::new(settings),
+            session: Mutex::new(None),
+            chat: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            model: watch::channel(TrayModel::default()).0,
+            shown: Mutex::new(TrayModel::default()),
+            catalog: RwLock::new(catalog),
+            room: Mutex::new(None),
+            theme: Theme::detect(),
+            dirs,
+        }
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        self.catalog.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) -> Result<Settings, ShellError> {
+        let mut settings = lock(&self.settings);
+        change(&mut settings);
+        settings.save(&self.dirs)?;
+        Ok(settings.clone())
+    }
+
+    pub fn session(&self) -> Option<Session> {
+        lock(&self.session).clone()
+    }
+
+    pub fn model(&self) -> watch::Receiver<TrayModel> {
+        self.model.subscribe()
+    }
+
+    pub fn profile(&self) -> Option<(Profile, Source)> {
+        self.settings().profile().ok()
+    }
+
+    /// The folder in use, or the one the wizard proposes.
+    pub fn folder(&self) -> Option<PathBuf> {
+        let settings = self.settings();
+        let (profile, _) = settings.profile().ok()?;
+        Some(settings.folder(&profile))
+    }
+
+    pub fn set_language(&self, app: &AppHandle<Wry>, tag: Option<String>) -> Result<(), ShellError> {
+        let settings = self.update_settings(|s| s.language = tag)?;
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(Lang::choose(settings.language.as_deref()));
+        // Same model, new words: redraw the tray.
+        self.redraw(app, &self.model.borrow().clone());
+        Ok(())
+    }
+
+    /// Picks up the session of an earlier run, without network.
+    pub fn restore(&self, app: &AppHandle<Wry>) {
+        let Some((profile, _)) = self.profile() else {
+            self.model.send_modify(|m| *m = TrayModel::default());
+            return;
+        };
+        match Session::restore(self.http.clone(), profile, self.store.clone()) {
+            Ok(session) => self.start_session(app, session),
+            Err(e) => {
+                tracing::info!(code = e.code(), "no saved session");
+                self.model.send_modify(|m| *m = TrayModel::default());
+            }
+        }
+    }
+
+    /// Resolves the organisation (bundled, else the typed domain), runs the browser login, and
+    /// remembers the organisation.
+    pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
+        let settings = self.settings();
+        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None).await?;
+        let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
+        let session = auth::login(&self.http, &profile, &self.store, &options).await?;
+        if source != Source::Bundled {
+            self.update_settings(|s| s.profile = Some(profile.clone()))?;
+        }
+        self.start_session(app, session.clone());
+        Ok(session)
+    }
+
+    /// Wires a session to the tray: identity, links, visio, and the chat's live counts.
+    fn start_session(&self, app: &AppHandle<Wry>, session: Session) {
+        self.stop_session();
+        let profile = session.profile().clone();
+        let settings = self.settings();
+        let has_folder = settings.folder.is_some();
+        self.model.send_modify(|m| {
+            *m = TrayModel {
+                account: Some(session.identity().name.clone()),
+                sync: if settings.paused { SyncLine::Paused } else { SyncLine::Waiting },
+                links: visio::links(&profile),
+                teams: profile.teams.iter().map(|t| t.name.clone()).collect(),
+                has_jitsi: profile.jitsi.is_some(),
+                has_folder,
+                chat: profile.rocketchat.as_ref().map(|_| ChatState::Loading),
+                ..TrayModel::default()
+            }
+        });
+        *lock(&self.session) = Some(session.clone());
+        if profile.rocketchat.is_some() {
+            self.start_chat(app, session);
+        }
+    }
+
+    fn start_chat(&self, app: &AppHandle<Wry>, session: Session) {
+        let handle = Chat::start(session);
+        let mut counts = handle.counts();
+        let model = self.model.clone();
+        let counts_task = tokio::spawn(async move {
+            loop {
+                let state = counts.borrow_and_update().clone();
+                model.send_modify(|m| m.chat = Some(state));
+                if counts.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut events = handle.events();
+        let app = app.clone();
+        let events_task = tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        let shell = app.state::<Shell>();
+                        if shell.settings().notifications == Some(false) {
+                            continue;
+                        }
+                        let t = shell.catalog();
+                        let (kind, title) = match event.kind {
+                            ChatEventKind::Mention => (
+                                NoticeKind::Mention,
+                                t.f("notify.mention.title", &[("sender", &event.sender), ("room", &event.room)]),
+                            ),
+                            ChatEventKind::DirectMessage => {
+                                (NoticeKind::DirectMessage, t.f("notify.direct.title", &[("sender", &event.sender)]))
+                            }
+                        };
+                        let body = event.excerpt.clone().unwrap_or_else(|| t.t("notify.no_excerpt"));
+                        notify::send(&app, kind, &title, &body);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "chat notifications were dropped");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        *lock(&self.chat) = Some(handle);
+        lock(&self.tasks).extend([counts_task, events_task]);
+    }
+
+    fn stop_session(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        lock(&self.chat).take();
+        lock(&self.session).take();
+    }
+
+    pub async fn logout(&self) -> Result<(), ShellError> {
+        let session = self.session();
+        let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
+        self.stop_session();
+        self.model.send_modify(|m| *m = TrayModel::default());
+        if let Some(session) = &session {
+            if let Err(e) = passerelle::chat::forget(session) {
+                tracing::warn!(code = e.code(), "the chat login could not be forgotten");
+            }
+        }
+        if let Some(profile) = profile {
+            auth::logout(&self.http, &profile, &self.store).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the chosen folder, creating it.
+    pub fn choose_folder(&self, path: PathBuf) -> Result<PathBuf, ShellError> {
+        let t = self.catalog();
+        if !path.is_absolute() {
+            return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
+        }
+        std::fs::create_dir_all(&path).map_err(|e| {
+            ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", &e.to_string())]))
+        })?;
+        self.update_settings(|s| s.folder = Some(path.clone()))?;
+        self.model.send_modify(|m| m.has_folder = true);
+        Ok(path)
+    }
+
+    pub fn set_autostart(&self, app: &AppHandle<Wry>, on: bool) -> Result<(), ShellError> {
+        let launcher = app.autolaunch();
+        let done = if on { launcher.enable() } else { launcher.disable() };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "autostart could not be changed");
+            return Err(ShellError::new("autostart", e.to_string()));
+        }
+        self.update_settings(|s| s.autostart = Some(on))?;
+        Ok(())
+    }
+
+    pub fn set_paused(&self, paused: bool) -> Result<(), ShellError> {
+        self.update_settings(|s| s.paused = paused)?;
+        self.model.send_modify(|m| {
+            m.sync = if paused { SyncLine::Paused } else { SyncLine::Waiting };
+        });
+        Ok(())
+    }
+
+    /// Redraws icon, tooltip and menu for a model; called on every change of the model.
+    pub fn redraw(&self, app: &AppHandle<Wry>, model: &TrayModel) {
+        let Some(tray) = app.tray_by_id(tray::TRAY_ID) else { return };
+        let t = self.catalog();
+        if let Err(e) = draw(app, &tray, model, &t, self.theme) {
+            tracing::warn!(error = %e, "the tray could not be updated");
+        }
+        *lock(&self.shown) = model.clone();
+    }
+
+    /// Runs a menu action. Errors are logged and, when the member can act on them, shown.
+    pub fn act(&self, app: &AppHandle<Wry>, action: MenuAction) {
+        tracing::info!(?action, "tray menu");
+        if let Err(e) = self.try_act(app, action) {
+            tracing::warn!(code = %e.code, message = %e.message, ?action, "the action failed");
+        }
+    }
+
+    fn try_act(&self, app: &AppHandle<Wry>, action: MenuAction) -> Result<(), ShellError> {
+        let shown = lock(&self.shown).clone();
+        let t = self.catalog();
+        match action {
+            MenuAction::Login => windows::open(app, WindowKind::Wizard, &t.t("wizard.title"))?,
+            MenuAction::Settings => windows::open(app, WindowKind::Settings, &t.t("settings.title"))?,
+            MenuAction::Quit => app.exit(0),
+            MenuAction::Logout => {
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = app.state::<Shell>().logout().await {
+                        tracing::warn!(code = %e.code, "logout: {}", e.message);
+                    }
+                });
+            }
+            MenuAction::OpenFolder => {
+                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder", t.t("error.not_available")))?;
+                app.opener()
+                    .open_path(folder.display().to_string(), None::<&str>)
+                    .map_err(|e| ShellError::new("browser", e.to_string()))?;
+            }
+            MenuAction::SyncNow => tracing::info!("sync requested"),
+            MenuAction::Pause => self.set_paused(true)?,
+            MenuAction::Resume => self.set_paused(false)?,
+            MenuAction::OpenChat => {
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                if let Some(url) = passerelle::chat::chat_url(&session) {
+                    opener(app).open(url.as_str()).map_err(open_error)?;
+                }
+            }
+            MenuAction::OpenRoom(i) => {
+                let room = shown.chat.as_ref().and_then(ChatState::counts).and_then(|c| c.rooms.get(i).cloned());
+                if let Some(room) = room {
+                    opener(app).open(&room.url).map_err(open_error)?;
+                }
+            }
+            MenuAction::Visio | MenuAction::VisioAudio => {
+                let url = self.meeting(action == MenuAction::VisioAudio, None)?;
+                visio::open(&opener(app), &url)?;
+            }
+            MenuAction::TeamRoom(i) => {
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let Some(name) = shown.teams.get(i) else { return Ok(()) };
+                let room = visio::team_room(session.profile(), name)?.room.clone();
+                let url = self.meeting(false, Some(room))?;
+                visio::open(&opener(app), &url)?;
+            }
+            MenuAction::CopyInvite => {
+                let url = self.meeting(false, None)?;
+                visio::copy_invite(&PluginClipboard(app.clone()), &url)?;
+                notify::send(app, NoticeKind::InviteCopied, &t.t("notify.invite_copied.title"), &t.t("notify.invite_copied.body"));
+            }
+            MenuAction::JoinMeeting => {
+                if let Some(m) = &shown.meeting {
+                    opener(app).open(&m.url).map_err(open_error)?;
+                }
+            }
+            MenuAction::Link(i) => {
+                if let Some(link) = shown.links.get(i) {
+                    opener(app).open(link.url.as_str()).map_err(open_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A meeting URL with the member's name: the given room, else this run's ad-hoc room.
+    fn meeting(&self, audio_only: bool, room: Option<String>) -> Result<url::Url, ShellError> {
+        let t = self.catalog();
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+        let jitsi = visio::jitsi_host(session.profile())?;
+        let room = match room {
+            Some(room) => room,
+            None => lock(&self.room).get_or_insert_with(visio::new_room).clone(),
+        };
+        let options = JoinOptions { display_name: Some(session.identity().name.clone()), audio_only, ..JoinOptions::default() };
+        Ok(visio::meeting_url(jitsi, &room, &options)?)
+    }
+
+    pub fn ask(&self, app: &AppHandle<Wry>, kind: DialogKind) {
+        let t = self.catalog();
+        let title = t.t(&format!("dialog.{}.title", kind.tag()));
+        if let Err(e) = windows::open(app, WindowKind::Dialog(kind), &title) {
+            tracing::warn!(error = %e, "the dialog could not open");
+        }
+    }
+}
+
+fn draw(app: &AppHandle<Wry>, tray: &TrayIcon<Wry>, model: &TrayModel, t: &Catalog, theme: Theme) -> tauri::Result<()> {
+    tray.set_icon(Some(icon::render(model.state(), theme, &model.badge())?))?;
+    tray.set_tooltip(Some(model.tooltip(t)))?;
+    tray.set_menu(Some(tray::build_menu(app, model, t)?))?;
+    Ok(())
+}
+
+fn open_error(e: OpenError) -> ShellError {
+    ShellError::new("browser", e.to_string())
+}
+
+/// The one way the shell opens URLs: `PASSERELLE_BROWSER` when set (tests record URLs with it),
+/// else the opener plugin.
+pub fn opener(app: &AppHandle<Wry>) -> Opener {
+    if std::env::var("PASSERELLE_BROWSER").is_ok_and(|b| !b.trim().is_empty()) {
+        return Opener::System;
+    }
+    let app = app.clone();
+    Opener::hook(move |url| app.opener().open_url(url, None::<&str>).map_err(|e| OpenError::Launch(e.to_string())))
+}
+
+/// The invite goes through the clipboard plugin, which lives as long as the app.
+struct PluginClipboard(AppHandle<Wry>);
+
+impl visio::Clipboard for PluginClipboard {
+    fn set_text(&self, text: &str) -> Result<(), visio::VisioError> {
+        self.0.clipboard().write_text(text.to_string()).map_err(|e| visio::VisioError::Clipboard(e.to_string()))
+    }
+}

@@ -1,0 +1,336 @@
+//! The tray: what it shows ([`TrayModel`], fed by the core's watch streams), the menu built from
+//! it, and the closed set of things a click can mean ([`MenuAction`]). Menu ids are produced and
+//! parsed only here, so no handler ever matches on a raw string.
+use passerelle::{chat::ChatState, visio::ToolLink};
+use tauri::{
+    menu::{Menu, MenuBuilder, MenuItem, SubmenuBuilder},
+    AppHandle, Runtime,
+};
+
+use crate::{
+    i18n::Catalog,
+    icon::{Badge, TrayState},
+};
+
+/// The tray's id; libayatana-appindicator publishes it under `/org/ayatana/NotificationItem/`.
+pub const TRAY_ID: &str = "passerelle";
+/// Rooms listed under the chat line.
+pub const MENU_ROOMS: usize = 5;
+
+/// Where the member's folder stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SyncLine {
+    /// Logged in, but the sync has not reported yet (or this build has none).
+    #[default]
+    Waiting,
+    UpToDate,
+    Syncing { done: u64, total: u64 },
+    Paused,
+    NeedsConfirmation,
+    Error(String),
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub used: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextMeeting {
+    pub title: String,
+    /// Already formatted for the member ("14:30").
+    pub time: String,
+    pub url: String,
+}
+
+/// Everything the tray shows. Rebuilt into a menu whenever it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrayModel {
+    /// The member's name when logged in.
+    pub account: Option<String>,
+    pub sync: SyncLine,
+    pub quota: Option<Quota>,
+    pub chat: Option<ChatState>,
+    pub meeting: Option<NextMeeting>,
+    pub links: Vec<ToolLink>,
+    pub teams: Vec<String>,
+    pub has_jitsi: bool,
+    pub has_folder: bool,
+}
+
+impl TrayModel {
+    pub fn state(&self) -> TrayState {
+        if self.account.is_none() {
+            return TrayState::LoggedOut;
+        }
+        match self.sync {
+            SyncLine::Waiting | SyncLine::UpToDate => TrayState::UpToDate,
+            SyncLine::Syncing { .. } => TrayState::Syncing,
+            SyncLine::Paused => TrayState::Paused,
+            SyncLine::NeedsConfirmation | SyncLine::Error(_) => TrayState::Error,
+            SyncLine::Offline => TrayState::Offline,
+        }
+    }
+
+    pub fn badge(&self) -> Badge {
+        match self.chat.as_ref().and_then(ChatState::counts) {
+            Some(c) if c.total > 0 => Badge::Count(c.total),
+            Some(c) if c.dot => Badge::Dot,
+            _ => Badge::None,
+        }
+    }
+
+    pub fn status_text(&self, t: &Catalog) -> String {
+        if self.account.is_none() {
+            return t.t("tray.status.logged_out");
+        }
+        match &self.sync {
+            SyncLine::Waiting if self.has_folder => t.t("tray.status.up_to_date"),
+            SyncLine::Waiting => t.t("tray.status.waiting"),
+            SyncLine::UpToDate => t.t("tray.status.up_to_date"),
+            SyncLine::Syncing { done, total } if *total > 0 => {
+                t.f("tray.status.syncing", &[("files", &total.saturating_sub(*done).to_string())])
+            }
+            SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
+            SyncLine::Paused => t.t("tray.status.paused"),
+            SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
+            SyncLine::Error(message) => t.f("tray.status.error", &[("message", message)]),
+            SyncLine::Offline => t.t("tray.status.offline"),
+        }
+    }
+
+    pub fn tooltip(&self, t: &Catalog) -> String {
+        match &self.sync {
+            SyncLine::Syncing { done, total } if self.account.is_some() && *total > 0 => {
+                t.f("tray.tooltip_progress", &[("done", &done.to_string()), ("total", &total.to_string())])
+            }
+            _ => t.f("tray.tooltip", &[("status", &self.status_text(t))]),
+        }
+    }
+
+    fn chat_line(&self, t: &Catalog) -> Option<String> {
+        let state = self.chat.as_ref()?;
+        Some(match state {
+            ChatState::Loading => t.t("tray.chat.loading"),
+            ChatState::NotConfigured => return None,
+            ChatState::Unavailable { .. } | ChatState::Failed { .. } => t.t("tray.chat.unavailable"),
+            ChatState::Offline { last: None, .. } => t.t("tray.chat.offline"),
+            ChatState::Ready(c) | ChatState::Offline { last: Some(c), .. } => {
+                let count = if c.label.is_empty() { c.total.to_string() } else { c.label.clone() };
+                if c.total == 0 && c.dot {
+                    t.t("tray.chat.alert")
+                } else if c.total == 0 {
+                    t.t("tray.chat.none")
+                } else if c.mentions > 0 {
+                    t.f("tray.chat.mentions", &[("count", &count), ("mentions", &c.mentions.to_string())])
+                } else {
+                    t.f("tray.chat.count", &[("count", &count)])
+                }
+            }
+        })
+    }
+}
+
+/// Everything a menu click can mean. Indices refer to the [`TrayModel`] the menu was built
+/// from, which the shell keeps beside the menu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuAction {
+    Login,
+    OpenFolder,
+    SyncNow,
+    Pause,
+    Resume,
+    OpenChat,
+    OpenRoom(usize),
+    Visio,
+    VisioAudio,
+    TeamRoom(usize),
+    CopyInvite,
+    JoinMeeting,
+    Link(usize),
+    Settings,
+    Logout,
+    Quit,
+}
+
+impl MenuAction {
+    pub fn id(self) -> String {
+        match self {
+            MenuAction::Login => "login".into(),
+            MenuAction::OpenFolder => "open-folder".into(),
+            MenuAction::SyncNow => "sync-now".into(),
+            MenuAction::Pause => "pause".into(),
+            MenuAction::Resume => "resume".into(),
+            MenuAction::OpenChat => "open-chat".into(),
+            MenuAction::OpenRoom(i) => format!("room:{i}"),
+            MenuAction::Visio => "visio".into(),
+            MenuAction::VisioAudio => "visio-audio".into(),
+            MenuAction::TeamRoom(i) => format!("team:{i}"),
+            MenuAction::CopyInvite => "copy-invite".into(),
+            MenuAction::JoinMeeting => "join-meeting".into(),
+            MenuAction::Link(i) => format!("link:{i}"),
+            MenuAction::Settings => "settings".into(),
+            MenuAction::Logout => "logout".into(),
+            MenuAction::Quit => "quit".into(),
+        }
+    }
+
+    /// The action behind a menu id; `None` for the informative lines and anything unknown.
+    pub fn parse(id: &str) -> Option<MenuAction> {
+        let indexed = |prefix: &str, make: fn(usize) -> MenuAction| {
+            id.strip_prefix(prefix).and_then(|n| n.parse().ok()).map(make)
+        };
+        Some(match id {
+            "login" => MenuAction::Login,
+            "open-folder" => MenuAction::OpenFolder,
+            "sync-now" => MenuAction::SyncNow,
+            "pause" => MenuAction::Pause,
+            "resume" => MenuAction::Resume,
+            "open-chat" => MenuAction::OpenChat,
+            "visio" => MenuAction::Visio,
+            "visio-audio" => MenuAction::VisioAudio,
+            "copy-invite" => MenuAction::CopyInvite,
+            "join-meeting" => MenuAction::JoinMeeting,
+            "settings" => MenuAction::Settings,
+            "logout" => MenuAction::Logout,
+            "quit" => MenuAction::Quit,
+            _ => {
+                return indexed("room:", MenuAction::OpenRoom)
+                    .or_else(|| indexed("team:", MenuAction::TeamRoom))
+                    .or_else(|| indexed("link:", MenuAction::Link))
+            }
+        })
+    }
+}
+
+/// The menu for a model, in the member's language.
+pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog) -> tauri::Result<Menu<R>> {
+    let item = |action: MenuAction, label: String| MenuItem::with_id(app, action.id(), label, true, None::<&str>);
+    let info = |id: &str, label: String| MenuItem::with_id(app, format!("info:{id}"), label, false, None::<&str>);
+
+    let mut menu = MenuBuilder::new(app).item(&info("status", model.status_text(t))?);
+    let Some(_name) = &model.account else {
+        return menu
+            .separator()
+            .item(&item(MenuAction::Login, t.t("tray.login"))?)
+            .separator()
+            .item(&item(MenuAction::Quit, t.t("tray.quit"))?)
+            .build();
+    };
+
+    if let Some(q) = &model.quota {
+        menu = menu.item(&info("quota", t.f("tray.quota", &[("used", &t.size(q.used)), ("total", &t.size(q.total))]))?);
+    }
+    menu = menu.separator();
+    if model.has_folder {
+        menu = menu.item(&item(MenuAction::OpenFolder, t.t("tray.open_folder"))?);
+        menu = menu.item(&item(MenuAction::SyncNow, t.t("tray.sync_now"))?);
+        menu = match model.sync {
+            SyncLine::Paused => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
+            _ => menu.item(&item(MenuAction::Pause, t.t("tray.pause"))?),
+        };
+        menu = menu.separator();
+    }
+
+    if let Some(line) = model.chat_line(t) {
+        menu = menu.item(&item(MenuAction::OpenChat, line)?);
+        if let Some(counts) = model.chat.as_ref().and_then(ChatState::counts) {
+            for (i, room) in counts.rooms.iter().take(MENU_ROOMS).enumerate() {
+                let label = t.f("tray.chat.room", &[("room", &room.name), ("count", &room.unread.to_string())]);
+                menu = menu.item(&item(MenuAction::OpenRoom(i), label)?);
+            }
+        }
+        menu = menu.separator();
+    }
+
+    if model.has_jitsi {
+        menu = menu
+            .item(&item(MenuAction::Visio, t.t("tray.visio"))?)
+            .item(&item(MenuAction::VisioAudio, t.t("tray.visio_audio"))?);
+        for (i, team) in model.teams.iter().enumerate() {
+            menu = menu.item(&item(MenuAction::TeamRoom(i), t.f("tray.team_room", &[("team", team)]))?);
+        }
+        menu = menu.item(&item(MenuAction::CopyInvite, t.t("tray.copy_invite"))?);
+    }
+    if let Some(m) = &model.meeting {
+        menu = menu.item(&item(MenuAction::JoinMeeting, t.f("tray.join_meeting", &[("title", &m.title), ("time", &m.time)]))?);
+    }
+    menu = menu.separator();
+
+    if !model.links.is_empty() {
+        let mut tools = SubmenuBuilder::new(app, t.t("tray.tools"));
+        for (i, link) in model.links.iter().enumerate() {
+            tools = tools.item(&item(MenuAction::Link(i), link.name.clone())?);
+        }
+        menu = menu.item(&tools.build()?);
+    }
+    menu.item(&item(MenuAction::Settings, t.t("tray.settings"))?)
+        .item(&item(MenuAction::Logout, t.t("tray.logout"))?)
+        .separator()
+        .item(&item(MenuAction::Quit, t.t("tray.quit"))?)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Lang;
+    use passerelle::chat::ChatCounts;
+
+    #[test]
+    fn every_action_round_trips_through_its_id() {
+        let all = [
+            MenuAction::Login,
+            MenuAction::OpenFolder,
+            MenuAction::SyncNow,
+            MenuAction::Pause,
+            MenuAction::Resume,
+            MenuAction::OpenChat,
+            MenuAction::OpenRoom(3),
+            MenuAction::Visio,
+            MenuAction::VisioAudio,
+            MenuAction::TeamRoom(1),
+            MenuAction::CopyInvite,
+            MenuAction::JoinMeeting,
+            MenuAction::Link(0),
+            MenuAction::Settings,
+            MenuAction::Logout,
+            MenuAction::Quit,
+        ];
+        for action in all {
+            assert_eq!(MenuAction::parse(&action.id()), Some(action));
+        }
+        assert_eq!(MenuAction::parse("info:status"), None);
+        assert_eq!(MenuAction::parse("room:x"), None);
+        assert_eq!(MenuAction::parse(""), None);
+    }
+
+    #[test]
+    fn status_lines_read_as_the_issue_says() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
+        m.sync = SyncLine::UpToDate;
+        assert_eq!(m.status_text(&t), "À jour");
+        m.sync = SyncLine::Syncing { done: 3, total: 15 };
+        assert_eq!(m.status_text(&t), "Synchronisation… 12 fichiers");
+        assert_eq!(m.state(), TrayState::Syncing);
+        m.sync = SyncLine::Error("le serveur ne répond pas".into());
+        assert_eq!(m.status_text(&t), "Erreur : le serveur ne répond pas");
+        m.account = None;
+        assert_eq!(m.state(), TrayState::LoggedOut);
+    }
+
+    #[test]
+    fn the_badge_follows_the_chat() {
+        let mut m = TrayModel { account: Some("Alice".into()), ..Default::default() };
+        assert_eq!(m.badge(), Badge::None);
+        m.chat = Some(ChatState::Ready(ChatCounts { total: 0, dot: true, ..Default::default() }));
+        assert_eq!(m.badge(), Badge::Dot);
+        m.chat = Some(ChatState::Ready(ChatCounts { total: 120, label: "120".into(), ..Default::default() }));
+        assert_eq!(m.badge(), Badge::Count(120));
+        let t = Catalog::load(Lang::Fr);
+        assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : 120 non lus"));
+    }
+}

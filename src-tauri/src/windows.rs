@@ -1,0 +1,92 @@
+//! The app's few small windows. Each is created when opened and destroyed when closed, so that
+//! while the app only sits in the tray no webview (and no WebKit process) is alive.
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
+
+/// A question the sync asks the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogKind {
+    MassDelete,
+    Conflicts,
+    NoSpace,
+    LoginAgain,
+}
+
+impl DialogKind {
+    pub fn tag(self) -> &'static str {
+        match self {
+            DialogKind::MassDelete => "mass_delete",
+            DialogKind::Conflicts => "conflicts",
+            DialogKind::NoSpace => "no_space",
+            DialogKind::LoginAgain => "login_again",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Wizard,
+    Settings,
+    Dialog(DialogKind),
+}
+
+impl WindowKind {
+    fn label(self) -> String {
+        match self {
+            WindowKind::Wizard => "wizard".into(),
+            WindowKind::Settings => "settings".into(),
+            WindowKind::Dialog(d) => format!("dialog-{}", d.tag()),
+        }
+    }
+
+    fn page(self) -> String {
+        match self {
+            WindowKind::Wizard => "wizard.html".into(),
+            WindowKind::Settings => "settings.html".into(),
+            WindowKind::Dialog(d) => format!("dialog.html?kind={}", d.tag()),
+        }
+    }
+
+    fn size(self) -> (f64, f64) {
+        match self {
+            WindowKind::Wizard => (520.0, 460.0),
+            WindowKind::Settings => (560.0, 640.0),
+            WindowKind::Dialog(_) => (460.0, 280.0),
+        }
+    }
+}
+
+/// Shows the window, creating it if needed, and brings it to the front.
+pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, title: &str) -> tauri::Result<()> {
+    let label = kind.label();
+    if let Some(window) = app.get_webview_window(&label) {
+        window.unminimize().ok();
+        window.show()?;
+        return window.set_focus();
+    }
+    let (width, height) = kind.size();
+    let window = WebviewWindowBuilder::new(app, &label, WebviewUrl::App(kind.page().into()))
+        .title(title)
+        .inner_size(width, height)
+        .min_inner_size(width * 0.8, height * 0.8)
+        .center()
+        .focused(true)
+        .build()?;
+    window.set_focus().ok();
+    tracing::debug!(%label, "window opened");
+    Ok(())
+}
+
+/// Destroys the window: its webview and memory go with it.
+pub fn close<R: Runtime>(app: &AppHandle<R>, label: &str) {
+    if let Some(window) = app.get_webview_window(label) {
+        if let Err(e) = window.destroy() {
+            tracing::warn!(error = %e, %label, "the window could not be closed");
+        }
+    }
+}
+
+/// Some window is open (for the single-instance focus).
+pub fn any_open<R: Runtime>(app: &AppHandle<R>) -> Option<tauri::WebviewWindow<R>> {
+    app.webview_windows().into_values().next()
+}

@@ -1,0 +1,25 @@
+// The only place that talks to the Rust side. Every call resolves with the answer or rejects
+// with {code, message}, where message is a plain sentence to show as is.
+const core = window.__TAURI_INTERNALS__;
+
+export async function call(command, args = {}) {
+  if (!core) throw { code: "no_shell", message: "Passerelle's window must be opened from the app." };
+  try {
+    return await core.invoke(command, args);
+  } catch (e) {
+    if (e && typeof e === "object" && "code" in e) throw e;
+    throw { code: "shell", message: String(e) };
+  }
+}
+
+export const catalog = () => call("catalog");
+export const wizardState = () => call("wizard_state");
+export const wizardLogin = (domain) => call("wizard_login", { domain });
+export const wizardFolder = (path) => call("wizard_folder", { path });
+export const wizardFinish = () => call("wizard_finish");
+export const settingsGet = () => call("settings_get");
+export const settingsSet = (key, value) => call("settings_set", { change: { key, value } });
+export const logout = () => call("logout");
+export const openLogs = () => call("open_logs");
+export const dialogAnswer = (kind, answer) => call("dialog_answer", { kind, answer });
+export const closeWindow = () => call("close_window");
