@@ -1,5 +1,6 @@
-//! The background task behind [`super::ChatHandle`]: one full REST load, then the websocket.
-//! While the socket is up, nothing else touches the server. When it drops: reconnect with
+//! The background task behind [`super::ChatHandle`]: open the websocket and subscribe, then
+//! one full REST load (subscribed first, so nothing falls between the two). While the socket is
+//! up, nothing else touches the server. When it drops: reconnect with
 //! exponential back-off and jitter, poll `updatedSince` at most every `poll_every` meanwhile,
 //! and catch up with `updatedSince` once the socket is back (subscribed first, so that nothing
 //! falls between the catch-up and the stream).
@@ -214,19 +215,19 @@ impl Live {
 
     pub async fn run(mut self) {
         let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
-        if let Err(e) = self.load().await {
-            let delay = backoff.next_delay();
-            if let Flow::Stop = self.on_error(e, delay) {
-                return;
-            }
-            // Not loaded: the socket's catch-up (or the fallback poll) does the full load.
-        }
         loop {
             let connected_at = Instant::now();
             match self.connected(&mut backoff).await {
-                Ok(()) => {}
+                Ok(()) | Err(Flow::Retry(_)) => {}
                 Err(Flow::Stop) => return,
-                Err(Flow::Retry(_)) => {}
+            }
+            if !self.loaded {
+                // No socket yet and nothing shown: load over REST rather than wait for it.
+                if let Err(e) = self.load().await {
+                    if let Flow::Stop = self.on_error(e, Duration::ZERO) {
+                        return;
+                    }
+                }
             }
             if connected_at.elapsed() >= STABLE {
                 backoff.reset();
@@ -264,7 +265,7 @@ impl Live {
                 }
             }
         };
-        // Subscribed: now catch up with what happened while the socket was down.
+        // Subscribed: now load, or catch up with what happened while the socket was down.
         let mut catch_up: Option<Instant> = Some(Instant::now());
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {

@@ -28,6 +28,7 @@ The control API (not Rocket.Chat's; for tests) lives under /_control/:
   POST /_control/messages       {"rid"|"room","from","text"} -> {"_id"}: @username mentions, unread
                                 and alerts, stream events, like a posted message
   POST /_control/subscriptions  {"user","rid"|"room","set":{...}} or {"user","rid","remove":true}
+  POST /_control/touch          {"rid"|"room"}: the room is sent again unchanged (an edit, a reaction)
   POST /_control/personal-token {"user"} -> {"userId","token"}
   POST /_control/faults         any of: {"drop_sockets":user} (no close frame), {"expire_tokens":user}
                                 (tokens die, sockets close), {"rate_limit":{"endpoint","count",
@@ -180,7 +181,7 @@ class Server:
         entry["total"] += 1
         if username:
             entry[username] = entry.get(username, 0) + 1
-        self.log.append({"t": time.time(), "request": key, "user": username})
+        self.log.append({"t": time.time(), "request": key, "query": request.query_string, "user": username})
 
     def faults(self, endpoint):
         limit = self.rate_limits.get(endpoint)
@@ -427,6 +428,16 @@ class Server:
             await self.notify(uid, "rooms-changed", ["updated", room])
         return web.json_response({"_id": message["_id"], "success": True})
 
+    async def c_touch(self, request):
+        """Sends the room again unchanged, as Rocket.Chat does after an edit or a reaction."""
+        body = await request.json()
+        room = self.room_by(body)
+        room["_updatedAt"] = self.stamp()
+        for (rid, uid) in list(self.subs):
+            if rid == room["_id"]:
+                await self.notify(uid, "rooms-changed", ["updated", room])
+        return web.json_response({"success": True})
+
     async def c_subscriptions(self, request):
         body = await request.json()
         room = self.room_by(body)
@@ -541,6 +552,7 @@ def main():
         app.router.add_post("/_control/rooms", server.c_rooms)
         app.router.add_post("/_control/messages", server.c_messages)
         app.router.add_post("/_control/subscriptions", server.c_subscriptions)
+        app.router.add_post("/_control/touch", server.c_touch)
         app.router.add_post("/_control/personal-token", server.c_personal_token)
         app.router.add_post("/_control/faults", server.c_faults)
         app.router.add_get("/_control/stats", server.c_stats)
