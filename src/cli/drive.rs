@@ -1,21 +1,317 @@
-//! `sync`, `status`, `drive` (being written).
+//! `passerelle sync [--once] [--dry-run] [--folder PATH] [--remote URL] [--webdav-user USER]`
+//! and `passerelle status [--json]`; `drive` (trash, versions) belongs to the Nextcloud extras.
+//!
+//! Which server: `--remote URL`, else the profile's `webdav` (generic WebDAV, Basic auth with the
+//! user name and password kept in the keychain), else the profile's `nextcloud` (bearer token
+//! of the login, or an app password through Login Flow v2).
+use std::{io::BufRead, path::PathBuf, sync::Arc};
+
 use clap::Args;
+use passerelle::{
+    drive::{
+        nextcloud::{self, remote::NextcloudRemote, ConnectOptions},
+        plan::Plan,
+        run::{self, FolderPaths, Outcome, RunOptions},
+        status,
+        task::{Drive, DriveConfig, DriveStatus, Event},
+        Auth, DriveError, Remote, RemoteError, WebDav,
+    },
+    paths::Dirs,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
 
-use super::{exit, Context, Failure};
+use super::{exit, print_json, Context, Failure};
+
+/// The keychain entry of generic WebDAV credentials.
+const WEBDAV_SECRET: &str = "webdav";
 
 #[derive(Debug, Args)]
-pub struct SyncArgs {}
+pub struct SyncArgs {
+    /// Sync once and exit (without it, keep syncing until Ctrl-C).
+    #[arg(long)]
+    pub once: bool,
+    /// Only print what would be done.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The local folder (default: the one in the settings).
+    #[arg(long)]
+    pub folder: Option<PathBuf>,
+    /// The server folder's WebDAV URL (default: from the organisation profile).
+    #[arg(long)]
+    pub remote: Option<Url>,
+    /// User name for a generic WebDAV server. The password is read once from
+    /// PASSERELLE_WEBDAV_PASSWORD or stdin, then kept in the keychain.
+    #[arg(long)]
+    pub webdav_user: Option<String>,
+    /// Go ahead with the deletions a safety stop asked about.
+    #[arg(long)]
+    pub allow_deletes: bool,
+    /// Stop and ask when a sync would delete more than this share of the files.
+    #[arg(long, default_value_t = 50)]
+    pub max_delete_percent: u32,
+    /// Transfers at once.
+    #[arg(long, default_value_t = 4)]
+    pub transfers: usize,
+    /// Print the result (or the plan) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub folder: Option<PathBuf>,
+    #[arg(long)]
+    pub remote: Option<Url>,
+}
+
 #[derive(Debug, Args)]
 pub struct DriveArgs {}
 
-pub async fn sync(_ctx: Context, _args: SyncArgs) -> Result<(), Failure> {
-    Err(Failure::new(exit::FAILURE, "sync is not available yet"))
+#[derive(Serialize, Deserialize)]
+struct WebDavSecret {
+    url: String,
+    user: String,
+    password: String,
 }
-pub async fn status(_ctx: Context, _args: StatusArgs) -> Result<(), Failure> {
-    Err(Failure::new(exit::FAILURE, "status is not available yet"))
+
+/// The folder, the server URL and a remote to talk to it.
+struct Target {
+    folder: FolderPaths,
+    remote: Arc<dyn Remote>,
 }
+
+fn failure(e: DriveError) -> Failure {
+    let code = match &e {
+        DriveError::Remote(RemoteError::Unauthorized) => exit::LOGIN_REQUIRED,
+        DriveError::Remote(RemoteError::Offline(_)) => exit::OFFLINE,
+        DriveError::FolderMissing(_) => exit::NEEDS_CONFIRMATION,
+        _ => exit::FAILURE,
+    };
+    Failure::new(code, format!("{e} [{}]", e.code()))
+}
+
+/// Which folder and which server URL, without connecting.
+fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result<(PathBuf, Url, bool), Failure> {
+    let profile = ctx.settings.profile().ok().map(|(p, _)| p);
+    let folder = match (folder, &profile) {
+        (Some(f), _) => f,
+        (None, Some(p)) => ctx.settings.folder(p),
+        (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no folder given (--folder) and no organisation set up")),
+    };
+    let folder = std::path::absolute(&folder).unwrap_or(folder);
+    let (url, is_nextcloud) = match (remote, &profile) {
+        (Some(u), _) => (u, false),
+        (None, Some(p)) => match (&p.webdav, &p.nextcloud) {
+            (Some(u), _) => (u.clone(), false),
+            (None, Some(u)) => (u.clone(), true),
+            (None, None) => {
+                return Err(Failure::new(exit::NOT_CONFIGURED, "the organisation profile names no file server (webdav or nextcloud)"))
+            }
+        },
+        (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no server given (--remote) and no organisation set up")),
+    };
+    Ok((folder, url, is_nextcloud))
+}
+
+async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Target, Failure> {
+    let (root, url, is_nextcloud) = locate(ctx, args.folder.clone(), args.remote.clone())?;
+    let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
+    if is_nextcloud {
+        let session = ctx.session().ok();
+        let options = ConnectOptions { non_interactive: !interactive, ..ConnectOptions::default() };
+        let nc = nextcloud::connect(&ctx.http, &url, session.as_ref(), &ctx.store, &options)
+            .await
+            .map_err(|e| Failure::new(exit::LOGIN_REQUIRED, format!("{e} [{}]", e.code())))?;
+        let cache = folder.journal.with_extension("tree.json");
+        return Ok(Target { folder, remote: Arc::new(NextcloudRemote::new(nc, "", Some(cache))) });
+    }
+    let auth = webdav_auth(ctx, &url, args.webdav_user.as_deref())?;
+    Ok(Target { folder, remote: Arc::new(WebDav::new(ctx.http.clone(), url, auth)) })
+}
+
+/// Basic credentials: given now (then kept), or kept from before for this server; else the
+/// login's bearer token, else none.
+fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Failure> {
+    let secrets_failure = |e: passerelle::auth::SecretError| Failure::new(exit::FAILURE, e.to_string());
+    if let Some(user) = user {
+        let password = match std::env::var("PASSERELLE_WEBDAV_PASSWORD") {
+            Ok(p) => p,
+            Err(_) => {
+                eprintln!("Password for {user} on {url} (then Enter):");
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| Failure::new(exit::FAILURE, format!("could not read the password: {e}")))?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+        };
+        let secret = WebDavSecret { url: url.to_string(), user: user.to_string(), password: password.clone() };
+        let text = serde_json::to_string(&secret).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+        ctx.store.set(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
+        return Ok(Auth::Basic { user: user.to_string(), password });
+    }
+    if let Some(text) = ctx.store.get(WEBDAV_SECRET).map_err(secrets_failure)? {
+        if let Ok(secret) = serde_json::from_str::<WebDavSecret>(&text) {
+            if secret.url == url.as_str() {
+                return Ok(Auth::Basic { user: secret.user, password: secret.password });
+            }
+        }
+    }
+    match ctx.session() {
+        Ok(session) => Ok(Auth::Bearer(session)),
+        Err(_) => Ok(Auth::None),
+    }
+}
+
+fn run_options(args: &SyncArgs) -> RunOptions {
+    RunOptions {
+        dry_run: args.dry_run,
+        allow_deletes: args.allow_deletes,
+        max_delete_percent: args.max_delete_percent,
+        transfers: args.transfers.max(1),
+        ..RunOptions::default()
+    }
+}
+
+pub async fn sync(ctx: Context, args: SyncArgs) -> Result<(), Failure> {
+    let target = connect(&ctx, &args, args.once || args.dry_run).await?;
+    let options = run_options(&args);
+    if args.once || args.dry_run {
+        let outcome = run::sync_once(&target.folder, target.remote.as_ref(), &options, None).await.map_err(failure)?;
+        return report(outcome, args.json);
+    }
+    continuous(target, options).await
+}
+
+fn report(outcome: Outcome, json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(&outcome)?;
+    }
+    match outcome {
+        Outcome::Done(summary) => {
+            if !json {
+                let r = &summary.report;
+                println!(
+                    "synced: {} done, {} failed, {} B up, {} B down ({} pass{})",
+                    r.done,
+                    r.failed.len(),
+                    r.bytes_up,
+                    r.bytes_down,
+                    summary.passes,
+                    if summary.passes == 1 { "" } else { "es" }
+                );
+                for f in &r.failed {
+                    println!("failed: {} ({}) [{}]", f.path, f.reason, f.code);
+                }
+                for x in &summary.refused {
+                    println!("not synced: {} ({})", x.path, x.reason);
+                }
+                for x in &summary.warnings {
+                    println!("warning: {} ({})", x.path, x.reason);
+                }
+            }
+            Ok(())
+        }
+        Outcome::DryRun { plan, refused, warnings } => {
+            if !json {
+                print_plan(&plan);
+                for x in &refused {
+                    println!("not synced: {} ({})", x.path, x.reason);
+                }
+                for x in &warnings {
+                    println!("warning: {} ({})", x.path, x.reason);
+                }
+            }
+            Ok(())
+        }
+        Outcome::NeedsConfirmation { stops, plan } => {
+            if !json {
+                print_plan(&plan);
+            }
+            let why = stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ");
+            Err(Failure::new(
+                exit::NEEDS_CONFIRMATION,
+                format!("stopped before deleting anything: {why}. Run again with --allow-deletes to go ahead."),
+            ))
+        }
+    }
+}
+
+fn print_plan(plan: &Plan) {
+    if plan.is_empty() {
+        println!("nothing to do");
+    } else {
+        print!("{plan}");
+    }
+}
+
+async fn continuous(target: Target, options: RunOptions) -> Result<(), Failure> {
+    let mut config = DriveConfig::new(target.folder, target.remote);
+    config.options = options;
+    let handle = Drive::start(config);
+    let mut status = handle.status();
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = status.borrow_and_update().clone();
+                let line = match &now {
+                    DriveStatus::Syncing { .. } => "syncing".to_string(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                };
+                if line != last {
+                    eprintln!("{line}");
+                    last = line;
+                }
+                if let DriveStatus::LoginRequired { message } = &now {
+                    handle.shutdown().await;
+                    return Err(Failure::new(exit::LOGIN_REQUIRED, message.clone()));
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                handle.send(Event::Shutdown);
+                break;
+            }
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
+    let (root, url, _) = locate(&ctx, args.folder, args.remote)?;
+    let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
+    let s = status::read(&folder).map_err(failure)?;
+    if args.json {
+        return print_json(&s);
+    }
+    println!("folder: {}", s.folder);
+    println!("state: {}", s.state);
+    println!("items: {}", s.items);
+    println!("pending: {}", s.pending);
+    println!("last sync: {}", s.last_sync.as_deref().unwrap_or("never"));
+    if let Some(e) = &s.last_error {
+        println!("last error: {e}");
+    }
+    if let Some(q) = &s.question {
+        println!("waiting for an answer: {q}");
+    }
+    for f in &s.failures {
+        println!("failed: {} ({}), {} tries", f.path, f.reason, f.retries);
+    }
+    Ok(())
+}
+
+/// Trash and versions are the Nextcloud extras' (see `passerelle::drive::nextcloud`).
 pub async fn drive(_ctx: Context, _args: DriveArgs) -> Result<(), Failure> {
-    Err(Failure::new(exit::FAILURE, "drive is not available yet"))
+    let _ = Dirs::discover;
+    Err(Failure::new(exit::FAILURE, "trash and versions are not available from the command line yet"))
 }

@@ -60,6 +60,8 @@ pub struct WebDav {
     pub attempts: u32,
     pub backoff: Duration,
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the server honours `If-Match`/`If-None-Match` (rclone does not): probed once.
+    conditionals: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl WebDav {
@@ -76,6 +78,7 @@ impl WebDav {
             attempts: 4,
             backoff: Duration::from_millis(250),
             requests: Default::default(),
+            conditionals: Default::default(),
         }
     }
 
@@ -156,6 +159,60 @@ impl WebDav {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// True when the server enforces `If-Match`. Probed once with a PUT under a temporary
+    /// name and an `If-Match` nothing can match: an honest server answers 412 and writes
+    /// nothing; one that ignores it writes the probe, which is deleted again.
+    async fn honours_conditionals(&self) -> bool {
+        *self
+            .conditionals
+            .get_or_init(|| async {
+                let name = format!("{}probe-{:016x}", super::names::TEMP_PREFIX, rand::random::<u64>());
+                let url = self.url(&name, false);
+                let build = || {
+                    self.http
+                        .put(url.clone())
+                        .header(header::IF_MATCH, "\"passerelle-probe-matches-nothing\"")
+                        .header(header::CONTENT_LENGTH, 0)
+                        .body(Vec::new())
+                };
+                match self.send(&build).await {
+                    Err(RemoteError::Changed(_)) => true,
+                    Ok(_) => {
+                        tracing::info!(server = %self.base, "the server ignores If-Match: checking versions before writing");
+                        let delete = || self.http.delete(url.clone());
+                        let _ = self.send(&delete).await;
+                        false
+                    }
+                    // Unknown: be careful.
+                    Err(_) => false,
+                }
+            })
+            .await
+    }
+
+    /// For servers that ignore preconditions: checks them by looking first (a narrow race
+    /// remains, which is the best such a server allows).
+    async fn check_precondition(&self, path: &str, pre: &Precondition) -> Result<(), RemoteError> {
+        if matches!(pre, Precondition::Any) || self.honours_conditionals().await {
+            return Ok(());
+        }
+        let current = match self.propfind(path, "0", false).await {
+            Ok(mut items) => items.pop().map(|(_, e)| e),
+            Err(RemoteError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let ok = match (pre, &current) {
+            (Precondition::Create, None) => true,
+            (Precondition::Replace(etag), Some(e)) => e.kind == Kind::File && e.etag.as_deref() == Some(etag.as_str()),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(RemoteError::Changed(path.to_string()))
         }
     }
 
@@ -406,7 +463,9 @@ impl Remote for WebDav {
 
     fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
         let url = self.url(path, false);
+        let path = path.to_string();
         Box::pin(async move {
+            self.check_precondition(&path, &pre).await?;
             let mut request = self
                 .http
                 .put(url)
@@ -457,7 +516,11 @@ impl Remote for WebDav {
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {
         let url = self.url(path, if_match.is_none());
         let if_match = if_match.map(str::to_string);
+        let path = path.to_string();
         Box::pin(async move {
+            if let Some(etag) = &if_match {
+                self.check_precondition(&path, &Precondition::Replace(etag.clone())).await?;
+            }
             let build = || {
                 let r = self.http.delete(url.clone());
                 match &if_match {
