@@ -64,6 +64,7 @@ $("notifications").addEventListener("change", (e) => change("notifications", e.t
 $("language").addEventListener("change", async (e) => {
   await change("language", e.target.value || null);
   await render();
+  $("saved").textContent = t("settings.saved");
   $("language").focus();
 });
 $("logout").addEventListener("click", async () => {
