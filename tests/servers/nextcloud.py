@@ -36,7 +36,8 @@ Test control endpoints live under /_test/ and are never counted:
   POST /_test/users       {"user": "...", "app_password": "...", "quota": bytes}   (create/reset a user)
   POST /_test/seed        {"user", "files": n, "per_folder": k, "size": bytes, "prefix": "seed"}
   POST /_test/permissions {"user", "path", "permissions"}   (subtree, e.g. "SRGDNV" = read-only share)
-  POST /_test/fail        {"user", "path"}   next write of that path fails (bulk: per-file error)
+  POST /_test/fail        {"user", "path"[, "mode": "checksum"]}   next write of that path fails
+                          (bulk: per-file error; mode checksum: its bulk part fails the md5 check)
   POST /_test/capabilities {"bulkupload": bool, "chunking": bool}
 
 Usage: nextcloud.py --port 18085 --data DIR [--issuer URL] [--user alice:APP_PASSWORD ...]
@@ -134,6 +135,7 @@ class Store:
         self.bearer = True
         self.caps = {"bulkupload": True, "chunking": True}
         self.fail_next = set()  # (user, path)
+        self.bad_checksum = set()  # (user, path): the next bulk part for it fails its md5 check
         self.reset_stats()
         self.userinfo_cache = {}
 
@@ -497,7 +499,11 @@ class Server:
                     stack.extend(n.children.values())
             return web.json_response({})
         if path == "/_test/fail":
-            st.fail_next.add((body["user"], "/" + "/".join(split(body["path"]))))
+            key = (body["user"], "/" + "/".join(split(body["path"])))
+            if body.get("mode") == "checksum":
+                st.bad_checksum.add(key)
+            else:
+                st.fail_next.add(key)
             return web.json_response({})
         if path == "/_test/capabilities":
             for k in ("bulkupload", "chunking"):
@@ -621,7 +627,7 @@ class Server:
         raw = urllib.parse.unquote(p)
         if not (raw + "/").startswith(prefix):
             return None
-        return decode_segments(p)[3:]
+        return decode_segments(p)[4:]
 
     def file_headers(self, node, mtime_accepted=False):
         h = {"ETag": f'"{node.etag}"', "OC-ETag": f'"{node.etag}"', "OC-FileId": f"{node.fileid:08d}{self.store.instance}"}
@@ -1013,11 +1019,16 @@ class Server:
                 md5 = headers["x-file-md5"].strip().lower()
             if md5 is None:
                 return bad(400, "The X-File-MD5 header must not be null.")
-            if hashlib.md5(content).hexdigest() != md5:
-                return bad(400, "Computed md5 hash is incorrect.")
             fpath = headers.get("x-file-path")
             if not fpath:
                 return bad(400, "The X-File-Path header must not be null.")
+            ck = (u.name, "/" + "/".join(split(fpath)))
+            if ck in self.store.bad_checksum:
+                # Simulates bytes damaged on the way: the md5 no longer matches.
+                self.store.bad_checksum.discard(ck)
+                content = content[:-1] + bytes([content[-1] ^ 1]) if content else b"x"
+            if hashlib.md5(content).hexdigest() != md5:
+                return bad(400, "Computed md5 hash is incorrect.")
             written[fpath] = self.bulk_write(u, fpath, content, headers.get("x-oc-mtime"))
         return web.json_response(written)
 
