@@ -213,6 +213,18 @@ async fn counts_and_notifications_arrive_live() {
     assert!(text.contains("/group/bureau"), "{text}");
 }
 
+/// The next line matching `pred` within 15 s.
+async fn next_matching(lines: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(v)) if pred(&v) => return v,
+            Ok(Some(_)) => continue,
+            _ => panic!("no {what} line from passerelle chat --watch"),
+        }
+    }
+}
+
 async fn wait_for_socket(server: &TestServer, user: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while server.stats().await["sockets"][user].as_u64().unwrap_or(0) == 0 {
@@ -288,6 +300,97 @@ async fn rate_limits_are_respected() {
     let gap = times[2] - times[1];
     assert!(gap >= 1.9, "the retry came {gap:.2} s after the 429, before Retry-After (2 s)");
     eprintln!("retry {gap:.2} s after a 429 with Retry-After: 2");
+
+    // A cut-off answer: a warning, the last counts kept (degraded), and a later retry.
+    server.fault(json!({"malformed_rest": {"endpoint": "subscriptions.get", "count": 1}})).await;
+    server.fault(json!({"drop_sockets": "alice"})).await;
+    server.post(&general, "bob", "encore").await;
+    wait_state(&handle, Duration::from_secs(15), |s| total(s) == Some(2)).await;
+}
+
+/// When the websocket cannot be opened (a proxy that does not pass it), the counts still
+/// follow by polling `updatedSince`, no more often than `poll_every`.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_websocket_the_counts_are_polled_gently() {
+    let server = TestServer::start(&[]);
+    let home = support::home();
+    let session = login(&server, &home).await;
+    let general = server.room("c", "general", &["alice", "bob"]).await;
+    server.fault(json!({"refuse_sockets": true})).await;
+    let handle = Chat::start_with(session, quick());
+    wait_state(&handle, Duration::from_secs(10), |s| total(s) == Some(0)).await;
+    server.post(&general, "bob", "par sondage").await;
+    wait_state(&handle, Duration::from_secs(8), |s| total(s) == Some(1)).await;
+    server.post(&general, "bob", "encore").await;
+    wait_state(&handle, Duration::from_secs(8), |s| total(s) == Some(2)).await;
+
+    let stats = server.stats().await;
+    assert!(stats["connects"]["alice"].is_null(), "no socket was ever opened: {stats}");
+    let times: Vec<f64> = stats["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|e| e["request"] == "GET /api/v1/subscriptions.get")
+        .filter_map(|e| e["t"].as_f64())
+        .collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|g| *g >= 2.9), "polls closer than poll_every (3 s): {gaps:?}");
+    eprintln!("polls without a websocket, seconds apart: {gaps:.2?}");
+}
+
+/// `passerelle chat --watch --json` against the stack's test double: a state line, then the
+/// notification line of a new mention.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_watches_live() {
+    let control = support::env("PASSERELLE_TEST_ROCKETCHAT_CONTROL");
+    let http = reqwest::Client::new();
+    let home = support::home();
+    let _session = support::login("alice", "alice-pass-1", &home).await;
+    let name = format!("watch-{}", std::process::id());
+    let room: Value = http
+        .post(format!("{control}/rooms"))
+        .json(&json!({"t": "c", "name": name, "members": ["alice", "bob"]}))
+        .send()
+        .await
+        .expect("control")
+        .json()
+        .await
+        .expect("JSON");
+    let rid = room["rid"].as_str().expect("rid").to_string();
+
+    let mut child = support::cli(&home)
+        .args(["chat", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run passerelle chat --watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    next_matching(&mut lines, "ready state", |v| v["type"] == "state" && v["state"]["state"] == "ready").await;
+    // The socket is up once the state is ready (subscribed before the load).
+    let posted: Value = http
+        .post(format!("{control}/messages"))
+        .json(&json!({"rid": rid, "from": "bob", "text": "@alice regarde ça"}))
+        .send()
+        .await
+        .expect("control")
+        .json()
+        .await
+        .expect("JSON");
+    let event = next_matching(&mut lines, "event", |v| v["type"] == "event" && v["event"]["rid"] == rid.as_str()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(event["event"]["kind"], "mention");
+    assert_eq!(event["event"]["message_id"], posted["_id"]);
+    assert_eq!(event["event"]["excerpt"], "@alice regarde ça");
 }
 
 /// The chat's login token dies (sockets closed, REST says 401, resume is refused): the client

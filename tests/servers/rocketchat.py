@@ -34,7 +34,8 @@ The control API (not Rocket.Chat's; for tests) lives under /_control/:
                                 (tokens die, sockets close), {"rate_limit":{"endpoint","count",
                                 "retry_after"}}, {"malformed_rest":{"endpoint","count"}},
                                 {"malformed_frames":user}, {"access_token_login":false|true},
-                                {"silence":user} (the user's sockets stop answering)
+                                {"silence":user} (the user's sockets stop answering),
+                                {"refuse_sockets":true|false} (/websocket answers 503)
   GET  /_control/stats          request counts per endpoint and user, a request log, socket
                                 connects, pongs and open sockets per user
 
@@ -115,6 +116,7 @@ class Server:
         self.sockets = {}  # uid -> set of Conn
         self.last_ms = 0
         self.access_token_login = True
+        self.refuse_sockets = False
         self.rate_limits = {}  # endpoint -> [count, retry_after]
         self.malformed = {}  # endpoint -> count
         self.requests = {}  # "METHOD /path" -> {"total": n, username: n}
@@ -266,6 +268,9 @@ class Server:
 
     # --- DDP --------------------------------------------------------------------------------
     async def websocket(self, request):
+        if self.refuse_sockets:
+            # As a proxy that does not pass websockets would: a plain error page.
+            return web.Response(status=503, text="Service Unavailable")
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         conn = Conn(ws, request)
@@ -466,6 +471,8 @@ class Server:
         body = await request.json()
         if "access_token_login" in body:
             self.access_token_login = bool(body["access_token_login"])
+        if "refuse_sockets" in body:
+            self.refuse_sockets = bool(body["refuse_sockets"])
         if "rate_limit" in body:
             r = body["rate_limit"]
             self.rate_limits[r["endpoint"]] = [int(r.get("count", 1)), int(r.get("retry_after", 60))]
