@@ -185,39 +185,8 @@ impl CalDav {
     /// The member's calendars that hold events, with their change markers.
     pub async fn calendars(&self) -> Result<Vec<CalendarInfo>, CalendarError> {
         let home = self.home().await?;
-        let answer = self
-            .propfind(
-                &home,
-                "1",
-                "<d:resourcetype/><d:displayname/><cs:getctag/><d:sync-token/><c:supported-calendar-component-set/>",
-            )
-            .await?;
-        let mut found = Vec::new();
-        for response in answer {
-            let Some(resourcetype) = response.prop(DAV, "resourcetype") else { continue };
-            if !resourcetype.has_child(CALDAV, "calendar") {
-                continue;
-            }
-            // Calendars that declare their components and leave VEVENT out hold only tasks.
-            if let Some(set) = response.prop(CALDAV, "supported-calendar-component-set") {
-                if !set.comps.is_empty() && !set.comps.iter().any(|c| c.eq_ignore_ascii_case("VEVENT")) {
-                    continue;
-                }
-            }
-            let Ok(url) = home.join(&response.href) else { continue };
-            let name = response
-                .prop(DAV, "displayname")
-                .map(|p| p.text.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| url.path_segments().and_then(|s| s.filter(|p| !p.is_empty()).last()).unwrap_or("").to_string());
-            let version = [response.prop(CS, "getctag"), response.prop(DAV, "sync-token")]
-                .into_iter()
-                .flatten()
-                .map(|p| p.text.trim().to_string())
-                .find(|v| !v.is_empty());
-            found.push(CalendarInfo { url, name, version });
-        }
-        Ok(found)
+        let answer = self.propfind(&home, "1", CALENDAR_PROPS).await?;
+        Ok(calendars_in(answer, &home))
     }
 
     /// The resources of every calendar with an event overlapping `window`. A calendar whose
@@ -275,12 +244,49 @@ impl CalDav {
             window.end.format(fmt)
         );
         let text = self.send("REPORT", &calendar.url, "1", body).await?;
-        Ok(resources_from_report(&text, &calendar.name)?)
+        parse_report(&text, &calendar.name)
     }
 }
 
+const CALENDAR_PROPS: &str =
+    "<d:resourcetype/><d:displayname/><cs:getctag/><d:sync-token/><c:supported-calendar-component-set/>";
+
+/// The calendars holding events in a Depth-1 PROPFIND answer on the calendar home.
+pub fn parse_calendars(xml: &str, home: &Url) -> Result<Vec<CalendarInfo>, CalendarError> {
+    Ok(calendars_in(parse_multistatus(xml)?, home))
+}
+
+fn calendars_in(answer: Vec<Response>, home: &Url) -> Vec<CalendarInfo> {
+    let mut found = Vec::new();
+    for response in answer {
+        let Some(resourcetype) = response.prop(DAV, "resourcetype") else { continue };
+        if !resourcetype.has_child(CALDAV, "calendar") {
+            continue;
+        }
+        // Calendars that declare their components and leave VEVENT out hold only tasks.
+        if let Some(set) = response.prop(CALDAV, "supported-calendar-component-set") {
+            if !set.comps.is_empty() && !set.comps.iter().any(|c| c.eq_ignore_ascii_case("VEVENT")) {
+                continue;
+            }
+        }
+        let Ok(url) = home.join(&response.href) else { continue };
+        let name = response
+            .prop(DAV, "displayname")
+            .map(|p| p.text.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| url.path_segments().and_then(|s| s.filter(|p| !p.is_empty()).last()).unwrap_or("").to_string());
+        let version = [response.prop(CS, "getctag"), response.prop(DAV, "sync-token")]
+            .into_iter()
+            .flatten()
+            .map(|p| p.text.trim().to_string())
+            .find(|v| !v.is_empty());
+        found.push(CalendarInfo { url, name, version });
+    }
+    found
+}
+
 /// The calendar data of a REPORT answer; a response without data becomes a warning.
-pub fn resources_from_report(xml: &str, calendar: &str) -> Result<(Vec<Resource>, Vec<String>), CalendarError> {
+pub fn parse_report(xml: &str, calendar: &str) -> Result<(Vec<Resource>, Vec<String>), CalendarError> {
     let mut resources = Vec::new();
     let mut warnings = Vec::new();
     for response in parse_multistatus(xml)? {

@@ -13,7 +13,9 @@
 //!   [`Meeting`] with start, end, title, link and [`MeetingKind`] (`jitsi`, `external`, `none`).
 //!   Broken events or calendars become [`Meetings::warnings`]; the rest still shows.
 //!   [`Window::next_24h`]`(now)` is the usual window; the time is always passed in.
-//! - [`expand`]`(ics, &Window, jitsi, local_tz, calendar)`: the pure parse + expand step.
+//! - [`next_meetings_in`]: the same with the member's time zone given (tests, settings).
+//! - [`expand`]`(ics, &Window, jitsi, local_tz, calendar)`, [`parse_report`]`(xml, calendar)`,
+//!   [`meetings_from`]`(resources, ...)`: the pure parse + expand steps.
 //! - [`starting_soon`]`(&meetings, now, &notified)`: the pure "meeting starting in 10 min"
 //!   computation; [`StartingSoon`] keeps the notified set so an occurrence fires once.
 //! - [`Freshness`]: refresh at most every 5 min, and at once after a wake.
@@ -35,8 +37,8 @@ use crate::{
     visio::{self, JoinOptions},
 };
 
-pub use dav::{CalDav, CalendarInfo, Stats};
-pub use expand::{classify, expand};
+pub use dav::{parse_calendars, parse_report, CalDav, CalendarInfo, Resource, Stats};
+pub use expand::{classify, expand, Expanded};
 pub use soon::{starting_soon, Freshness, StartingSoon, REFRESH_INTERVAL, SOON};
 
 #[derive(Debug, Error)]
@@ -240,14 +242,32 @@ pub fn local_timezone() -> chrono_tz::Tz {
         .unwrap_or(chrono_tz::UTC)
 }
 
-/// The meetings overlapping `window` from every calendar of the member that holds events.
-/// Calendars whose `getctag` / `sync-token` did not change are not downloaded again.
+/// The meetings overlapping `window` from every calendar of the member that holds events, in
+/// the machine's time zone (for all-day and floating times). Calendars whose `getctag` /
+/// `sync-token` did not change are not downloaded again.
 pub async fn next_meetings(client: &CalDav, profile: &Profile, window: Window) -> Result<Meetings, CalendarError> {
-    let local = local_timezone();
+    next_meetings_in(client, profile, window, local_timezone()).await
+}
+
+/// [`next_meetings`] with the member's time zone given.
+pub async fn next_meetings_in(
+    client: &CalDav,
+    profile: &Profile,
+    window: Window,
+    local: chrono_tz::Tz,
+) -> Result<Meetings, CalendarError> {
     let fetched = client.fetch(window).await?;
-    let mut out = Meetings { meetings: Vec::new(), warnings: fetched.warnings };
-    for resource in &fetched.resources {
-        match expand(&resource.ics, &window, profile.jitsi.as_ref(), local, &resource.calendar) {
+    let mut out = meetings_from(&fetched.resources, &window, profile.jitsi.as_ref(), local);
+    out.warnings.splice(0..0, fetched.warnings);
+    Ok(out)
+}
+
+/// The pure step after the download: every resource expanded and classified, sorted. A
+/// resource that cannot be read becomes a warning; the others still show.
+pub fn meetings_from(resources: &[Resource], window: &Window, jitsi: Option<&Url>, local: chrono_tz::Tz) -> Meetings {
+    let mut out = Meetings::default();
+    for resource in resources {
+        match expand(&resource.ics, window, jitsi, local, &resource.calendar) {
             Ok(expanded) => {
                 out.meetings.extend(expanded.meetings);
                 out.warnings.extend(expanded.warnings.into_iter().map(|w| format!("{}: {w}", resource.href)));
@@ -259,7 +279,7 @@ pub async fn next_meetings(client: &CalDav, profile: &Profile, window: Window) -
         }
     }
     sort(&mut out.meetings);
-    Ok(out)
+    out
 }
 
 /// Start order; ties by end, then title, so the list is stable.

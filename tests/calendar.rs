@@ -1,0 +1,363 @@
+//! The next meetings against a real CalDAV server (Radicale from the test stack): discovery,
+//! the REPORT, recurrences across the October 2026 DST change in Paris, cancellations, links,
+//! the ctag cache; then the pure parts (bad input, starting soon, freshness) and the CLI.
+mod support;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use passerelle::{
+    calendar::{self, CalDav, CalDavAuth, Freshness, Meeting, MeetingKind, StartingSoon, Window},
+    config::Profile,
+    visio::JoinOptions,
+};
+use url::Url;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/calendar");
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}")).to_utc()
+}
+
+fn password(user: &str) -> String {
+    let users = support::env("PASSERELLE_TEST_CALDAV_USERS");
+    users
+        .split(',')
+        .find_map(|pair| pair.split_once(':').filter(|(u, _)| *u == user).map(|(_, p)| p.to_string()))
+        .unwrap_or_else(|| panic!("no CalDAV test user {user} in {users}"))
+}
+
+fn root() -> Url {
+    Url::parse(&support::env("PASSERELLE_TEST_CALDAV")).unwrap()
+}
+
+fn client(user: &str) -> CalDav {
+    CalDav::new(passerelle::http::client(), root(), CalDavAuth::Basic { user: user.into(), password: password(user) })
+}
+
+fn profile() -> Profile {
+    let mut p: Profile = serde_json::from_value(serde_json::json!({
+        "issuer": "https://sso.example.coop/realms/coop",
+        "client_id": "passerelle",
+        "jitsi": "https://visio.example.coop",
+    }))
+    .unwrap();
+    p.caldav = Some(root());
+    p
+}
+
+/// Writes fixtures the way a calendar app does: MKCALENDAR, then one PUT per event.
+struct Writer {
+    http: reqwest::Client,
+    user: String,
+    calendar: Url,
+}
+
+impl Writer {
+    /// A new calendar of `user` with a unique name (runs and tests never share one).
+    async fn new_calendar(user: &str, display: &str) -> Writer {
+        let http = reqwest::Client::new();
+        let id = format!("test-{}", passerelle::visio::new_room().split('-').take(3).collect::<Vec<_>>().join("-"));
+        let calendar = root().join(&format!("{user}/{id}/")).unwrap();
+        let body = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>
+<D:displayname>{display}</D:displayname>
+<C:supported-calendar-component-set><C:comp name="VEVENT"/></C:supported-calendar-component-set>
+</D:prop></D:set></C:mkcalendar>"#
+        );
+        let r = http
+            .request(reqwest::Method::from_bytes(b"MKCALENDAR").unwrap(), calendar.clone())
+            .basic_auth(user, Some(password(user)))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "MKCALENDAR: {}", r.text().await.unwrap());
+        Writer { http, user: user.into(), calendar }
+    }
+
+    async fn put(&self, name: &str, ics: &str) {
+        let r = self
+            .http
+            .put(self.calendar.join(name).unwrap())
+            .basic_auth(&self.user, Some(password(&self.user)))
+            .header("Content-Type", "text/calendar; charset=utf-8")
+            .body(ics.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "PUT {name}: {} {}", r.status(), r.text().await.unwrap());
+    }
+
+    async fn delete(&self) {
+        let _ = self.http.delete(self.calendar.clone()).basic_auth(&self.user, Some(password(&self.user))).send().await;
+    }
+}
+
+fn summary(meetings: &[Meeting], calendar: &str) -> Vec<(String, String, MeetingKind, bool)> {
+    meetings
+        .iter()
+        .filter(|m| m.calendar == calendar)
+        .map(|m| (m.start.to_rfc3339(), m.title.clone(), m.kind, m.all_day))
+        .collect()
+}
+
+/// The whole promise against Radicale: the right occurrences in the right order across the
+/// night Paris goes from CEST to CET, the moved one moved, the cancelled ones absent, other
+/// time zones right, links classified.
+#[tokio::test]
+async fn radicale_occurrences_across_the_dst_change() {
+    let name = format!("Coop {}", passerelle::visio::new_room().split('-').next().unwrap());
+    let writer = Writer::new_calendar("alice", &name).await;
+    for f in ["daily.ics", "all-day.ics", "tokyo.ics", "new-york.ics", "description-link.ics", "no-link.ics", "outside.ics"] {
+        writer.put(f, &fixture(f)).await;
+    }
+    let client = client("alice");
+    let calendars = client.calendars().await.unwrap();
+    let mine = calendars.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name} not discovered in {calendars:?}"));
+    assert!(mine.version.is_some(), "Radicale offers getctag / sync-token");
+
+    // Saturday 24 to Wednesday 28 October 2026: Paris changes time on Sunday 25 at 03:00.
+    let window = Window { start: t("2026-10-24T00:00:00Z"), end: t("2026-10-29T00:00:00Z") };
+    let got = calendar::next_meetings_in(&client, &profile(), window, chrono_tz::Europe::Paris).await.unwrap();
+    use MeetingKind::*;
+    let expected = [
+        ("2026-10-24T07:30:00+00:00", "Point quotidien", Jitsi, false), // 09:30 CEST
+        ("2026-10-24T12:00:00+00:00", "Partenaires de New York", External, false), // 08:00 EDT
+        ("2026-10-25T09:00:00+00:00", "Appel coopérative de Tokyo", External, false), // 18:00 JST
+        ("2026-10-25T11:00:00+00:00", "Déjeuner d'équipe", None, false),
+        ("2026-10-25T13:00:00+00:00", "Point quotidien (décalé)", Jitsi, false), // moved to 14:00 CET
+        ("2026-10-25T23:00:00+00:00", "Assemblée générale", None, true), // all day 26, Paris
+        ("2026-10-26T08:30:00+00:00", "Point quotidien", Jitsi, false), // 09:30 CET
+        ("2026-10-26T15:00:00+00:00", "Atelier compta", Jitsi, false), // link in DESCRIPTION only
+        // 27: EXDATE; 28: cancelled override; 10 November: outside the window.
+    ];
+    let expected: Vec<_> = expected.iter().map(|(s, n, k, a)| (s.to_string(), n.to_string(), *k, *a)).collect();
+    assert_eq!(summary(&got.meetings, &name), expected, "warnings: {:?}", got.warnings);
+    assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+
+    let mine: Vec<&Meeting> = got.meetings.iter().filter(|m| m.calendar == name).collect();
+    let link = |title: &str| mine.iter().find(|m| m.title == title).and_then(|m| m.link.clone()).map(String::from);
+    assert_eq!(link("Atelier compta").as_deref(), Some("https://visio.example.coop/atelier-compta"));
+    assert_eq!(link("Appel coopérative de Tokyo").as_deref(), Some("https://us02web.zoom.us/j/1234567890"));
+    assert_eq!(link("Déjeuner d'équipe"), Option::None);
+    let ag = mine.iter().find(|m| m.all_day).unwrap();
+    assert_eq!(ag.end, t("2026-10-26T23:00:00Z"));
+    let ny = mine.iter().find(|m| m.title.contains("New York")).unwrap();
+    assert_eq!(ny.end - ny.start, Duration::minutes(45));
+    // Occurrence ids are distinct and the moved one keeps its original slot.
+    let ids: HashSet<&str> = mine.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids.len(), mine.len());
+    assert!(ids.contains("point-quotidien@passerelle.test@20261025T083000Z"), "{ids:?}");
+
+    // Joining a calendar meeting opens our Jitsi with the member's options and the title.
+    let moved = mine.iter().find(|m| m.title.contains("décalé")).unwrap();
+    let join = moved.join_url(&profile(), JoinOptions { display_name: Some("Alice Martin".into()), ..JoinOptions::default() }).unwrap();
+    assert_eq!(join.path(), "/point-quotidien");
+    assert!(join.fragment().unwrap().contains("config.subject=%22Point%20quotidien%20(d%C3%A9cal%C3%A9)%22"), "{join}");
+    writer.delete().await;
+}
+
+/// Unchanged calendars are not downloaded again; a change is seen on the next refresh.
+#[tokio::test]
+async fn the_ctag_spares_unchanged_calendars() {
+    let writer = Writer::new_calendar("bob", "Bob").await;
+    writer.put("no-link.ics", &fixture("no-link.ics")).await;
+    let client = client("bob");
+    let window = Window { start: t("2026-10-25T00:00:00Z"), end: t("2026-10-26T00:00:00Z") };
+    let first = calendar::next_meetings_in(&client, &profile(), window, chrono_tz::Europe::Paris).await.unwrap();
+    assert_eq!(summary(&first.meetings, "Bob").len(), 1);
+    let after_first = client.stats();
+    assert!(after_first.reports >= 1);
+
+    // Same calendars, a window 1 hour later (the clock moved): nothing is downloaded.
+    let later = Window { start: window.start + Duration::hours(1), end: window.end + Duration::hours(1) };
+    let second = calendar::next_meetings_in(&client, &profile(), later, chrono_tz::Europe::Paris).await.unwrap();
+    assert_eq!(summary(&second.meetings, "Bob"), summary(&first.meetings, "Bob"));
+    assert_eq!(client.stats().reports, after_first.reports, "an unchanged calendar was downloaded again");
+    assert_eq!(client.stats().propfinds, after_first.propfinds + 1, "only the calendar list is asked again");
+
+    // A new event changes the ctag: the next refresh downloads and sees it.
+    writer.put("tokyo.ics", &fixture("tokyo.ics")).await;
+    let third = calendar::next_meetings_in(&client, &profile(), later, chrono_tz::Europe::Paris).await.unwrap();
+    assert_eq!(client.stats().reports, after_first.reports + 1);
+    let titles: Vec<String> = summary(&third.meetings, "Bob").into_iter().map(|s| s.1).collect();
+    assert_eq!(titles, ["Appel coopérative de Tokyo", "Déjeuner d'équipe"]);
+    writer.delete().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_said_plainly() {
+    let client = CalDav::new(
+        passerelle::http::client(),
+        root(),
+        CalDavAuth::Basic { user: "alice".into(), password: "not-the-password".into() },
+    );
+    let err = calendar::next_meetings(&client, &profile(), Window::next_24h(Utc::now())).await.unwrap_err();
+    assert_eq!(err.code(), "bad_credentials", "{err}");
+}
+
+/// Bad input: a broken event becomes a warning and the others still show; a broken XML
+/// answer is an error for that calendar only (the fetch turns it into a warning).
+#[test]
+fn malformed_icalendar_is_skipped_with_a_warning() {
+    let (resources, warnings) = calendar::parse_report(&fixture("report-mixed.xml"), "Perso").unwrap();
+    assert_eq!(resources.len(), 4, "the 404 propstat carries no data");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("missing.ics"));
+    // Entities and character references come back as text.
+    assert!(resources[0].ics.contains("SUMMARY:Réunion <bureau> & co\r\n"), "{:?}", resources[0].ics);
+
+    let window = Window { start: t("2026-10-24T00:00:00Z"), end: t("2026-10-25T00:00:00Z") };
+    let jitsi = Url::parse("https://visio.example.coop").unwrap();
+    let got = calendar::meetings_from(&resources, &window, Some(&jitsi), chrono_tz::Europe::Paris);
+    let titles: Vec<(&str, MeetingKind)> = got.meetings.iter().map(|m| (m.title.as_str(), m.kind)).collect();
+    assert_eq!(titles, [("Réunion <bureau> & co", MeetingKind::Jitsi), ("Dans le même fichier", MeetingKind::None)]);
+    let all = got.warnings.join("\n");
+    assert_eq!(got.warnings.len(), 3, "{all}");
+    assert!(all.contains("garbage.ics") && all.contains("Date illisible") && all.contains("Règle illisible"), "{all}");
+}
+
+#[test]
+fn malformed_xml_is_an_error_not_a_panic() {
+    let err = calendar::parse_report(&fixture("report-cut.xml"), "Perso").unwrap_err();
+    assert_eq!(err.code(), "bad_xml", "{err}");
+    for bad in ["", "<html><body>Login</body></html>", "<multistatus xmlns='DAV:'><response></multistatus>", "not xml &"] {
+        assert_eq!(calendar::parse_report(bad, "x").unwrap_err().code(), "bad_xml", "{bad}");
+    }
+}
+
+#[test]
+fn discovery_answers_with_any_prefixes() {
+    let home = Url::parse("https://cloud.example.coop/remote.php/dav/calendars/alice/").unwrap();
+    let found = calendar::parse_calendars(&fixture("discovery-prefixes.xml"), &home).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "Personnel");
+    assert_eq!(found[0].url.as_str(), "https://cloud.example.coop/remote.php/dav/calendars/alice/personal/");
+    assert_eq!(found[0].version.as_deref(), Some("http://sabre.io/ns/sync/42"));
+}
+
+fn meeting(id: &str, start: &str, kind: MeetingKind) -> Meeting {
+    let start = t(start);
+    Meeting {
+        id: id.into(),
+        uid: id.into(),
+        title: id.into(),
+        start,
+        end: start + Duration::minutes(30),
+        all_day: false,
+        link: (kind != MeetingKind::None).then(|| Url::parse("https://visio.example.coop/r").unwrap()),
+        kind,
+        calendar: "c".into(),
+    }
+}
+
+/// "Starting in 10 min" fires once per occurrence, whatever the refreshes, with the clock
+/// passed in.
+#[test]
+fn starting_soon_fires_once_per_occurrence() {
+    let list = vec![
+        meeting("standup@20261026T0830Z", "2026-10-26T08:30:00Z", MeetingKind::Jitsi),
+        meeting("standup@20261027T0830Z", "2026-10-27T08:30:00Z", MeetingKind::Jitsi),
+        meeting("zoom", "2026-10-26T08:35:00Z", MeetingKind::External),
+        meeting("lunch", "2026-10-26T08:31:00Z", MeetingKind::None),
+    ];
+    // Pure function: nothing is due 11 minutes before.
+    assert!(calendar::starting_soon(&list, t("2026-10-26T08:19:00Z"), &HashSet::new()).is_empty());
+    let due: Vec<&str> =
+        calendar::starting_soon(&list, t("2026-10-26T08:20:00Z"), &HashSet::new()).iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(due, ["standup@20261026T0830Z"]);
+    let notified: HashSet<String> = ["standup@20261026T0830Z".to_string()].into();
+    let due: Vec<&str> = calendar::starting_soon(&list, t("2026-10-26T08:26:00Z"), &notified).iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(due, ["zoom"], "no link, no visio to join: lunch is not announced");
+
+    // The stateful helper, polled every 30 s over two days with the list refreshed each time.
+    let mut soon = StartingSoon::new();
+    let mut fired = Vec::new();
+    let mut now = t("2026-10-26T07:00:00Z");
+    while now < t("2026-10-28T00:00:00Z") {
+        let refreshed = list.clone();
+        for m in soon.poll(&refreshed, now) {
+            fired.push((m.id, now));
+        }
+        now += Duration::seconds(30);
+    }
+    assert_eq!(
+        fired,
+        [
+            ("standup@20261026T0830Z".to_string(), t("2026-10-26T08:20:00Z")),
+            ("zoom".to_string(), t("2026-10-26T08:25:00Z")),
+            ("standup@20261027T0830Z".to_string(), t("2026-10-27T08:20:00Z")),
+        ]
+    );
+}
+
+#[test]
+fn refreshes_at_most_every_five_minutes_and_on_wake() {
+    let mut f = Freshness::default();
+    let t0 = t("2026-10-26T08:00:00Z");
+    assert!(f.due(t0, false));
+    f.mark(t0);
+    assert!(!f.due(t0 + Duration::minutes(4), false));
+    assert!(f.due(t0 + Duration::minutes(4), true), "a wake refreshes at once");
+    assert!(f.due(t0 + Duration::minutes(5), false));
+    assert!(f.due(t0 - Duration::minutes(1), false), "the clock went back");
+}
+
+/// `passerelle meetings --json` against Radicale with Basic credentials: the password is taken
+/// from the environment once, then from the keychain.
+#[tokio::test]
+async fn cli_meetings_json() {
+    let writer = Writer::new_calendar("carol", "Carole").await;
+    writer.put("daily.ics", &fixture("daily.ics")).await;
+    writer.put("description-link.ics", &fixture("description-link.ics")).await;
+    let home = support::home();
+    home.save_profile(&support::profile());
+
+    let run = |with_password: bool| {
+        let mut cmd = support::cli(&home);
+        cmd.args(["meetings", "--json", "--caldav-user", "carol", "--from", "2026-10-26T00:00:00Z", "--hours", "24"]);
+        cmd.env("TZ", "Europe/Paris");
+        if with_password {
+            cmd.env("PASSERELLE_CALDAV_PASSWORD", password("carol"));
+        } else {
+            cmd.env_remove("PASSERELLE_CALDAV_PASSWORD");
+        }
+        cmd.output().unwrap()
+    };
+    for with_password in [true, false] {
+        let out = run(with_password);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<(String, String, String, String)> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["calendar"] == "Carole")
+            .map(|m| {
+                let s = |k: &str| m[k].as_str().unwrap_or("null").to_string();
+                (s("start"), s("title"), s("kind"), s("link"))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2026-10-26T08:30:00Z".into(), "Point quotidien".into(), "jitsi".into(), "https://visio.example.coop/point-quotidien".into()),
+                ("2026-10-26T15:00:00Z".into(), "Atelier compta".into(), "jitsi".into(), "https://visio.example.coop/atelier-compta".into()),
+            ]
+        );
+        assert_eq!(json[0]["end"], "2026-10-26T09:00:00Z");
+    }
+    assert!(home.secrets().get("caldav").unwrap().is_some(), "the password is kept in the secret store");
+
+    // Unknown user without a password: a plain message.
+    let out = support::cli(&home).args(["meetings", "--caldav-user", "dave"]).env_remove("PASSERELLE_CALDAV_PASSWORD").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_password"));
+    writer.delete().await;
+}
