@@ -360,7 +360,7 @@ pub fn parse_multistatus(xml: &str) -> Result<Vec<(String, RemoteEntry)>, Remote
                                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                                 .map(|d| d.as_secs() as i64)
                         }
-                        "getetag" if !value.is_empty() => pending.etag = Some(value),
+                        "getetag" if !value.is_empty() => pending.etag = Some(quoted(&value)),
                         "fileid" if !value.is_empty() => pending.file_id = Some(value),
                         "status" if stack.last().is_some_and(|(_, n)| n == "propstat") => {
                             propstat_ok = value.split_whitespace().nth(1) == Some("200")
@@ -385,6 +385,17 @@ pub fn parse_multistatus(xml: &str) -> Result<Vec<(String, RemoteEntry)>, Remote
         }
     }
     Ok(out)
+}
+
+/// ETags in their HTTP form (`"x"` or `W/"x"`): some servers (WsgiDAV) list them bare in
+/// PROPFIND but quoted in headers, and the two must compare equal.
+fn quoted(etag: &str) -> String {
+    let etag = etag.trim();
+    if etag.starts_with('"') || etag.starts_with("W/\"") {
+        etag.to_string()
+    } else {
+        format!("\"{etag}\"")
+    }
 }
 
 fn empty_entry() -> RemoteEntry {
@@ -491,7 +502,7 @@ impl Remote for WebDav {
                 .get(header::ETAG)
                 .or_else(|| response.headers().get("OC-ETag"))
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_string))
+                .map(quoted))
         })
     }
 
