@@ -56,8 +56,8 @@ pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: 
 }
 
 #[tauri::command]
-pub fn wizard_folder(shell: State<'_, Shell>, path: String) -> Answer<PathBuf> {
-    shell.choose_folder(PathBuf::from(path.trim()))
+pub fn wizard_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String) -> Answer<PathBuf> {
+    shell.choose_folder(&app, PathBuf::from(path.trim()))
 }
 
 /// Setup is done: autostart goes on (the member can turn it off in the settings).
@@ -157,10 +157,31 @@ pub fn open_logs(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
 
 /// The member's answer to a dialog; the window closes.
 #[tauri::command]
-pub fn dialog_answer(window: WebviewWindow<Wry>, kind: DialogKind, answer: String) -> Answer<()> {
-    tracing::info!(?kind, %answer, "dialog answered");
+pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: WebviewWindow<Wry>, kind: DialogKind, answer: DialogAnswer) -> Answer<()> {
+    tracing::info!(?kind, ?answer, "dialog answered");
     window.destroy()?;
+    match (kind, answer) {
+        (DialogKind::MassDelete, DialogAnswer::Delete) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(true)),
+        // Anything but an explicit "delete" keeps the files: the safe default.
+        (DialogKind::MassDelete, _) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(false)),
+        (DialogKind::LoginAgain, DialogAnswer::Login) => {
+            let t = shell.catalog();
+            crate::windows::open(&app, crate::windows::WindowKind::Wizard, &t.t("wizard.title"))?;
+        }
+        _ => {}
+    }
     Ok(())
+}
+
+/// The buttons a dialog can have.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogAnswer {
+    Keep,
+    Delete,
+    Ok,
+    Later,
+    Login,
 }
 
 /// Closes the calling window (destroyed, not hidden).

@@ -17,7 +17,8 @@ pub fn init(dir: &Path) -> Option<WorkerGuard> {
             .build(dir)
             .ok()
     });
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_filter(filter());
+    // No colours anywhere: layers share the formatted span fields, and the file must stay plain.
+    let stderr = fmt::layer().with_ansi(false).with_writer(std::io::stderr).with_filter(filter());
     match file {
         Some(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);

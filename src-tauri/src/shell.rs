@@ -2,7 +2,7 @@
 //! here; here only calls into the core (`passerelle::*`) and the Tauri plugins.
 use std::{
     path::PathBuf,
-    sync::{Mutex, MutexGuard, RwLock},
+    sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
 use passerelle::{
@@ -10,6 +10,12 @@ use passerelle::{
     browser::{OpenError, Opener},
     chat::{Chat, ChatEventKind, ChatHandle, ChatState},
     config::{self, Profile, Settings, Source},
+    drive::{
+        self,
+        nextcloud::{self, remote::NextcloudRemote, ConnectOptions},
+        run::FolderPaths,
+        Drive, DriveConfig, DriveHandle, DriveStatus, Remote, WebDav,
+    },
     paths::Dirs,
     visio::{self, JoinOptions},
 };
@@ -17,14 +23,15 @@ use tauri::{tray::TrayIcon, AppHandle, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_opener::OpenerExt;
-use tokio::{sync::watch, task::JoinHandle};
+use tauri::async_runtime::JoinHandle;
+use tokio::sync::watch;
 
 use crate::{
     error::ShellError,
     i18n::{Catalog, Lang},
     icon::{self, Theme},
     notify::{self, NoticeKind},
-    tray::{self, MenuAction, SyncLine, TrayModel},
+    tray::{self, MenuAction, Quota, SyncLine, TrayModel},
     windows::{self, DialogKind, WindowKind},
 };
 
@@ -37,6 +44,8 @@ pub struct Shell {
     session: Mutex<Option<Session>>,
     /// Dropping it stops the chat task.
     chat: Mutex<Option<ChatHandle>>,
+    /// The folder's sync task; dropping it stops the task.
+    drive: Mutex<Option<DriveHandle>>,
     /// Watchers feeding the model from the core's streams; aborted on logout.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     model: watch::Sender<TrayModel>,
@@ -67,6 +76,7 @@ impl Shell {
             settings: Mutex::new(settings),
             session: Mutex::new(None),
             chat: Mutex::new(None),
+            drive: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             model: watch::channel(TrayModel::default()).0,
             shown: Mutex::new(TrayModel::default()),
@@ -115,7 +125,7 @@ impl Shell {
         let settings = self.update_settings(|s| s.language = tag)?;
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(Lang::choose(settings.language.as_deref()));
         // Same model, new words: redraw the tray.
-        self.redraw(app, &self.model.borrow().clone());
+        self.draw_tray(app, &self.model.borrow().clone(), true);
         Ok(())
     }
 
@@ -170,13 +180,139 @@ impl Shell {
         if profile.rocketchat.is_some() {
             self.start_chat(app, session);
         }
+        if has_folder {
+            self.start_drive(app);
+        }
+    }
+
+    /// Starts the folder's sync against the profile's server (Nextcloud with the one login, or
+    /// plain WebDAV with the bearer token), and feeds its status and quota to the tray.
+    pub fn start_drive(&self, app: &AppHandle<Wry>) {
+        let Some(session) = self.session() else { return };
+        let profile = session.profile().clone();
+        let settings = self.settings();
+        let root = settings.folder(&profile);
+        let (url, is_nextcloud) = match (&profile.webdav, &profile.nextcloud) {
+            (Some(u), _) => (u.clone(), false),
+            (None, Some(u)) => (u.clone(), true),
+            (None, None) => return,
+        };
+        if let Some(old) = lock(&self.drive).take() {
+            old.send(drive::Event::Shutdown);
+        }
+        let app = app.clone();
+        let task = tauri::async_runtime::spawn(async move {
+            let shell = app.state::<Shell>();
+            let paths = FolderPaths::new(&shell.dirs.data, &root, url.as_str());
+            let remote: Arc<dyn Remote> = if is_nextcloud {
+                let options = ConnectOptions { opener: opener(&app), ..ConnectOptions::default() };
+                match nextcloud::connect(&shell.http, &url, Some(&session), &shell.store, &options).await {
+                    Ok(nc) => {
+                        shell.watch_quota(&app, nc.clone());
+                        let cache = paths.journal.with_extension("tree.json");
+                        Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
+                    }
+                    Err(e) => {
+                        tracing::warn!(code = e.code(), "the file server refused the login: {e}");
+                        shell.model.send_modify(|m| m.sync = SyncLine::Error(e.to_string()));
+                        return;
+                    }
+                }
+            } else {
+                Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
+            };
+            let handle = Drive::start(DriveConfig::new(paths, remote));
+            if shell.settings().paused {
+                handle.send(drive::Event::Pause);
+            }
+            let mut status = handle.status();
+            *lock(&shell.drive) = Some(handle);
+            loop {
+                let current = status.borrow_and_update().clone();
+                shell.on_drive_status(&app, current);
+                if status.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        lock(&self.tasks).push(task);
+    }
+
+    fn on_drive_status(&self, app: &AppHandle<Wry>, status: DriveStatus) {
+        tracing::debug!(?status, "drive status");
+        let line = match &status {
+            DriveStatus::Starting => SyncLine::Waiting,
+            DriveStatus::Idle { .. } => SyncLine::UpToDate,
+            DriveStatus::Syncing { done, total, .. } => SyncLine::Syncing { done: *done as u64, total: *total as u64 },
+            DriveStatus::Paused => SyncLine::Paused,
+            DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
+            DriveStatus::Offline { .. } => SyncLine::Offline,
+            DriveStatus::LoginRequired { message } | DriveStatus::Error { message, .. } => SyncLine::Error(message.clone()),
+        };
+        self.model.send_modify(|m| m.sync = line);
+        match status {
+            DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
+            DriveStatus::LoginRequired { .. } => self.ask(app, DialogKind::LoginAgain),
+            _ => {}
+        }
+    }
+
+    /// Reads the quota now and after each completed sync; warns once from 90 %.
+    fn watch_quota(&self, app: &AppHandle<Wry>, nc: nextcloud::Nextcloud) {
+        let app = app.clone();
+        let mut model = self.model();
+        let task = tauri::async_runtime::spawn(async move {
+            let mut warned = false;
+            loop {
+                match nc.quota().await {
+                    Ok(q) => {
+                        let shell = app.state::<Shell>();
+                        if let Some(total) = q.total {
+                            shell.model.send_if_modified(|m| {
+                                let new = Some(Quota { used: q.used, total });
+                                let changed = m.quota != new;
+                                m.quota = new;
+                                changed
+                            });
+                        }
+                        if !warned && q.warning().is_some() {
+                            warned = true;
+                            let t = shell.catalog();
+                            let (used, total) = (t.size(q.used), t.size(q.total.unwrap_or(0)));
+                            notify::send(&app, NoticeKind::Quota, &t.t("notify.quota.title"), &t.f("notify.quota.body", &[("used", &used), ("total", &total)]));
+                        }
+                    }
+                    Err(e) => tracing::debug!(code = e.code(), "quota unavailable"),
+                }
+                // Next look when a sync run ends: the tray's own model says so, no timer.
+                loop {
+                    let was_syncing = matches!(model.borrow_and_update().sync, SyncLine::Syncing { .. });
+                    if model.changed().await.is_err() {
+                        return;
+                    }
+                    let now_up = matches!(model.borrow().sync, SyncLine::UpToDate);
+                    if was_syncing && now_up {
+                        break;
+                    }
+                }
+            }
+        });
+        lock(&self.tasks).push(task);
+    }
+
+    /// Sends an event to the folder's sync task, if one runs.
+    pub fn drive_event(&self, event: drive::Event) {
+        match lock(&self.drive).as_ref() {
+            Some(handle) => handle.send(event),
+            None => tracing::debug!(?event, "no sync running"),
+        }
     }
 
     fn start_chat(&self, app: &AppHandle<Wry>, session: Session) {
         let handle = Chat::start(session);
         let mut counts = handle.counts();
         let model = self.model.clone();
-        let counts_task = tokio::spawn(async move {
+        let counts_task = tauri::async_runtime::spawn(async move {
             loop {
                 let state = counts.borrow_and_update().clone();
                 model.send_modify(|m| m.chat = Some(state));
@@ -187,7 +323,7 @@ impl Shell {
         });
         let mut events = handle.events();
         let app = app.clone();
-        let events_task = tokio::spawn(async move {
+        let events_task = tauri::async_runtime::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(event) => {
@@ -224,6 +360,9 @@ impl Shell {
             task.abort();
         }
         lock(&self.chat).take();
+        if let Some(handle) = lock(&self.drive).take() {
+            handle.send(drive::Event::Shutdown);
+        }
         lock(&self.session).take();
     }
 
@@ -244,7 +383,7 @@ impl Shell {
     }
 
     /// Keeps the chosen folder, creating it.
-    pub fn choose_folder(&self, path: PathBuf) -> Result<PathBuf, ShellError> {
+    pub fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf) -> Result<PathBuf, ShellError> {
         let t = self.catalog();
         if !path.is_absolute() {
             return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
@@ -254,6 +393,7 @@ impl Shell {
         })?;
         self.update_settings(|s| s.folder = Some(path.clone()))?;
         self.model.send_modify(|m| m.has_folder = true);
+        self.start_drive(app);
         Ok(path)
     }
 
@@ -270,14 +410,26 @@ impl Shell {
 
     pub fn set_paused(&self, paused: bool) -> Result<(), ShellError> {
         self.update_settings(|s| s.paused = paused)?;
-        self.model.send_modify(|m| {
-            m.sync = if paused { SyncLine::Paused } else { SyncLine::Waiting };
-        });
+        if lock(&self.drive).is_some() {
+            // The task answers with its own status.
+            self.drive_event(if paused { drive::Event::Pause } else { drive::Event::Resume });
+        } else {
+            self.model.send_modify(|m| m.sync = if paused { SyncLine::Paused } else { SyncLine::Waiting });
+        }
         Ok(())
     }
 
     /// Redraws icon, tooltip and menu for a model; called on every change of the model.
     pub fn redraw(&self, app: &AppHandle<Wry>, model: &TrayModel) {
+        self.draw_tray(app, model, false);
+    }
+
+    /// `force`: redraw even an unchanged model (the language changed).
+    fn draw_tray(&self, app: &AppHandle<Wry>, model: &TrayModel, force: bool) {
+        // Rebuilding the menu renumbers its items on D-Bus; skip it when nothing shown changed.
+        if !force && *lock(&self.shown) == *model && app.tray_by_id(tray::TRAY_ID).is_some() {
+            return;
+        }
         let Some(tray) = app.tray_by_id(tray::TRAY_ID) else { return };
         let t = self.catalog();
         if let Err(e) = draw(app, &tray, model, &t, self.theme) {
@@ -315,7 +467,7 @@ impl Shell {
                     .open_path(folder.display().to_string(), None::<&str>)
                     .map_err(|e| ShellError::new("browser", e.to_string()))?;
             }
-            MenuAction::SyncNow => tracing::info!("sync requested"),
+            MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {
