@@ -7,6 +7,8 @@
 //! let info: Option<ServerInfo> = nextcloud::detect(&http, &base).await?;
 //! // Access with the one login: bearer from the Session, else Login Flow v2 (browser, poll 2 s,
 //! // 10 min, cancellable), the app password in the keychain, the mode remembered per server.
+//! let nc = nextcloud::account(&http, &profile, &store, session.as_ref(), &ConnectOptions::default()).await?;
+//! let q: QuotaReport = nextcloud::quota_report(&http, &profile, &store, session.as_ref()).await?; // status --json
 //! let nc: Nextcloud = nextcloud::connect(&http, &base, Some(&session), &store, &ConnectOptions::default()).await?;
 //! nextcloud::logout(&http, &base, &store).await?;        // revokes the app password
 //! let q: Quota = nc.quota().await?;                      // q.warning(), q.fits(size)
@@ -21,6 +23,7 @@
 //!
 //! The module knows nothing of the planner or the journal: it talks HTTP to one server.
 
+mod account;
 pub mod bulk;
 pub mod chunked;
 mod client;
@@ -33,6 +36,7 @@ pub mod walk;
 
 use thiserror::Error;
 
+pub use account::{account, quota_report, QuotaReport};
 pub use client::{detect, Credentials, Nextcloud, ServerInfo};
 pub use login::{
     connect, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
@@ -45,6 +49,8 @@ pub use trash::{restore, restore_version, trash, versions, TrashItem, Version};
 /// Why a Nextcloud operation failed, in plain words.
 #[derive(Debug, Error, Clone)]
 pub enum NextcloudError {
+    #[error("no Nextcloud server is configured for this organisation")]
+    NotConfigured,
     #[error("{0} does not look like a Nextcloud server")]
     NotNextcloud(String),
     #[error("the file server cannot be reached: {0}")]
@@ -79,6 +85,7 @@ impl NextcloudError {
     /// A stable code for scripts and the IPC boundary.
     pub fn code(&self) -> &'static str {
         match self {
+            NextcloudError::NotConfigured => "not_configured",
             NextcloudError::NotNextcloud(_) => "not_nextcloud",
             NextcloudError::Offline(_) => "offline",
             NextcloudError::Unauthorized => "login_required",

@@ -1,0 +1,57 @@
+//! The member's Nextcloud as the organisation profile names it: one call for the CLI commands
+//! (`passerelle drive trash|restore|versions`, `passerelle status`) and the tray.
+use serde::Serialize;
+
+use super::{client::Nextcloud, login, quota::Quota, ConnectOptions, NextcloudError};
+use crate::{
+    auth::{SecretStore, Session},
+    config::Profile,
+};
+
+/// Connects to the profile's Nextcloud (saved app password, else bearer, else Login Flow v2
+/// unless `options.non_interactive`).
+pub async fn account(
+    http: &reqwest::Client,
+    profile: &Profile,
+    store: &SecretStore,
+    session: Option<&Session>,
+    options: &ConnectOptions,
+) -> Result<Nextcloud, NextcloudError> {
+    let base = profile.nextcloud.as_ref().ok_or(NextcloudError::NotConfigured)?;
+    login::connect(http, base, session, store, options).await
+}
+
+/// What `passerelle status --json` shows about the space on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaReport {
+    pub used_bytes: u64,
+    pub free_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+    pub percent_used: Option<u64>,
+    /// Set from 90 % use, in plain words.
+    pub warning: Option<String>,
+}
+
+impl From<Quota> for QuotaReport {
+    fn from(q: Quota) -> Self {
+        QuotaReport {
+            used_bytes: q.used,
+            free_bytes: q.free,
+            total_bytes: q.total,
+            percent_used: q.percent_used(),
+            warning: q.warning(),
+        }
+    }
+}
+
+/// The quota of the profile's Nextcloud, for `status` (never opens the browser).
+pub async fn quota_report(
+    http: &reqwest::Client,
+    profile: &Profile,
+    store: &SecretStore,
+    session: Option<&Session>,
+) -> Result<QuotaReport, NextcloudError> {
+    let options = ConnectOptions { non_interactive: true, ..ConnectOptions::default() };
+    let nc = account(http, profile, store, session, &options).await?;
+    Ok(nc.quota().await?.into())
+}
