@@ -7,7 +7,9 @@ ISSUER=http://127.0.0.1:$KC_PORT/realms/passerelle
 
 case $1 in
 up)
-  if ! running keycloak; then
+  # Already serving our realm (started by this clone or another one): leave it alone. Never
+  # start a second one over the same install, since a start wipes its database.
+  if ! curl -fsS -o /dev/null --max-time 2 "$ISSUER/.well-known/openid-configuration" 2>/dev/null; then
     [[ -x $KC_HOME/bin/kc.sh ]] || { say "Keycloak is not installed: run scripts/setup"; exit 1; }
     # A fresh database each start, so every run begins from the committed realm.
     rm -rf "$KC_HOME/data/h2" "$KC_HOME/data/import"
