@@ -1,5 +1,5 @@
-//! Desktop notifications: mentions, direct messages, a meeting starting, conflicts, quota at
-//! 90%. They go to the notification plugin and, when `PASSERELLE_NOTIFY_LOG=path` is set, are
+//! Desktop notifications: mentions, direct messages, a meeting starting, quota at 90%. They
+//! go to the notification plugin and, when `PASSERELLE_NOTIFY_LOG=path` is set, are
 //! also appended to that file as JSON lines: the recorded sink the end-to-end tests read.
 use std::io::Write;
 
@@ -13,7 +13,6 @@ pub enum NoticeKind {
     Mention,
     DirectMessage,
     MeetingSoon,
-    Conflict,
     Quota,
     InviteCopied,
 }

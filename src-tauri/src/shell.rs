@@ -7,6 +7,7 @@ use std::{
 
 use passerelle::{
     auth::{self, LoginOptions, SecretStore, Session},
+    calendar,
     browser::{OpenError, Opener},
     chat::{Chat, ChatEventKind, ChatHandle, ChatState},
     config::{self, Profile, Settings, Source},
@@ -31,7 +32,7 @@ use crate::{
     i18n::{Catalog, Lang},
     icon::{self, Theme},
     notify::{self, NoticeKind},
-    tray::{self, MenuAction, Quota, SyncLine, TrayModel},
+    tray::{self, MenuAction, NextMeeting, Quota, SyncLine, TrayModel},
     windows::{self, DialogKind, WindowKind},
 };
 
@@ -178,11 +179,68 @@ impl Shell {
         });
         *lock(&self.session) = Some(session.clone());
         if profile.rocketchat.is_some() {
-            self.start_chat(app, session);
+            self.start_chat(app, session.clone());
         }
         if has_folder {
             self.start_drive(app);
         }
+        self.start_calendar(app, session);
+    }
+
+    /// The next meeting for the tray, and "starting in 10 min" notifications. It wakes only to
+    /// refresh (every 5 min at most, as the calendar module asks) or when a meeting nears.
+    fn start_calendar(&self, app: &AppHandle<Wry>, session: Session) {
+        let profile = session.profile().clone();
+        let Ok(root) = calendar::caldav_root(&profile) else { return };
+        let client = calendar::CalDav::new(self.http.clone(), root, calendar::CalDavAuth::Bearer(session.clone()));
+        let app = app.clone();
+        let task = tauri::async_runtime::spawn(async move {
+            let mut announced = calendar::StartingSoon::new();
+            let tz = calendar::local_timezone();
+            loop {
+                let now = chrono::Utc::now();
+                let mut wake = now + calendar::REFRESH_INTERVAL;
+                match calendar::next_meetings(&client, &profile, calendar::Window::next_24h(now)).await {
+                    Ok(found) => {
+                        let shell = app.state::<Shell>();
+                        let options = || JoinOptions { display_name: Some(session.identity().name.clone()), ..JoinOptions::default() };
+                        let next = found
+                            .meetings
+                            .iter()
+                            .filter(|m| m.kind != calendar::MeetingKind::None && m.end > now && !m.all_day)
+                            .find_map(|m| Some((m, m.join_url(&profile, options())?)));
+                        let line = next.map(|(m, url)| NextMeeting {
+                            title: m.title.clone(),
+                            time: m.start.with_timezone(&tz).format("%H:%M").to_string(),
+                            url: url.to_string(),
+                        });
+                        shell.model.send_if_modified(|model| {
+                            let changed = model.meeting != line;
+                            model.meeting = line;
+                            changed
+                        });
+                        for m in found.meetings.iter().filter(|m| m.start > now) {
+                            let before = m.start - calendar::SOON;
+                            if before > now && before < wake {
+                                wake = before;
+                            }
+                        }
+                        if shell.settings().notifications != Some(false) {
+                            let t = shell.catalog();
+                            for m in announced.poll(&found.meetings, now) {
+                                let time = m.start.with_timezone(&tz).format("%H:%M").to_string();
+                                let body = t.f("notify.meeting.body", &[("title", &m.title), ("time", &time)]);
+                                notify::send(&app, NoticeKind::MeetingSoon, &t.t("notify.meeting.title"), &body);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(code = e.code(), "the calendar could not be read: {e}"),
+                }
+                let pause = (wake - chrono::Utc::now()).to_std().unwrap_or(std::time::Duration::from_secs(1));
+                tokio::time::sleep(pause.max(std::time::Duration::from_secs(1))).await;
+            }
+        });
+        lock(&self.tasks).push(task);
     }
 
     /// Starts the folder's sync against the profile's server (Nextcloud with the one login, or

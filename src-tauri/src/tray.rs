@@ -90,9 +90,10 @@ impl TrayModel {
             SyncLine::Waiting if self.has_folder => t.t("tray.status.up_to_date"),
             SyncLine::Waiting => t.t("tray.status.waiting"),
             SyncLine::UpToDate => t.t("tray.status.up_to_date"),
-            SyncLine::Syncing { done, total } if *total > 0 => {
-                t.f("tray.status.syncing", &[("files", &total.saturating_sub(*done).to_string())])
-            }
+            SyncLine::Syncing { done, total } if *total > 0 => match total.saturating_sub(*done) {
+                1 => t.t("tray.status.syncing_one"),
+                left => t.f("tray.status.syncing", &[("files", &left.to_string())]),
+            },
             SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
             SyncLine::Paused => t.t("tray.status.paused"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),

@@ -51,7 +51,7 @@ impl WindowKind {
         match self {
             WindowKind::Wizard => (520.0, 460.0),
             WindowKind::Settings => (560.0, 640.0),
-            WindowKind::Dialog(_) => (460.0, 280.0),
+            WindowKind::Dialog(_) => (480.0, 300.0),
         }
     }
 }
@@ -75,15 +75,6 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, title: &str) -> ta
     window.set_focus().ok();
     tracing::debug!(%label, "window opened");
     Ok(())
-}
-
-/// Destroys the window: its webview and memory go with it.
-pub fn close<R: Runtime>(app: &AppHandle<R>, label: &str) {
-    if let Some(window) = app.get_webview_window(label) {
-        if let Err(e) = window.destroy() {
-            tracing::warn!(error = %e, %label, "the window could not be closed");
-        }
-    }
 }
 
 /// Some window is open (for the single-instance focus).
