@@ -274,7 +274,7 @@ fn calendars_in(answer: Vec<Response>, home: &Url) -> Vec<CalendarInfo> {
             .prop(DAV, "displayname")
             .map(|p| p.text.trim().to_string())
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| url.path_segments().and_then(|s| s.filter(|p| !p.is_empty()).last()).unwrap_or("").to_string());
+            .unwrap_or_else(|| url.path_segments().and_then(|mut s| s.rfind(|p| !p.is_empty())).unwrap_or("").to_string());
         let version = [response.prop(CS, "getctag"), response.prop(DAV, "sync-token")]
             .into_iter()
             .flatten()

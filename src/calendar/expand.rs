@@ -164,7 +164,15 @@ fn is_floating(event: &Event) -> bool {
     matches!(event.get_start(), Some(DatePerhapsTime::DateTime(CalendarDateTime::Floating(_))))
 }
 
-fn meeting(event: &Event, uid: &str, key: &str, start: Moment, span: &Span, local: chrono_tz::Tz, jitsi: Option<&Url>, calendar: &str) -> Meeting {
+/// Where an occurrence is put: the member's zone, the org's Jitsi, the calendar's name.
+struct Context<'a> {
+    local: chrono_tz::Tz,
+    jitsi: Option<&'a Url>,
+    calendar: &'a str,
+}
+
+fn meeting(event: &Event, uid: &str, key: &str, start: Moment, span: &Span, cx: &Context) -> Meeting {
+    let Context { local, jitsi, calendar } = *cx;
     let start = start.instant(local);
     let texts = [event.get_location(), event.get_url(), event.get_description()];
     let (link, kind) = classify(texts, jitsi);
@@ -190,6 +198,7 @@ pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz:
     }
     let parsed: icalendar::Calendar = ics.parse().map_err(|e: String| e.lines().next().unwrap_or_default().to_string())?;
     let mut out = Expanded::default();
+    let cx = Context { local, jitsi, calendar };
 
     // The master and its overrides share a UID.
     let mut by_uid: HashMap<String, (Option<&Event>, Vec<&Event>)> = HashMap::new();
@@ -228,7 +237,7 @@ pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz:
                         if overridden.contains_key(&key) {
                             continue;
                         }
-                        let m = meeting(master, uid, &key, start, &span, local, jitsi, calendar_name(calendar));
+                        let m = meeting(master, uid, &key, start, &span, &cx);
                         if window.overlaps(m.start, m.end) {
                             out.meetings.push(m);
                         }
@@ -243,7 +252,7 @@ pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz:
             }
             match span(o, local) {
                 Ok(span) => {
-                    let m = meeting(o, uid, &key, span.start, &span, local, jitsi, calendar_name(calendar));
+                    let m = meeting(o, uid, &key, span.start, &span, &cx);
                     if window.overlaps(m.start, m.end) {
                         out.meetings.push(m);
                     }
@@ -253,10 +262,6 @@ pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz:
         }
     }
     Ok(out)
-}
-
-fn calendar_name(name: &str) -> &str {
-    name
 }
 
 fn title(event: &Event) -> &str {

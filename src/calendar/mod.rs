@@ -7,7 +7,8 @@
 //!   the discovery and each calendar's events under its `getctag` / `sync-token`.
 //!   [`CalDavAuth::Bearer`] (the login's token, Nextcloud with bearer checking) or
 //!   [`CalDavAuth::Basic`] (user + password or app password; [`CalDavAuth::basic_from_store`]
-//!   keeps it in the keychain).
+//!   keeps it in the keychain; `CalDavAuth::from(nextcloud.credentials())` reuses what Drive's
+//!   Nextcloud connection settled on).
 //! - [`next_meetings`]`(&client, &profile, Window) -> Result<Meetings, CalendarError>`: the
 //!   occurrences overlapping the window, in start order, recurrences expanded, each a
 //!   [`Meeting`] with start, end, title, link and [`MeetingKind`] (`jitsi`, `external`, `none`).
@@ -121,6 +122,27 @@ impl CalDavAuth {
         match stored {
             Some(s) if s.user == user => Ok(CalDavAuth::Basic { user: s.user, password: s.password }),
             _ => Err(CalendarError::NoPassword { user: user.into() }),
+        }
+    }
+}
+
+impl CalDavAuth {
+    /// The Basic credentials saved by an earlier [`CalDavAuth::basic_from_store`], if any.
+    pub fn saved_basic(store: &SecretStore) -> Result<Option<CalDavAuth>, CalendarError> {
+        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
+        Ok(stored.map(|s| CalDavAuth::Basic { user: s.user, password: s.password }))
+    }
+}
+
+/// Nextcloud's calendars take the same credentials as its files: whatever Drive's
+/// `drive::nextcloud::connect` settled on (the bearer token, or the Login Flow v2 app password).
+impl From<&crate::drive::nextcloud::Credentials> for CalDavAuth {
+    fn from(credentials: &crate::drive::nextcloud::Credentials) -> CalDavAuth {
+        match credentials {
+            crate::drive::nextcloud::Credentials::Bearer(session) => CalDavAuth::Bearer(session.clone()),
+            crate::drive::nextcloud::Credentials::AppPassword { login, password } => {
+                CalDavAuth::Basic { user: login.clone(), password: password.clone() }
+            }
         }
     }
 }
