@@ -4,15 +4,12 @@
 //! real Keycloak tokens, checked by the double against the real Keycloak userinfo endpoint.
 //!
 //! Needs the test stack: `eval "$(scripts/stack up)"`.
+mod nextcloud_double;
 mod support;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+use nextcloud_double::{noise, write, Double, APP_PASSWORD, USER};
+
+use std::{io::Write, sync::Arc, time::Duration};
 
 use md5::{Digest, Md5};
 use passerelle::{
@@ -23,131 +20,13 @@ use passerelle::{
             bulk::{self, BulkFile, BulkOptions},
             chunked::{self, ChunkOptions, MIB},
             walk::{self, TreeCache},
-            ConnectOptions, Credentials, Mode, Nextcloud, NextcloudError, NextcloudRemote,
+            ConnectOptions, Credentials, Mode, NextcloudError, NextcloudRemote,
         },
         remote::{Precondition, Remote, Upload},
         run::{self, FolderPaths, Outcome, RunOptions},
     },
 };
-use serde_json::{json, Value};
-
-const USER: &str = "alice";
-const APP_PASSWORD: &str = "alice-app-test";
-
-/// A throwaway Nextcloud test double, killed on drop.
-struct Double {
-    child: Child,
-    url: url::Url,
-    http: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> String {
-    std::env::var("PASSERELLE_TEST_PYTHON").unwrap_or_else(|_| {
-        format!("{}/.cache/passerelle-dev/venv/bin/python", std::env::var("HOME").unwrap_or_default())
-    })
-}
-
-impl Double {
-    fn start(quota: Option<u64>) -> Double {
-        let data = tempfile::tempdir().expect("temp dir");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/nextcloud.py");
-        let user = match quota {
-            Some(q) => format!("{USER}:{APP_PASSWORD}:{q}"),
-            None => format!("{USER}:{APP_PASSWORD}"),
-        };
-        let mut cmd = Command::new(python());
-        cmd.arg(script).arg("--port").arg("0").arg("--data").arg(data.path().join("nc")).arg("--user").arg(user);
-        if let Ok(issuer) = std::env::var("PASSERELLE_TEST_ISSUER") {
-            cmd.arg("--issuer").arg(issuer);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start the Nextcloud test double");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the port");
-        let port: u16 = line.trim().parse().expect("the double prints its port");
-        Double {
-            child,
-            url: url::Url::parse(&format!("http://127.0.0.1:{port}/")).expect("url"),
-            http: reqwest::Client::new(),
-            _data: data,
-        }
-    }
-
-    async fn control(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(self.url.join(path).expect("url")).json(&body).send().await.expect("control");
-        assert!(r.status().is_success(), "control {path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn stats(&self) -> Value {
-        self.http.get(self.url.join("_test/stats").expect("url")).send().await.expect("stats").json().await.expect("json")
-    }
-
-    async fn reset(&self) {
-        self.control("_test/stats/reset", json!({})).await;
-    }
-
-    async fn requests(&self) -> u64 {
-        self.stats().await["requests"].as_u64().expect("requests")
-    }
-
-    async fn connect(&self) -> Nextcloud {
-        let info = nextcloud::detect(&passerelle::http::client(), &self.url).await.expect("detect").expect("a Nextcloud");
-        Nextcloud::new(
-            passerelle::http::client(),
-            &self.url,
-            USER,
-            Credentials::AppPassword { login: USER.into(), password: APP_PASSWORD.into() },
-            info,
-        )
-    }
-
-    /// The content of a file, straight from the server.
-    async fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let r = self
-            .http
-            .get(self.url.join(&format!("remote.php/dav/files/{USER}/{path}")).expect("url"))
-            .basic_auth(USER, Some(APP_PASSWORD))
-            .send()
-            .await
-            .expect("GET");
-        if !r.status().is_success() {
-            return None;
-        }
-        Some(r.bytes().await.expect("body").to_vec())
-    }
-}
-
-fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).expect("mkdir");
-    }
-    std::fs::write(&p, content).expect("write");
-    p
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so big files do not compress or repeat.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use serde_json::json;
 
 fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
     let len = content.len() as u64;
