@@ -1,7 +1,10 @@
 //! The tray: what it shows ([`TrayModel`], fed by the core's watch streams), the menu built from
 //! it, and the closed set of things a click can mean ([`MenuAction`]). Menu ids are produced and
 //! parsed only here, so no handler ever matches on a raw string.
-use passerelle::{chat::ChatState, visio::ToolLink};
+use passerelle::{
+    chat::ChatState,
+    visio::{LinkKind, ToolLink},
+};
 use tauri::{
     menu::{Menu, MenuBuilder, MenuItem, SubmenuBuilder},
     AppHandle, Runtime,
@@ -263,7 +266,12 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
     if !model.links.is_empty() {
         let mut tools = SubmenuBuilder::new(app, t.t("tray.tools"));
         for (i, link) in model.links.iter().enumerate() {
-            tools = tools.item(&item(MenuAction::Link(i), link.name.clone())?);
+            // The account page's name is ours to translate; the others are the organisation's.
+            let label = match link.kind {
+                LinkKind::Account => t.t("tray.account_link"),
+                LinkKind::Tool => link.name.clone(),
+            };
+            tools = tools.item(&item(MenuAction::Link(i), label)?);
         }
         menu = menu.item(&tools.build()?);
     }
