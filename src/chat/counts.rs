@@ -368,10 +368,12 @@ mod tests {
         v
     }
 
+    /// (case, subscriptions, total, label, dot, mentions)
+    type Case = (&'static str, Vec<Value>, u64, &'static str, bool, u64);
+
     #[test]
     fn the_counting_rules_table() {
-        // (case, subscriptions, total, label, dot, mentions)
-        let cases: Vec<(&str, Vec<Value>, u64, &str, bool, u64)> = vec![
+        let cases: Vec<Case> = vec![
             ("nothing", vec![], 0, "", false, 0),
             ("one channel", vec![room("a", "c", 3)], 3, "3", false, 0),
             ("sum over rooms", vec![room("a", "c", 3), room("b", "p", 4)], 7, "7", false, 0),

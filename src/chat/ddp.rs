@@ -248,4 +248,11 @@ mod tests {
         assert_eq!(u("http://127.0.0.1:18083/"), "ws://127.0.0.1:18083/websocket");
         assert_eq!(u("https://example.coop/chat/"), "wss://example.coop/chat/websocket");
     }
+
+    /// The websocket's TLS is built on aws-lc-rs explicitly: no process-wide provider needed,
+    /// no second one pulled in.
+    #[test]
+    fn the_tls_connector_builds() {
+        assert!(matches!(tls_connector(), Ok(Connector::Rustls(_))));
+    }
 }
