@@ -139,7 +139,7 @@ pub fn settings_set(app: AppHandle<Wry>, shell: State<'_, Shell>, change: Settin
         SettingChange::Autostart(on) => shell.set_autostart(&app, on),
         SettingChange::Notifications(on) => shell.update_settings(|s| s.notifications = Some(on)).map(drop),
         SettingChange::Language(tag) => shell.set_language(&app, tag.filter(|t| t == "fr" || t == "en")),
-        SettingChange::ExcludedFolders(list) => shell.update_settings(|s| s.excluded_folders = list).map(drop),
+        SettingChange::ExcludedFolders(list) => shell.exclude_folders(list),
     }
 }
 

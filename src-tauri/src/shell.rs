@@ -358,6 +358,25 @@ impl Shell {
         lock(&self.tasks).push(task);
     }
 
+    /// Selective sync: the unticked folders' contents go into a block of the drive's ignore
+    /// file that Passerelle manages (the member's own lines above it are kept), so neither side
+    /// of them is touched. Then a sync picks the change up.
+    pub fn exclude_folders(&self, list: Vec<String>) -> Result<(), ShellError> {
+        let list: Vec<String> = list
+            .into_iter()
+            .map(|f| f.trim().trim_matches('/').to_string())
+            .filter(|f| !f.is_empty() && !f.contains(['\n', '\r']) && !f.split('/').any(|part| part == ".."))
+            .collect();
+        let settings = self.update_settings(|s| s.excluded_folders = list.clone())?;
+        if let Some((profile, _)) = settings.profile().ok() {
+            let file = settings.folder(&profile).join(drive::names::IGNORE_FILE);
+            let old = std::fs::read_to_string(&file).unwrap_or_default();
+            std::fs::write(&file, ignore_text(&old, &list))?;
+        }
+        self.drive_event(drive::Event::SyncNow);
+        Ok(())
+    }
+
     /// Sends an event to the folder's sync task, if one runs.
     pub fn drive_event(&self, event: drive::Event) {
         match lock(&self.drive).as_ref() {
@@ -597,6 +616,42 @@ fn draw(app: &AppHandle<Wry>, tray: &TrayIcon<Wry>, model: &TrayModel, t: &Catal
     tray.set_tooltip(Some(model.tooltip(t)))?;
     tray.set_menu(Some(tray::build_menu(app, model, t)?))?;
     Ok(())
+}
+
+const IGNORE_MARK: &str = "# Passerelle: folders left out in the settings (managed below this line)";
+
+/// The ignore file with its managed block replaced by `folders`.
+fn ignore_text(old: &str, folders: &[String]) -> String {
+    let mine = old.split(IGNORE_MARK).next().unwrap_or_default().trim_end();
+    let mut text = String::from(mine);
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    if !folders.is_empty() {
+        text.push_str(IGNORE_MARK);
+        text.push('\n');
+        for f in folders {
+            text.push_str(&format!("{f}/*\n"));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_managed_block_keeps_the_members_lines() {
+        let first = ignore_text("*.tmp\n", &["Archives".into()]);
+        assert_eq!(first, format!("*.tmp\n{IGNORE_MARK}\nArchives/*\n"));
+        let ignore = drive::names::Ignore::new(&first);
+        assert!(ignore.is_ignored("Archives/2019/bilan.pdf"));
+        assert!(!ignore.is_ignored("Projets/Archives.txt"));
+        let again = ignore_text(&first, &["Photos".into()]);
+        assert_eq!(again, format!("*.tmp\n{IGNORE_MARK}\nPhotos/*\n"));
+        assert_eq!(ignore_text(&again, &[]), "*.tmp\n");
+    }
 }
 
 fn open_error(e: OpenError) -> ShellError {
