@@ -130,6 +130,12 @@ fn glob(pattern: &str, text: &str) -> bool {
 
 /// The conflict copy's name: `NAME (conflit YYYY-MM-DD HHMMSS).EXT`, beside the original.
 pub fn conflict_name(path: &str, when: time::PrimitiveDateTime) -> String {
+    conflict_name_nth(path, when, 1)
+}
+
+/// The `n`-th conflict copy name of the same second (`n` > 1 adds a counter), for when an
+/// earlier copy already took the plain name.
+pub fn conflict_name_nth(path: &str, when: time::PrimitiveDateTime, n: u32) -> String {
     let (dir, name) = match path.rfind('/') {
         Some(i) => (&path[..=i], &path[i + 1..]),
         None => ("", path),
@@ -147,7 +153,8 @@ pub fn conflict_name(path: &str, when: time::PrimitiveDateTime) -> String {
         when.minute(),
         when.second()
     );
-    format!("{dir}{stem} (conflit {stamp}){ext}")
+    let counter = if n > 1 { format!(" {n}") } else { String::new() };
+    format!("{dir}{stem} (conflit {stamp}{counter}){ext}")
 }
 
 /// The parent key of a key ("" for the root's children).

@@ -418,7 +418,10 @@ pub fn plan(
                     if ll.kind == Kind::Dir || rr.kind == Kind::Dir {
                         conflicted_dirs.push(k.clone());
                     }
-                    let copy = names::conflict_name(k, options.now);
+                    let copy = (1..)
+                        .map(|n| names::conflict_name_nth(k, options.now, n))
+                        .find(|c| !l.contains_key(c) && !r.contains_key(c) && !j.contains_key(c))
+                        .unwrap_or_default();
                     let disk = ll.disk_path.clone();
                     let disk_copy = join(
                         names::parent(&disk),
