@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use passerelle::{
-    calendar::{self, CalDav, CalDavAuth, Freshness, Meeting, MeetingKind, StartingSoon, Window},
+    calendar::{self, Agenda, CalDav, CalDavAuth, Freshness, Meeting, MeetingKind, StartingSoon, Window},
     config::Profile,
     visio::JoinOptions,
 };
@@ -307,6 +307,47 @@ fn refreshes_at_most_every_five_minutes_and_on_wake() {
     assert!(f.due(t0 + Duration::minutes(4), true), "a wake refreshes at once");
     assert!(f.due(t0 + Duration::minutes(5), false));
     assert!(f.due(t0 - Duration::minutes(1), false), "the clock went back");
+}
+
+/// The tray's loop with the clock injected, against Radicale: one refresh every 5 minutes (the
+/// ctag keeps them to one PROPFIND each), at once after a wake or a sleep gap, and "starting in
+/// 10 min" exactly once.
+#[tokio::test]
+async fn the_agenda_paces_refreshes_and_announces_once() {
+    let writer = Writer::new_calendar("dave", "Dave").await;
+    writer.put("daily.ics", &fixture("daily.ics")).await;
+    writer.put("description-link.ics", &fixture("description-link.ics")).await;
+    let mut agenda = Agenda::new(client("dave"), profile(), chrono_tz::Europe::Paris);
+
+    let t0 = t("2026-10-26T08:00:00Z");
+    let first = agenda.tick(t0, false).await;
+    let titles: Vec<String> = first.refreshed.expect("the first tick refreshes").meetings.into_iter().map(|m| m.title).collect();
+    assert_eq!(titles, ["Point quotidien", "Atelier compta"]);
+    assert!(first.starting.is_empty());
+    let after_first = agenda.client().stats();
+
+    let (mut refreshes, mut announced) = (Vec::new(), Vec::new());
+    let mut now = t0;
+    while now < t0 + Duration::minutes(30) {
+        now += Duration::seconds(30);
+        let tick = agenda.tick(now, false).await;
+        assert_eq!(tick.error, None);
+        if tick.refreshed.is_some() {
+            refreshes.push((now - t0).num_seconds());
+        }
+        announced.extend(tick.starting.into_iter().map(|m| (m.title, now)));
+    }
+    assert_eq!(refreshes, [300, 600, 900, 1200, 1500, 1800]);
+    assert_eq!(announced, [("Point quotidien".to_string(), t("2026-10-26T08:20:00Z"))]);
+    let stats = agenda.client().stats();
+    assert_eq!(stats.reports, after_first.reports, "unchanged calendars are not downloaded again");
+    assert_eq!(stats.propfinds, after_first.propfinds + 6);
+
+    // A wake refreshes at once; so does a gap between ticks (the machine slept).
+    assert!(agenda.tick(now + Duration::seconds(30), true).await.refreshed.is_some());
+    assert!(agenda.tick(now + Duration::seconds(60), false).await.refreshed.is_none());
+    assert!(agenda.tick(now + Duration::minutes(4), false).await.refreshed.is_some());
+    writer.delete().await;
 }
 
 /// `passerelle meetings --json` against Radicale with Basic credentials: the password is taken

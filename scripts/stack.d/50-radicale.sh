@@ -1,4 +1,4 @@
-# Radicale (CalDAV, from the venv) for the calendar tests: htpasswd users alice, bob and carol, storage
+# Radicale (CalDAV, from the venv) for the calendar tests: htpasswd users alice, bob, carol and dave, storage
 # under $STATE, wiped at each fresh start so every run begins empty. The tests write their own
 # fixtures through CalDAV (MKCALENDAR + PUT), each into a calendar of its own.
 RADICALE_PORT=${PASSERELLE_RADICALE_PORT:-18084}
@@ -9,7 +9,7 @@ up)
   mkdir -p "$RADICALE_DIR"
   # Plain passwords: throwaway test accounts on a loopback-only server. Written at every `up`
   # (Radicale rereads the file when it changes), one user per test that needs its own account.
-  printf 'alice:alice-cal-1\nbob:bob-cal-1\ncarol:carol-cal-1\n' >"$RADICALE_DIR/users.new"
+  printf 'alice:alice-cal-1\nbob:bob-cal-1\ncarol:carol-cal-1\ndave:dave-cal-1\n' >"$RADICALE_DIR/users.new"
   cmp -s "$RADICALE_DIR/users.new" "$RADICALE_DIR/users" 2>/dev/null || mv "$RADICALE_DIR/users.new" "$RADICALE_DIR/users"
   rm -f "$RADICALE_DIR/users.new"
   if ! running radicale; then
@@ -46,7 +46,7 @@ CONF
     done
   fi
   echo "export PASSERELLE_TEST_CALDAV=http://127.0.0.1:$RADICALE_PORT/"
-  echo "export PASSERELLE_TEST_CALDAV_USERS=alice:alice-cal-1,bob:bob-cal-1,carol:carol-cal-1"
+  echo "export PASSERELLE_TEST_CALDAV_USERS=alice:alice-cal-1,bob:bob-cal-1,carol:carol-cal-1,dave:dave-cal-1"
   ;;
 down) stop radicale ;;
 esac

@@ -20,6 +20,9 @@
 //! - [`starting_soon`]`(&meetings, now, &notified)`: the pure "meeting starting in 10 min"
 //!   computation; [`StartingSoon`] keeps the notified set so an occurrence fires once.
 //! - [`Freshness`]: refresh at most every 5 min, and at once after a wake.
+//! - [`Agenda`]`::new(client, profile, tz)` then [`Agenda::tick`]`(now, woke) -> Tick` every
+//!   30 s: all of the above in one object for the tray (fresh list when refreshed, meetings
+//!   starting soon, refresh error).
 //! - [`Meeting::join_url`]`(&profile, JoinOptions)`: the URL to open for a meeting.
 //!
 //! Invariant: nothing here reads the clock; the window and `now` come from the caller.
@@ -40,7 +43,7 @@ use crate::{
 
 pub use dav::{parse_calendars, parse_report, CalDav, CalendarInfo, Resource, Stats};
 pub use expand::{classify, expand, Expanded};
-pub use soon::{starting_soon, Freshness, StartingSoon, REFRESH_INTERVAL, SOON};
+pub use soon::{starting_soon, Freshness, StartingSoon, REFRESH_INTERVAL, SOON, WAKE_GAP};
 
 #[derive(Debug, Error)]
 pub enum CalendarError {
@@ -307,4 +310,62 @@ pub fn meetings_from(resources: &[Resource], window: &Window, jitsi: Option<&Url
 /// Start order; ties by end, then title, so the list is stable.
 pub fn sort(meetings: &mut [Meeting]) {
     meetings.sort_by(|a, b| (a.start, a.end, &a.title, &a.id).cmp(&(b.start, b.end, &b.title, &b.id)));
+}
+
+/// What one [`Agenda::tick`] brings the shell.
+#[derive(Debug, Clone, Default)]
+pub struct Tick {
+    /// The fresh list, when a refresh ran and succeeded.
+    pub refreshed: Option<Meetings>,
+    /// Meetings to announce now ("starting in 10 min"), each occurrence once.
+    pub starting: Vec<Meeting>,
+    /// A refresh failed; the previous list stays in force.
+    pub error: Option<String>,
+}
+
+/// The calendar as the tray runs it: call [`Agenda::tick`] every 30 s or so with the time (and
+/// `woke` when the OS says the machine woke up). It refreshes at most every
+/// [`REFRESH_INTERVAL`], at once after a wake, and announces each meeting once.
+#[derive(Debug)]
+pub struct Agenda {
+    client: CalDav,
+    profile: Profile,
+    local: chrono_tz::Tz,
+    freshness: Freshness,
+    soon: StartingSoon,
+    current: Meetings,
+}
+
+impl Agenda {
+    pub fn new(client: CalDav, profile: Profile, local: chrono_tz::Tz) -> Agenda {
+        Agenda { client, profile, local, freshness: Freshness::default(), soon: StartingSoon::new(), current: Meetings::default() }
+    }
+
+    /// The last list fetched.
+    pub fn meetings(&self) -> &Meetings {
+        &self.current
+    }
+
+    pub fn client(&self) -> &CalDav {
+        &self.client
+    }
+
+    pub async fn tick(&mut self, now: DateTime<Utc>, woke: bool) -> Tick {
+        let mut tick = Tick::default();
+        if self.freshness.poll(now, woke) {
+            match next_meetings_in(&self.client, &self.profile, Window::next_24h(now), self.local).await {
+                Ok(fresh) => {
+                    self.freshness.mark(now);
+                    self.current = fresh.clone();
+                    tick.refreshed = Some(fresh);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, code = e.code(), "the calendar could not be refreshed");
+                    tick.error = Some(e.to_string());
+                }
+            }
+        }
+        tick.starting = self.soon.poll(&self.current.meetings, now);
+        tick
+    }
 }

@@ -46,23 +46,37 @@ impl StartingSoon {
     }
 }
 
+/// A gap this long between two polls of a caller that polls every few seconds means the
+/// machine was asleep.
+pub const WAKE_GAP: Duration = Duration::minutes(2);
+
 /// The refresh pace: at most every [`REFRESH_INTERVAL`], and at once after the machine wakes
-/// (the shell says so) or when the clock went backwards.
+/// (the shell says so, or [`Freshness::poll`] sees a gap between polls) or when the clock went
+/// backwards.
 #[derive(Debug, Clone)]
 pub struct Freshness {
     interval: Duration,
     last: Option<DateTime<Utc>>,
+    last_poll: Option<DateTime<Utc>>,
 }
 
 impl Default for Freshness {
     fn default() -> Self {
-        Freshness { interval: REFRESH_INTERVAL, last: None }
+        Freshness::new(REFRESH_INTERVAL)
     }
 }
 
 impl Freshness {
     pub fn new(interval: Duration) -> Freshness {
-        Freshness { interval, last: None }
+        Freshness { interval, last: None, last_poll: None }
+    }
+
+    /// For callers that poll regularly (every 30 s): true when a refresh is due, counting a
+    /// gap of more than [`WAKE_GAP`] since the previous poll as a wake.
+    pub fn poll(&mut self, now: DateTime<Utc>, woke: bool) -> bool {
+        let slept = self.last_poll.is_some_and(|p| now - p > WAKE_GAP);
+        self.last_poll = Some(now);
+        self.due(now, woke || slept)
     }
 
     /// True when a refresh should run now.
