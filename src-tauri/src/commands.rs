@@ -88,6 +88,7 @@ pub struct SettingsView {
 
 #[tauri::command]
 pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
+    tracing::debug!("the settings window asks for the settings");
     let settings = shell.settings();
     let session = shell.session();
     let folder = shell.folder();

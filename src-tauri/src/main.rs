@@ -44,6 +44,11 @@ fn main() {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(Shell::new(dirs))
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::Destroyed = event {
+                windows::on_destroyed(window.app_handle(), window.label());
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::catalog,
             commands::wizard_state,

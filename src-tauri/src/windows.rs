@@ -81,3 +81,37 @@ pub fn open<R: Runtime>(app: &AppHandle<R>, kind: WindowKind, title: &str) -> ta
 pub fn any_open<R: Runtime>(app: &AppHandle<R>) -> Option<tauri::WebviewWindow<R>> {
     app.webview_windows().into_values().next()
 }
+
+/// Called when a window is gone. When it was the last one, WebKit's network process is ended:
+/// WebKitGTK keeps it for the life of the app even with no webview (Tauri keeps the context
+/// on Linux for that reason, tauri-apps/tauri#14626), which would hold tens of MB for a window
+/// the member closed. WebKit starts a new one with the next window.
+pub fn on_destroyed<R: Runtime>(app: &AppHandle<R>, label: &str) {
+    // A WebDriver automation session lives in that process: keep it when under test.
+    if app.webview_windows().keys().any(|l| l != label) || std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    for pid in children() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // /proc truncates names to 15 bytes.
+        if comm.trim_end() == "WebKitNetworkPr" {
+            tracing::debug!(pid, "no window left: ending WebKit's network process");
+            // SAFETY: kill(2) on a child process of ours, found by its parent link just above.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+/// This process's direct children.
+#[cfg(target_os = "linux")]
+fn children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .collect()
+}
