@@ -511,3 +511,23 @@ async fn dropping_the_handle_stops_the_task() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A socket that goes silent (a half-dead NAT, a frozen proxy) is pinged, then given up and
+/// replaced; what was missed is caught up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_socket_is_detected_and_replaced() {
+    let server = TestServer::start(&[]);
+    let home = support::home();
+    let session = login(&server, &home).await;
+    let general = server.room("c", "general", &["alice", "bob"]).await;
+    let options = ChatOptions { socket_idle: Duration::from_secs(2), ..quick() };
+    let handle = Chat::start_with(session, options);
+    wait_state(&handle, Duration::from_secs(10), |s| total(s) == Some(0)).await;
+    wait_for_socket(&server, "alice").await;
+    server.fault(json!({"silence": "alice"})).await;
+    server.post(&general, "bob", "dans le vide").await;
+    // Silent for 2 s: ping; 2 s more: give up, reconnect, catch up.
+    wait_state(&handle, Duration::from_secs(10), |s| total(s) == Some(1)).await;
+    let stats = server.stats().await;
+    assert!(stats["connects"]["alice"].as_u64() >= Some(2), "{stats}");
+}

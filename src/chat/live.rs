@@ -106,6 +106,9 @@ pub(crate) struct Live {
     last_rest: Instant,
     /// The member's chat user id, from the credentials of the open socket.
     me: Option<String>,
+    /// Since when the socket is down: polling starts only after `poll_every` of that, since a
+    /// quick reconnect catches up anyway.
+    down_since: Option<Instant>,
 }
 
 impl Live {
@@ -121,6 +124,7 @@ impl Live {
             started_ms: now_ms(),
             last_rest: Instant::now(),
             me: None,
+            down_since: None,
         }
     }
 
@@ -229,6 +233,7 @@ impl Live {
                     }
                 }
             }
+            self.down_since.get_or_insert_with(Instant::now);
             if connected_at.elapsed() >= STABLE {
                 backoff.reset();
             }
@@ -250,6 +255,7 @@ impl Live {
             match Socket::open(self.rest.base(), &creds, self.options.socket_idle).await {
                 Ok(socket) => {
                     self.me = Some(creds.user_id.clone());
+                    self.down_since = None;
                     break socket;
                 }
                 Err(SocketFailure::LoginRefused(reason)) if !relogged => {
@@ -293,11 +299,12 @@ impl Live {
         }
     }
 
-    /// Waits until `wake`, polling `updatedSince` when the last REST load is older than
-    /// `poll_every` (the websocket is down: this is the fallback).
+    /// Waits until `wake`, polling `updatedSince` when both the last REST load and the loss of
+    /// the socket are older than `poll_every` (the websocket is down: this is the fallback).
     async fn wait_polling(&mut self, wake: Instant) -> Flow {
         loop {
-            let poll_at = self.last_rest + self.options.poll_every;
+            let down_since = self.down_since.unwrap_or_else(Instant::now);
+            let poll_at = self.last_rest.max(down_since) + self.options.poll_every;
             if poll_at >= wake {
                 tokio::time::sleep_until(wake).await;
                 return Flow::Retry(Duration::ZERO);
