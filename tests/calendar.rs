@@ -402,3 +402,26 @@ async fn cli_meetings_json() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_password"));
     writer.delete().await;
 }
+
+#[test]
+fn joining_a_meeting_from_its_link() {
+    let mut p = profile();
+    let options = JoinOptions { display_name: Some("Alice Martin".into()), audio_only: true, ..JoinOptions::default() };
+    let mut m = meeting("m", "2026-10-26T08:30:00Z", MeetingKind::Jitsi);
+    m.title = "Point & co".into();
+    let url = m.join_url(&p, options.clone()).unwrap();
+    assert_eq!(url.as_str().split('#').next(), Some("https://visio.example.coop/r"));
+    assert!(url.fragment().unwrap().contains("config.startAudioOnly=true"));
+    assert!(url.fragment().unwrap().contains("config.subject=%22Point%20%26%20co%22"), "{url}");
+
+    // A Jitsi under a path: the room is what follows it.
+    p.jitsi = Some(Url::parse("https://example.coop/visio/").unwrap());
+    m.link = Some(Url::parse("https://example.coop/visio/Conseil").unwrap());
+    assert_eq!(m.join_url(&p, options.clone()).unwrap().path(), "/visio/conseil");
+
+    // External links open as they are; no link, nothing to join.
+    let mut zoom = meeting("z", "2026-10-26T08:30:00Z", MeetingKind::External);
+    zoom.link = Some(Url::parse("https://us02web.zoom.us/j/1").unwrap());
+    assert_eq!(zoom.join_url(&p, options.clone()).unwrap().as_str(), "https://us02web.zoom.us/j/1");
+    assert_eq!(meeting("n", "2026-10-26T08:30:00Z", MeetingKind::None).join_url(&p, options), Option::None);
+}

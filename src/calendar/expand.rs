@@ -193,6 +193,7 @@ fn meeting(event: &Event, uid: &str, key: &str, start: Moment, span: &Span, cx: 
 /// unreadable file is an `Err` (the caller warns and goes on); an unreadable event inside a
 /// readable file is a warning and the others still come out.
 pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz::Tz, calendar: &str) -> Result<Expanded, String> {
+    let ics = ics.trim_start_matches('\u{feff}');
     if !ics.trim_start().to_ascii_uppercase().starts_with("BEGIN:VCALENDAR") {
         return Err("it is not iCalendar data".into());
     }

@@ -239,7 +239,9 @@ impl Meeting {
         let link = self.link.as_ref()?;
         match (self.kind, profile.jitsi.as_ref()) {
             (MeetingKind::Jitsi, Some(jitsi)) => {
-                let room = link.path_segments()?.find(|s| !s.is_empty())?;
+                // The room is what follows the Jitsi base path (Jitsi may live under a path).
+                let rest = link.path().strip_prefix(jitsi.path().trim_end_matches('/')).unwrap_or(link.path());
+                let room = rest.split('/').find(|s| !s.is_empty())?;
                 let room = percent_encoding::percent_decode_str(room).decode_utf8().ok()?;
                 if options.subject.is_none() {
                     options.subject = Some(self.title.clone());
