@@ -327,6 +327,13 @@ async fn cli_visio_print_audio_only_team_and_links() {
     assert_eq!(recent.iter().map(|m| m.room.as_str()).collect::<Vec<_>>(), ["pole-tech", room.as_str()]);
     assert_eq!((recent[0].kind, recent[1].kind), (RoomKind::Team, RoomKind::AdHoc));
 
+    let out = support::cli(&home).args(["visio", "--recent", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["room"], "pole-tech");
+    assert_eq!(listed[0]["url"], "https://visio.example.coop/pole-tech", "the recent list keeps the invite link only");
+    assert_eq!(listed[1]["kind"], "ad_hoc");
+
     let out = support::cli(&home).args(["links", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -53,6 +53,12 @@ pub struct VisioArgs {
     /// The meeting's subject, shown to everyone.
     #[arg(long)]
     pub subject: Option<String>,
+    /// List the recent meetings instead of starting one.
+    #[arg(long, conflicts_with_all = ["room", "team", "print", "copy", "audio_only"])]
+    pub recent: bool,
+    /// With --recent: print JSON.
+    #[arg(long, requires = "recent")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +87,17 @@ pub struct LinksArgs {
 }
 
 pub async fn visio(ctx: Context, args: VisioArgs) -> Result<(), Failure> {
+    if args.recent {
+        let recent = Recent::new(&ctx.dirs).list();
+        if args.json {
+            return print_json(&recent);
+        }
+        for m in &recent {
+            let when = m.when.with_timezone(&chrono::Local).format("%a %d %b %H:%M");
+            println!("{when}  {}  {}", m.title.as_deref().unwrap_or(&m.room), m.url);
+        }
+        return Ok(());
+    }
     let (profile, _) = ctx.settings.profile()?;
     let jitsi = visio::jitsi_host(&profile)?;
     // The name shown to the others comes from the login; without one Jitsi simply asks.
