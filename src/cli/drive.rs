@@ -174,6 +174,8 @@ fn run_options(args: &SyncArgs) -> RunOptions {
         allow_deletes: args.allow_deletes,
         max_delete_percent: args.max_delete_percent,
         transfers: args.transfers.max(1),
+        // A sync asked for by hand retries what failed, whatever the back-off says.
+        retry_failed: args.once,
         ..RunOptions::default()
     }
 }

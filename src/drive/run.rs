@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub backoff: Duration,
     /// Test hook: stop as if killed after this many actions.
     pub stop_after: Option<usize>,
+    /// Retry failed items now instead of waiting for their back-off (a manual sync).
+    pub retry_failed: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             attempts: 4,
             backoff: Duration::from_millis(500),
             stop_after: None,
+            retry_failed: false,
         }
     }
 }
@@ -169,7 +172,7 @@ async fn run_locked(
         let skip: BTreeSet<String> = lock(journal)
             .failures()?
             .into_iter()
-            .filter(|f| f.next_try > now)
+            .filter(|f| !options.retry_failed && f.next_try > now)
             .map(|f| f.path)
             .collect();
         // UTC: the local offset cannot be read soundly in a multi-threaded process on Linux.

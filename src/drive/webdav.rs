@@ -240,6 +240,10 @@ impl WebDav {
             .map(|(href, entry)| {
                 // Hrefs may be absolute URLs or absolute paths.
                 let href_path = match Url::parse(&href) {
+                    // Another server's address is never inside our root.
+                    Ok(u) if u.origin() != self.base.origin() => {
+                        return Ok((vec![format!("{href} (outside the synced folder)")], entry));
+                    }
                     Ok(u) => u.path().to_string(),
                     Err(_) => href.split(['?', '#']).next().unwrap_or("").to_string(),
                 };
