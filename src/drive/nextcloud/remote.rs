@@ -26,6 +26,9 @@ use crate::drive::{
     Kind,
 };
 
+/// An upload folder untouched this long was abandoned (a crash, or the file changed since).
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// A Nextcloud folder as a sync remote. Paths are relative to `root` (below the files root).
 pub struct NextcloudRemote {
     nc: Nextcloud,
@@ -41,6 +44,8 @@ struct State {
     /// The last walk, for permission checks before uploading.
     last: Option<Walk>,
     quota: Option<Quota>,
+    /// Abandoned chunk uploads were looked for (once per process, after a real change).
+    cleaned: bool,
 }
 
 impl NextcloudRemote {
@@ -208,6 +213,16 @@ impl Remote for NextcloudRemote {
     fn list_tree(&self) -> BoxFuture<'_, Result<RemoteListing, RemoteError>> {
         Box::pin(async move {
             let w = self.walk().await?;
+            // Chunk folders left by a crash or by a file changed since: cleaned once, never on
+            // a no-op poll (which stays one request).
+            let clean = !w.unchanged && self.state.lock().map(|mut s| !std::mem::replace(&mut s.cleaned, true)).unwrap_or(false);
+            if clean && self.nc.info().chunking {
+                match chunked::clean_abandoned(&self.nc, ABANDONED_AFTER).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "cleaned up abandoned chunked uploads"),
+                    Err(e) => tracing::warn!(error = %e, "could not clean up abandoned chunked uploads"),
+                }
+            }
             let folders = w
                 .folders
                 .iter()
