@@ -327,12 +327,37 @@ async fn cli_visio_print_audio_only_team_and_links() {
     assert_eq!(recent.iter().map(|m| m.room.as_str()).collect::<Vec<_>>(), ["pole-tech", room.as_str()]);
     assert_eq!((recent[0].kind, recent[1].kind), (RoomKind::Team, RoomKind::AdHoc));
 
+    // --copy hands the invite link (no fragment) to the OS clipboard tool: a stand-in
+    // `wl-copy` on PATH records what it gets.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = home.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let copied = home.path().join("copied.txt");
+        let tool = bin.join("wl-copy");
+        std::fs::write(&tool, format!("#!/bin/sh\ncat > '{}'\n", copied.display())).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let out = support::cli(&home)
+            .args(["visio", "--print", "--copy", "--room", "Réunion CA"])
+            .env("PATH", path)
+            .env("WAYLAND_DISPLAY", "wayland-test")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "https://visio.example.coop/r%C3%A9union%20ca");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("#config.prejoinConfig.enabled=true&userInfo.displayName=%22Alice%20Martin%22"));
+    }
+
     let out = support::cli(&home).args(["visio", "--recent", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(listed[0]["room"], "pole-tech");
-    assert_eq!(listed[0]["url"], "https://visio.example.coop/pole-tech", "the recent list keeps the invite link only");
-    assert_eq!(listed[1]["kind"], "ad_hoc");
+    let rooms: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|m| m["room"].as_str()).collect();
+    assert!(rooms[..2] == ["réunion ca", "pole-tech"] || rooms[..2] == ["pole-tech", room.as_str()], "{rooms:?}");
+    let team = listed.as_array().unwrap().iter().find(|m| m["room"] == "pole-tech").unwrap();
+    assert_eq!(team["url"], "https://visio.example.coop/pole-tech", "the recent list keeps the invite link only");
+    assert_eq!(team["kind"], "team");
 
     let out = support::cli(&home).args(["links", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
