@@ -8,7 +8,7 @@ use passerelle::{
     config,
 };
 
-use super::{exit, print_json, Context, Failure};
+use super::{print_json, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -75,6 +75,19 @@ pub async fn whoami(ctx: Context, args: WhoamiArgs) -> Result<(), Failure> {
 
 pub async fn logout(ctx: Context) -> Result<(), Failure> {
     let (profile, _) = ctx.settings.profile()?;
+    // The tokens that other servers gave on the strength of this login go too: the chat's
+    // login token and Nextcloud's app password (revoked on the server). Best effort: logging
+    // out must work even when those servers are down.
+    if let Ok(session) = ctx.session() {
+        if let Err(e) = passerelle::chat::forget(&session) {
+            tracing::warn!(error = %e, "could not forget the chat token");
+        }
+    }
+    if let Some(nextcloud) = &profile.nextcloud {
+        if let Err(e) = passerelle::drive::nextcloud::logout(&ctx.http, nextcloud, &ctx.store).await {
+            tracing::warn!(error = %e, "could not revoke the Nextcloud app password");
+        }
+    }
     match auth::logout(&ctx.http, &profile, &ctx.store).await? {
         LogoutOutcome::Revoked => eprintln!("Logged out."),
         LogoutOutcome::LocalOnly(reason) => {
@@ -82,6 +95,5 @@ pub async fn logout(ctx: Context) -> Result<(), Failure> {
         }
         LogoutOutcome::WasNotLoggedIn => eprintln!("You were not logged in."),
     }
-    let _ = exit::FAILURE;
     Ok(())
 }
