@@ -167,6 +167,9 @@ async fn run_locked(
             }
         }
         let mut listing = remote.list_tree().await?;
+        if !options.dry_run && pass == 0 {
+            remove_stale_remote_temps(remote, &listing).await;
+        }
         filter_remote(&mut listing, &ignore, case_insensitive);
         let now = now_unix();
         let skip: BTreeSet<String> = lock(journal)
@@ -224,6 +227,20 @@ fn merge(into: &mut Report, r: Report) {
     into.changed_meanwhile += r.changed_meanwhile;
     into.bytes_up += r.bytes_up;
     into.bytes_down += r.bytes_down;
+}
+
+/// Staged uploads left by an interrupted run (ours or another device's) older than an hour.
+async fn remove_stale_remote_temps(remote: &dyn Remote, listing: &RemoteListing) {
+    let now = now_unix();
+    for (key, entry) in &listing.entries {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let stale = entry.mtime.is_some_and(|m| now - m > 3600);
+        if name.starts_with(names::TEMP_PREFIX) && stale {
+            if let Err(e) = remote.delete(&entry.server_path, None).await {
+                tracing::debug!(path = %key, error = %e, "could not remove a stale temporary upload");
+            }
+        }
+    }
 }
 
 /// Drops ignored remote items, and on a case-insensitive disk the second of two names that

@@ -59,6 +59,10 @@ pub struct WebDav {
     /// Attempts for requests that can be replayed (listings, MKCOL, MOVE, DELETE).
     pub attempts: u32,
     pub backoff: Duration,
+    /// Upload under a hidden temporary name, then MOVE into place: generic servers (rclone,
+    /// WsgiDAV) write in place, so an interrupted PUT would leave a partial file under the
+    /// real name.
+    pub staged_uploads: bool,
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Whether the server honours `If-Match`/`If-None-Match` (rclone does not): probed once.
     conditionals: std::sync::Arc<tokio::sync::OnceCell<bool>>,
@@ -77,6 +81,7 @@ impl WebDav {
             auth,
             attempts: 4,
             backoff: Duration::from_millis(250),
+            staged_uploads: true,
             requests: Default::default(),
             conditionals: Default::default(),
         }
@@ -477,20 +482,25 @@ impl Remote for WebDav {
     }
 
     fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
-        let url = self.url(path, false);
         let path = path.to_string();
         Box::pin(async move {
             self.check_precondition(&path, &pre).await?;
+            let staged = self.staged_uploads.then(|| {
+                let name = format!("{}{:016x}", super::names::TEMP_PREFIX, rand::random::<u64>());
+                super::remote::join(super::names::parent(&path), &name)
+            });
+            let url = self.url(staged.as_deref().unwrap_or(&path), false);
             let mut request = self
                 .http
                 .put(url)
                 .header(header::CONTENT_LENGTH, upload.len)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header("X-OC-Mtime", upload.mtime.to_string());
-            request = match &pre {
-                Precondition::Create => request.header(header::IF_NONE_MATCH, "*"),
-                Precondition::Replace(etag) => request.header(header::IF_MATCH, etag.as_str()),
-                Precondition::Any => request,
+            request = match (&pre, &staged) {
+                (_, Some(_)) => request,
+                (Precondition::Create, None) => request.header(header::IF_NONE_MATCH, "*"),
+                (Precondition::Replace(etag), None) => request.header(header::IF_MATCH, etag.as_str()),
+                (Precondition::Any, None) => request,
             };
             // The body stream can be sent only once: no replay here, the executor retries.
             let body = reqwest::Body::wrap_stream(upload.body.map(|r: std::io::Result<Bytes>| r));
@@ -501,6 +511,26 @@ impl Remote for WebDav {
                 return Err(self.rejected(token).await);
             }
             let response = check(response).await?;
+            if let Some(temp) = staged {
+                // Into place: without overwriting when creating, so a file that appeared
+                // meanwhile is not replaced.
+                let method = Method::from_bytes(b"MOVE").map_err(|e| RemoteError::Protocol(e.to_string()))?;
+                let (from, to) = (self.url(&temp, false), self.url(&path, false));
+                let overwrite = if pre == Precondition::Create { "F" } else { "T" };
+                let build = || {
+                    self.http
+                        .request(method.clone(), from.clone())
+                        .header("Destination", to.as_str())
+                        .header("Overwrite", overwrite)
+                };
+                if let Err(e) = self.send(&build).await {
+                    let delete = || self.http.delete(from.clone());
+                    let _ = self.send(&delete).await;
+                    return Err(e);
+                }
+                // The MOVE answer carries no ETag: the caller asks for it.
+                return Ok(None);
+            }
             Ok(response
                 .headers()
                 .get(header::ETAG)

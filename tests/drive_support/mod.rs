@@ -63,6 +63,10 @@ pub async fn remote_tree(dav: &WebDav) -> Tree {
     let listing = dav.list_tree().await.expect("list");
     let mut out = Tree::new();
     for (k, e) in listing.entries {
+        // Staged uploads interrupted by a kill: hidden, cleaned up later by age.
+        if k.rsplit('/').next().is_some_and(|n| n.starts_with(".passerelle-tmp-")) {
+            continue;
+        }
         if e.kind == Kind::Dir {
             out.insert(k, None);
         } else {
