@@ -127,6 +127,10 @@ impl TrayModel {
                     t.t("tray.chat.alert")
                 } else if c.total == 0 {
                     t.t("tray.chat.none")
+                } else if c.total == 1 && c.mentions > 0 {
+                    t.t("tray.chat.mention_one")
+                } else if c.total == 1 {
+                    t.t("tray.chat.count_one")
                 } else if c.mentions > 0 {
                     t.f("tray.chat.mentions", &[("count", &count), ("mentions", &c.mentions.to_string())])
                 } else {
