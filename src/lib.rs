@@ -2,12 +2,14 @@
 //! dependency. One module per capability; the shell and the CLI are thin callers.
 //!
 //! - [`config`]: the organisation profile and the member's settings.
+//! - [`account`]: logging out everywhere.
 //! - [`auth`]: the one login (OIDC + PKCE against Keycloak) and the [`auth::Session`] handle.
 //! - [`drive`]: the two-way sync of the member's folder over WebDAV.
 //! - [`chat`]: Rocket.Chat unread and mention counts.
 //! - [`visio`]: Jitsi meeting links.
 //! - [`calendar`]: the next meetings from CalDAV.
 
+pub mod account;
 pub mod auth;
 pub mod browser;
 pub mod calendar;

@@ -448,13 +448,8 @@ impl Shell {
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
         self.model.send_modify(|m| *m = TrayModel::default());
-        if let Some(session) = &session {
-            if let Err(e) = passerelle::chat::forget(session) {
-                tracing::warn!(code = e.code(), "the chat login could not be forgotten");
-            }
-        }
         if let Some(profile) = profile {
-            auth::logout(&self.http, &profile, &self.store).await?;
+            passerelle::account::logout(&self.http, &profile, &self.store).await?;
         }
         Ok(())
     }

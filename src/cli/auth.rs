@@ -75,20 +75,7 @@ pub async fn whoami(ctx: Context, args: WhoamiArgs) -> Result<(), Failure> {
 
 pub async fn logout(ctx: Context) -> Result<(), Failure> {
     let (profile, _) = ctx.settings.profile()?;
-    // The tokens that other servers gave on the strength of this login go too: the chat's
-    // login token and Nextcloud's app password (revoked on the server). Best effort: logging
-    // out must work even when those servers are down.
-    if let Ok(session) = ctx.session() {
-        if let Err(e) = passerelle::chat::forget(&session) {
-            tracing::warn!(error = %e, "could not forget the chat token");
-        }
-    }
-    if let Some(nextcloud) = &profile.nextcloud {
-        if let Err(e) = passerelle::drive::nextcloud::logout(&ctx.http, nextcloud, &ctx.store).await {
-            tracing::warn!(error = %e, "could not revoke the Nextcloud app password");
-        }
-    }
-    match auth::logout(&ctx.http, &profile, &ctx.store).await? {
+    match passerelle::account::logout(&ctx.http, &profile, &ctx.store).await? {
         LogoutOutcome::Revoked => eprintln!("Logged out."),
         LogoutOutcome::LocalOnly(reason) => {
             eprintln!("Logged out on this computer; the server could not be told ({reason}).")
