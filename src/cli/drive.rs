@@ -16,7 +16,6 @@ use passerelle::{
         task::{Drive, DriveConfig, DriveStatus, Event},
         Auth, DriveError, Remote, RemoteError, WebDav,
     },
-    paths::Dirs,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -69,7 +68,30 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DriveArgs {}
+pub struct DriveArgs {
+    #[command(subcommand)]
+    pub command: DriveCommand,
+}
+
+/// The server's trash and earlier versions (Nextcloud only).
+#[derive(Debug, clap::Subcommand)]
+pub enum DriveCommand {
+    /// List deleted files.
+    Trash {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a deleted file back where it was.
+    Restore { path: String },
+    /// List a file's earlier versions, or bring one back with --restore ID.
+    Versions {
+        path: String,
+        #[arg(long)]
+        restore: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 #[derive(Serialize, Deserialize)]
 struct WebDavSecret {
@@ -292,8 +314,34 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
     let (root, url, _) = locate(&ctx, args.folder, args.remote)?;
     let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
     let s = status::read(&folder).map_err(failure)?;
+    // The quota is the server's to say; only Nextcloud says it. Never opens the browser.
+    let (profile, session) = (ctx.settings.profile().ok().map(|p| p.0), ctx.session().ok());
+    let quota = match profile.as_ref().filter(|p| p.nextcloud.is_some()) {
+        Some(profile) => Some(nextcloud::quota_report(&ctx.http, profile, &ctx.store, session.as_ref()).await),
+        None => None,
+    };
     if args.json {
-        return print_json(&s);
+        let mut value = serde_json::to_value(&s).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+        match &quota {
+            Some(Ok(q)) => value["quota"] = serde_json::to_value(q).unwrap_or_default(),
+            Some(Err(e)) => value["quota_error"] = serde_json::json!({"code": e.code(), "message": e.to_string()}),
+            None => value["quota"] = serde_json::Value::Null,
+        }
+        return print_json(&value);
+    }
+    match &quota {
+        Some(Ok(q)) => {
+            let mb = |b: u64| b / 1_000_000;
+            match q.total_bytes {
+                Some(total) => println!("quota: {} MB of {} MB", mb(q.used_bytes), mb(total)),
+                None => println!("quota: {} MB used", mb(q.used_bytes)),
+            }
+            if let Some(w) = &q.warning {
+                println!("warning: {w}");
+            }
+        }
+        Some(Err(e)) => println!("quota: unknown ({e})"),
+        None => {}
     }
     println!("folder: {}", s.folder);
     println!("state: {}", s.state);
@@ -313,7 +361,53 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
 }
 
 /// Trash and versions are the Nextcloud extras' (see `passerelle::drive::nextcloud`).
-pub async fn drive(_ctx: Context, _args: DriveArgs) -> Result<(), Failure> {
-    let _ = Dirs::discover;
-    Err(Failure::new(exit::FAILURE, "trash and versions are not available from the command line yet"))
+pub async fn drive(ctx: Context, args: DriveArgs) -> Result<(), Failure> {
+    let (profile, _) = ctx.settings.profile()?;
+    let session = ctx.session().ok();
+    let nc = nextcloud::account(&ctx.http, &profile, &ctx.store, session.as_ref(), &ConnectOptions::default())
+        .await
+        .map_err(nextcloud_failure)?;
+    match args.command {
+        DriveCommand::Trash { json } => {
+            let items = nextcloud::trash(&nc).await.map_err(nextcloud_failure)?;
+            if json {
+                return print_json(&items);
+            }
+            if items.is_empty() {
+                println!("The trash is empty.");
+            }
+            for item in items {
+                println!("{}\t{} bytes\tdeleted at {}", item.original_location, item.size, item.deleted_at);
+            }
+        }
+        DriveCommand::Restore { path } => {
+            let item = nextcloud::restore(&nc, &path).await.map_err(nextcloud_failure)?;
+            println!("Restored {}.", item.original_location);
+        }
+        DriveCommand::Versions { path, restore: Some(id), .. } => {
+            nextcloud::restore_version(&nc, &path, &id).await.map_err(nextcloud_failure)?;
+            println!("Restored the version {id} of {path}.");
+        }
+        DriveCommand::Versions { path, restore: None, json } => {
+            let versions = nextcloud::versions(&nc, &path).await.map_err(nextcloud_failure)?;
+            if json {
+                return print_json(&versions);
+            }
+            for v in versions {
+                println!("{}\t{} bytes", v.id, v.size);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
+    let code = e.code();
+    let exit = match code {
+        "login_required" => exit::LOGIN_REQUIRED,
+        "offline" => exit::OFFLINE,
+        "not_configured" => exit::NOT_CONFIGURED,
+        _ => exit::FAILURE,
+    };
+    Failure::new(exit, format!("{e} [{code}]"))
 }

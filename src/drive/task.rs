@@ -223,6 +223,11 @@ fn watch_folder(root: &std::path::Path, events: mpsc::UnboundedSender<Event>) ->
     use notify::Watcher;
     let handler = move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
+            // Reading is not changing: our own scan opens every folder, and an access event
+            // would start another sync, forever (the tray woke thousands of times a minute).
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
             for path in event.paths {
                 let _ = events.send(Event::FileChanged(path));
             }
