@@ -284,7 +284,8 @@ async fn quota_skips_what_cannot_fit_handles_507_and_warns_at_90_percent() {
     assert_eq!(err.code(), "quota_exceeded");
     assert_eq!(nc.stats().await["puts"], 0, "nothing was sent");
     let message = nextcloud::not_enough_space(remote.quota().unwrap().free.unwrap());
-    assert_eq!(message, "not enough space on the server (6 MB free)");
+    // 6,000,000 bytes free is 5.7 MiB: Nextcloud's units, rounded down so free space is never overstated.
+    assert_eq!(message, "not enough space on the server (5 MB free)");
 
     // 507 mid-run: someone else filled the space since our listing.
     let other = write(dir.path(), "other.bin", &noise(5_500_000, 3));

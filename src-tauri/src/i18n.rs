@@ -84,13 +84,15 @@ impl Catalog {
         text
     }
 
-    /// A size in the member's words: "42 Mo", "1,5 Go" (decimal units, as file managers show).
+    /// A size in the member's words: "42 Mo", "1,5 Go". Binary units, as Nextcloud counts
+    /// them, so that the coop's "150 Mo" quota reads 150 Mo here too, not 157.
     pub fn size(&self, bytes: u64) -> String {
+        const K: f64 = 1024.0;
         let (key, value) = match bytes {
-            b if b < 1_000 => return self.f("size.bytes", &[("n", &b.to_string())]),
-            b if b < 1_000_000 => ("size.kb", b as f64 / 1e3),
-            b if b < 1_000_000_000 => ("size.mb", b as f64 / 1e6),
-            b => ("size.gb", b as f64 / 1e9),
+            b if b < 1024 => return self.f("size.bytes", &[("n", &b.to_string())]),
+            b if b < 1024 * 1024 => ("size.kb", b as f64 / K),
+            b if b < 1024 * 1024 * 1024 => ("size.mb", b as f64 / (K * K)),
+            b => ("size.gb", b as f64 / (K * K * K)),
         };
         let mut n = if value < 10.0 { format!("{value:.1}") } else { format!("{value:.0}") };
         if n.ends_with(".0") {
@@ -131,10 +133,13 @@ mod tests {
     #[test]
     fn sizes_read_naturally() {
         let fr = Catalog::load(Lang::Fr);
-        assert_eq!(fr.size(42_000_000), "42 Mo");
-        assert_eq!(fr.size(150_000_000), "150 Mo");
-        assert_eq!(fr.size(1_500_000_000), "1,5 Go");
-        assert_eq!(Catalog::load(Lang::En).size(1_500_000_000), "1.5 GB");
-        assert_eq!(fr.f("tray.quota", &[("used", &fr.size(42_000_000)), ("total", &fr.size(150_000_000))]), "42 Mo sur 150 Mo");
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(fr.size(42 * MIB), "42 Mo");
+        // The coop's quota as Nextcloud sets it (157,286,400 bytes) reads as it was announced.
+        assert_eq!(fr.size(157_286_400), "150 Mo");
+        assert_eq!(fr.size(1536 * MIB), "1,5 Go");
+        assert_eq!(Catalog::load(Lang::En).size(1536 * MIB), "1.5 GB");
+        assert_eq!(fr.size(2048), "2 Ko");
+        assert_eq!(fr.f("tray.quota", &[("used", &fr.size(42 * MIB)), ("total", &fr.size(157_286_400))]), "42 Mo sur 150 Mo");
     }
 }

@@ -331,7 +331,8 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
     }
     match &quota {
         Some(Ok(q)) => {
-            let mb = |b: u64| b / 1_000_000;
+            // Binary units, as Nextcloud counts them (its 150 MB quota is 150 MiB).
+            let mb = |b: u64| b / (1024 * 1024);
             match q.total_bytes {
                 Some(total) => println!("quota: {} MB of {} MB", mb(q.used_bytes), mb(total)),
                 None => println!("quota: {} MB used", mb(q.used_bytes)),

@@ -65,7 +65,7 @@ pub enum NextcloudError {
     Browser(String),
     #[error("the keychain could not be used: {0}")]
     Secrets(String),
-    #[error("not enough space on the server ({} MB free)", free / 1_000_000)]
+    #[error("not enough space on the server ({} MB free)", free / (1024 * 1024))]
     InsufficientStorage { free: u64 },
     #[error("{0} is in a read-only share")]
     ReadOnly(String),

@@ -44,8 +44,8 @@ impl Quota {
         (p >= WARN_AT_PERCENT).then(|| {
             format!(
                 "your space on the server is {p}% full ({} MB of {} MB used)",
-                self.used / 1_000_000,
-                self.total.unwrap_or(0) / 1_000_000
+                self.used / MIB,
+                self.total.unwrap_or(0) / MIB
             )
         })
     }
@@ -72,6 +72,9 @@ impl Nextcloud {
     }
 }
 
+/// Nextcloud counts in binary units: its "150 MB" quota is 150 MiB.
+const MIB: u64 = 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,7 +84,8 @@ mod tests {
         let q = Quota::from_props(Some(141_557_760), Some(15_728_640));
         assert_eq!(q.total, Some(157_286_400));
         assert_eq!(q.percent_used(), Some(90));
-        assert!(q.warning().unwrap().contains("90% full"));
+        // Binary units, as Nextcloud shows them: the 150 MB quota reads 150, not 157.
+        assert_eq!(q.warning().unwrap(), "your space on the server is 90% full (135 MB of 150 MB used)");
         assert!(q.fits(15_728_640));
         assert!(!q.fits(15_728_641));
         let low = Quota::from_props(Some(1), Some(157_286_399));
@@ -89,6 +93,6 @@ mod tests {
         let unlimited = Quota::from_props(Some(5), Some(-3));
         assert!(unlimited.fits(u64::MAX));
         assert_eq!(unlimited.warning(), None);
-        assert_eq!(not_enough_space(12_500_000), "not enough space on the server (12 MB free)");
+        assert_eq!(not_enough_space(12 * MIB + 500_000), "not enough space on the server (12 MB free)");
     }
 }
