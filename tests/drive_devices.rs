@@ -8,7 +8,9 @@
 //! After the random phase the devices sync in turn, A, B, A, B, ... until one sync of each in a
 //! row does nothing (`done == 0`), at most [`MAX_FINAL_SYNCS`] runs. Then:
 //! 1. **No leftovers**: no hidden temporary name of the engine (`.passerelle-tmp-*`) remains on
-//!    device A, device B or the server.
+//!    device A or device B; nor on the server unless a sync crashed in the middle of a request
+//!    (the engine removes those there after an hour: another device may still be writing one).
+//!    They are left out of the comparison.
 //! 2. **Convergence**: the three trees (A, B, server) are identical, folders and bytes.
 //! 3. **Nothing lost**: every *live* content is present in that tree, under its own name or as
 //!    a conflict copy. The final syncs report no failed item.
@@ -31,24 +33,36 @@
 //! and to servers whose ETag is derived from size and date (an edit of equal size in the same
 //! second is a known limit of every stat-based sync, not what this test is about).
 //!
+//! # Edits during a sync
+//! Besides crashes, an edit may land while a sync runs (after its n-th step, through the
+//! executor's progress hook), so the rest of the plan is stale: the executor's own checks
+//! (local stat, `If-Match`) must catch it. Device edits do so always. Server edits do so only
+//! with `PASSERELLE_MODEL_SERVER_RACES=1` (in-memory server): they find a known bug, a remote
+//! folder deletion that is one recursive DELETE without a guard on what is inside
+//! (`folder_deleted_here_while_the_server_writes_inside_it`, ignored until the executor checks
+//! the folder before deleting it). Without the variable they come right after the sync.
+//!
 //! # Runs
 //! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 300 cases
 //! each in CI; `PASSERELLE_SOAK=1` runs 10,000 (`PASSERELLE_MODEL_CASES=N` to choose). Against
 //! the stack's real servers (`rclone serve webdav`, WsgiDAV): 20 cases each;
-//! `PASSERELLE_DAV_MODEL_CASES=N` to choose.
+//! `PASSERELLE_DAV_MODEL_CASES=N` to choose. `TMPDIR=/dev/shm` makes it several times faster
+//! (each run opens its SQLite journals).
 mod drive_support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
+    sync::Mutex,
     time::Duration,
 };
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use passerelle::drive::{
     memory::MemoryRemote,
     names::{self, TEMP_PREFIX},
     remote::{Precondition, Upload},
+    execute::Progress,
     run::{sync_once, FolderPaths, Outcome, RunOptions},
     Auth, DriveError, Kind, Remote, WebDav,
 };
@@ -82,13 +96,17 @@ enum Op {
     Mkdir(Who, usize),
     /// Device 0 (A) or 1 (B) syncs, possibly "killed" after n executor steps.
     Sync(usize, Option<usize>),
+    /// Device 0 or 1 syncs and, once n of its steps are done, the edit happens while the rest
+    /// of the plan runs (the plan is then stale). Server edits happen then only on the
+    /// in-memory server; on a real one they come after the sync.
+    SyncDuring(usize, usize, Box<Op>),
 }
 
 fn writer() -> impl Strategy<Value = Who> {
     prop_oneof![Just(Who::A), Just(Who::B), Just(Who::Server)]
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn edit() -> impl Strategy<Value = Op> {
     let f = 0..FILES.len();
     let d = 0..DIRS.len();
     prop_oneof![
@@ -98,7 +116,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (writer(), d.clone(), d.clone()).prop_map(|(w, a, b)| Op::MoveDir(w, a, b)),
         1 => (writer(), d.clone()).prop_map(|(w, i)| Op::Rmdir(w, i)),
         1 => (writer(), d).prop_map(|(w, i)| Op::Mkdir(w, i)),
-        6 => (0usize..2, proptest::option::of(0usize..6)).prop_map(|(dev, stop)| Op::Sync(dev, stop)),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        13 => edit(),
+        5 => (0usize..2, proptest::option::of(0usize..6)).prop_map(|(dev, stop)| Op::Sync(dev, stop)),
+        2 => (0usize..2, 0usize..4, edit()).prop_map(|(dev, n, e)| Op::SyncDuring(dev, n, Box::new(e))),
     ]
 }
 
@@ -117,11 +142,20 @@ struct World {
     server: Box<dyn Remote>,
     /// Where devices' editors write before renaming into place (outside the sync folders).
     scratch: PathBuf,
+    /// Server edits run inside a sync's progress hook: the in-memory server answers at once,
+    /// and `PASSERELLE_MODEL_SERVER_RACES=1` (see the module doc: a known bug makes them fail).
+    server_races: bool,
+    /// Locked briefly (never across an await): edits also run from inside a sync.
+    model: Mutex<Model>,
+    /// What each sync of the random phase ended with, for the failure message.
+    log: Vec<String>,
+}
+
+#[derive(Default)]
+struct Model {
     next: usize,
     /// Contents written and not ended by an informed delete or overwrite (see the module doc).
     live: BTreeSet<Vec<u8>>,
-    /// What each sync of the random phase ended with, for the failure message.
-    log: Vec<String>,
 }
 
 fn is_temp(path: &str) -> bool {
@@ -133,40 +167,74 @@ fn within(path: &str, dir: &str) -> bool {
 }
 
 impl World {
-    fn content(&mut self) -> Vec<u8> {
-        self.next += 1;
-        // Strictly growing sizes: see the module doc.
-        format!("content {} {}\n", self.next, "x".repeat(self.next)).into_bytes()
+    fn model(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn end(&mut self, tree: &Tree, at: &str) {
+    fn content(&self) -> Vec<u8> {
+        let mut m = self.model();
+        m.next += 1;
+        // Strictly growing sizes: see the module doc.
+        format!("content {} {}\n", m.next, "x".repeat(m.next)).into_bytes()
+    }
+
+    fn end(&self, tree: &Tree, at: &str) {
+        let mut m = self.model();
         for (p, data) in tree {
             if within(p, at) {
                 if let Some(d) = data {
-                    self.live.remove(d);
+                    m.live.remove(d);
                 }
             }
         }
     }
 
+    fn log_sync(&mut self, dev: usize, result: &Result<Outcome, DriveError>) {
+        let line = match result {
+            Ok(Outcome::Done(s)) => format!("sync {dev}: done {} failed {:?}", s.report.done, s.report.failed),
+            Ok(other) => format!("sync {dev}: {other:?}"),
+            Err(e) => format!("sync {dev}: {e}"),
+        };
+        self.log.push(line);
+    }
+
     async fn apply(&mut self, op: &Op) {
         match *op {
             Op::Sync(dev, stop) => {
-                let d = &self.devices[dev];
-                let result = sync(d, stop, false).await;
-                let line = match &result {
-                    Ok(Outcome::Done(s)) => format!("sync {dev}: done {} failed {:?}", s.report.done, s.report.failed),
-                    Ok(other) => format!("sync {dev}: {other:?}"),
-                    Err(e) => format!("sync {dev}: {e}"),
+                let result = sync(&self.devices[dev], stop, false, None).await;
+                self.log_sync(dev, &result);
+            }
+            Op::SyncDuring(dev, after, ref edit) => {
+                let pending = Mutex::new(Some((**edit).clone()));
+                let world = &*self;
+                let hook = |p: Progress| {
+                    if p.done < after {
+                        return;
+                    }
+                    let Some(edit) = pending.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+                    match who(&edit) {
+                        Some(Who::Server) if world.server_races => {
+                            // The in-memory server's futures are ready at once.
+                            world.apply_server(&edit).now_or_never().expect("the in-memory server answers at once");
+                        }
+                        Some(Who::Server) => *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(edit),
+                        _ => world.apply_local(&edit),
+                    }
                 };
-                self.log.push(line);
+                let result = sync(&self.devices[dev], None, false, Some(&hook)).await;
+                // Fewer steps than `after` (or a real server): the edit comes after the sync.
+                let late = pending.into_inner().unwrap_or_else(|p| p.into_inner());
+                self.log_sync(dev, &result);
+                if let Some(edit) = late {
+                    Box::pin(self.apply(&edit)).await;
+                }
             }
             _ if who(op) == Some(Who::Server) => self.apply_server(op).await,
             _ => self.apply_local(op),
         }
     }
 
-    fn apply_local(&mut self, op: &Op) {
+    fn apply_local(&self, op: &Op) {
         let dev = match who(op) {
             Some(Who::A) => 0,
             Some(Who::B) => 1,
@@ -192,7 +260,7 @@ impl World {
                 let tmp = self.scratch.join("save.tmp");
                 std::fs::write(&tmp, &data).expect("write");
                 std::fs::rename(&tmp, root.join(rel)).expect("rename into place");
-                self.live.insert(data);
+                self.model().live.insert(data);
             }
             Op::Delete(_, i) => {
                 if is_file(FILES[i]) {
@@ -222,12 +290,12 @@ impl World {
             Op::Mkdir(_, i) => {
                 let _ = std::fs::create_dir_all(root.join(DIRS[i]));
             }
-            Op::Sync(..) => {}
+            Op::Sync(..) | Op::SyncDuring(..) => {}
         }
     }
 
     /// The third writer, through its own client. Its failures are not the engine's: ignored.
-    async fn apply_server(&mut self, op: &Op) {
+    async fn apply_server(&self, op: &Op) {
         let tree = server_tree(self.server.as_ref()).await;
         let is_file = |p: &str| tree.get(p).is_some_and(|d| d.is_some());
         let is_dir = |p: &str| tree.get(p).is_some_and(|d| d.is_none());
@@ -254,7 +322,7 @@ impl World {
                 let upload =
                     Upload { len: data.len() as u64, body: futures_util::stream::once(async move { Ok(bytes) }).boxed(), mtime };
                 self.server.put(rel, upload, Precondition::Any).await.expect("server write");
-                self.live.insert(data);
+                self.model().live.insert(data);
             }
             Op::Delete(_, i) => {
                 if is_file(FILES[i]) {
@@ -291,7 +359,7 @@ impl World {
                     }
                 }
             }
-            Op::Sync(..) => {}
+            Op::Sync(..) | Op::SyncDuring(..) => {}
         }
     }
 }
@@ -300,7 +368,7 @@ impl World {
 fn who(op: &Op) -> Option<Who> {
     match op {
         Op::Write(w, _) | Op::Delete(w, _) | Op::Move(w, _, _) | Op::MoveDir(w, _, _) | Op::Rmdir(w, _) | Op::Mkdir(w, _) => Some(*w),
-        Op::Sync(..) => None,
+        Op::Sync(..) | Op::SyncDuring(..) => None,
     }
 }
 
@@ -310,7 +378,12 @@ fn ancestors(path: &str) -> Vec<String> {
     (1..segs.len()).map(|n| segs[..n].join("/")).collect()
 }
 
-async fn sync(device: &Device, stop_after: Option<usize>, retry_failed: bool) -> Result<Outcome, DriveError> {
+async fn sync(
+    device: &Device,
+    stop_after: Option<usize>,
+    retry_failed: bool,
+    progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+) -> Result<Outcome, DriveError> {
     let options = RunOptions {
         allow_deletes: true,
         stop_after,
@@ -318,7 +391,7 @@ async fn sync(device: &Device, stop_after: Option<usize>, retry_failed: bool) ->
         backoff: Duration::from_millis(1),
         ..RunOptions::default()
     };
-    sync_once(&device.folder, device.remote.as_ref(), &options, None).await
+    sync_once(&device.folder, device.remote.as_ref(), &options, progress).await
 }
 
 /// The server's whole tree, temporary names included.
@@ -360,13 +433,18 @@ enum Server {
 }
 
 fn run_case(ops: &[Op], server: &Server) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(run_case_async(ops, server))
+    let races = std::env::var("PASSERELLE_MODEL_SERVER_RACES").is_ok_and(|v| v == "1");
+    run_case_with(ops, server, races)
 }
 
-async fn run_case_async(ops: &[Op], server: &Server) -> Result<(), TestCaseError> {
+fn run_case_with(ops: &[Op], server: &Server, server_races: bool) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(run_case_async(ops, server, server_races))
+}
+
+async fn run_case_async(ops: &[Op], server_kind: &Server, server_races: bool) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (clients, remote_id): (Vec<Box<dyn Remote>>, String) = match server {
+    let (clients, remote_id): (Vec<Box<dyn Remote>>, String) = match server_kind {
         Server::Memory { file_ids } => {
             let mut m = MemoryRemote::new();
             m.file_ids = *file_ids;
@@ -395,7 +473,8 @@ async fn run_case_async(ops: &[Op], server: &Server) -> Result<(), TestCaseError
     let server = clients.next().expect("client");
     let scratch = dir.path().join("scratch");
     std::fs::create_dir_all(&scratch).expect("mkdir");
-    let mut world = World { devices, server, scratch, next: 0, live: BTreeSet::new(), log: Vec::new() };
+    let server_races = server_races && matches!(server_kind, Server::Memory { .. });
+    let mut world = World { devices, server, scratch, server_races, model: Mutex::new(Model::default()), log: Vec::new() };
 
     for op in ops {
         world.apply(op).await;
@@ -414,7 +493,7 @@ async fn run_case_async(ops: &[Op], server: &Server) -> Result<(), TestCaseError
     let mut finals = Vec::new();
     for n in 0..MAX_FINAL_SYNCS {
         let dev = n % 2;
-        match sync(&world.devices[dev], None, true).await {
+        match sync(&world.devices[dev], None, true, None).await {
             Ok(Outcome::Done(s)) => {
                 finals.push(format!("final sync {dev}: done {} failed {:?}", s.report.done, s.report.failed));
                 prop_assert!(s.report.failed.is_empty(), "final sync failures: {:?}\nops {ops:?}\nlog {:#?}", s.report.failed, world.log);
@@ -430,14 +509,22 @@ async fn run_case_async(ops: &[Op], server: &Server) -> Result<(), TestCaseError
 
     let a = drive_support::local_tree(&world.devices[0].root);
     let b = drive_support::local_tree(&world.devices[1].root);
-    let s = server_tree(world.server.as_ref()).await;
-    for (name, tree) in [("device A", &a), ("device B", &b), ("the server", &s)] {
+    let mut s = server_tree(world.server.as_ref()).await;
+    for (name, tree) in [("device A", &a), ("device B", &b)] {
         let temps: Vec<&String> = tree.keys().filter(|k| is_temp(k)).collect();
         prop_assert!(temps.is_empty(), "temporary names left on {}: {:?}\nops {:?}", name, temps, ops);
     }
+    // On the server, a crash in the middle of a request (the transfers running beside the step
+    // where the run stops are cut off) may leave a staged upload or a probe: the engine removes
+    // those after an hour, as another device may still be writing one. Without a crash, none.
+    let crashed = world.log.iter().any(|l| l.ends_with("the sync was stopped"));
+    let temps: Vec<String> = s.keys().filter(|k| is_temp(k)).cloned().collect();
+    prop_assert!(crashed || temps.is_empty(), "temporary names left on the server: {:?}\nops {:?}", temps, ops);
+    s.retain(|k, _| !is_temp(k));
     prop_assert!(a == b && b == s, "trees differ\nA: {:#?}\nB: {:#?}\nserver: {:#?}\nops {:?}\nlog {:#?}\n{:#?}", show(&a), show(&b), show(&s), ops, world.log, finals);
     let present: BTreeSet<&Vec<u8>> = s.values().flatten().collect();
-    for data in &world.live {
+    let live = std::mem::take(&mut world.model().live);
+    for data in &live {
         prop_assert!(
             present.contains(data),
             "lost {:?}\nfinal: {:#?}\nops {:?}\nlog {:#?}",
@@ -503,6 +590,22 @@ fn folder_replaced_by_a_file_on_one_device_while_edited_on_the_other() {
     }
 }
 
+/// Found by this model (with `PASSERELLE_MODEL_SERVER_RACES=1`): device A deletes folder `d`;
+/// while A's sync runs (after its first steps, before the deletions), the server writes
+/// `d/f/g.txt` anew. A's plan merged the deletion of `d`'s files (each guarded by `If-Match`)
+/// into one recursive DELETE of `d`, which carries no guard: the server's new content is gone,
+/// with no conflict copy. Needs a check in the executor (src/drive/execute.rs) before a
+/// folder DELETE; see the module doc.
+#[test]
+#[ignore = "known bug: a remote folder deletion is not guarded against a change inside it made during the sync"]
+fn folder_deleted_here_while_the_server_writes_inside_it() {
+    use Op::*;
+    let ops = [Write(Who::A, 4), Sync(0, None), Rmdir(Who::A, 0), Write(Who::A, 6), SyncDuring(0, 3, Box::new(Write(Who::Server, 4)))];
+    for file_ids in [false, true] {
+        run_case_with(&ops, &Server::Memory { file_ids }, true).expect("converges without loss");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -530,3 +633,4 @@ proptest! {
         run_case(&ops, &Server::Dav("PASSERELLE_TEST_WSGIDAV"))?;
     }
 }
+
