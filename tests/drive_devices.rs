@@ -43,7 +43,7 @@
 //! the folder before deleting it). Without the variable they come right after the sync.
 //!
 //! # Runs
-//! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 300 cases
+//! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 200 cases
 //! each in CI; `PASSERELLE_SOAK=1` runs 10,000 (`PASSERELLE_MODEL_CASES=N` to choose). Against
 //! the stack's real servers (`rclone serve webdav`, WsgiDAV): 20 cases each;
 //! `PASSERELLE_DAV_MODEL_CASES=N` to choose. `TMPDIR=/dev/shm` makes it several times faster
@@ -537,7 +537,7 @@ async fn run_case_async(ops: &[Op], server_kind: &Server, server_races: bool) ->
     Ok(())
 }
 
-/// In-memory cases: 300 in CI, 10,000 in the soak, or `PASSERELLE_MODEL_CASES`.
+/// In-memory cases: 200 in CI, 10,000 in the soak, or `PASSERELLE_MODEL_CASES`.
 fn cases() -> u32 {
     if let Some(n) = std::env::var("PASSERELLE_MODEL_CASES").ok().and_then(|v| v.parse().ok()) {
         return n;
@@ -545,7 +545,7 @@ fn cases() -> u32 {
     if std::env::var("PASSERELLE_SOAK").is_ok_and(|v| v == "1") {
         10_000
     } else {
-        300
+        200
     }
 }
 
