@@ -149,7 +149,7 @@ impl Shell {
     /// remembers the organisation.
     pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
         let settings = self.settings();
-        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None).await?;
+        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None, &[]).await?;
         let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
         let session = auth::login(&self.http, &profile, &self.store, &options).await?;
         if source != Source::Bundled {
@@ -460,6 +460,8 @@ impl Shell {
         if !path.is_absolute() {
             return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
         }
+        // The member chose it, so a folder with files is adopted; a private place never is.
+        passerelle::folder::check(&path).map_err(|e| ShellError::new(e.code(), t.f("error.folder_invalid", &[("reason", &e.to_string())])))?;
         std::fs::create_dir_all(&path).map_err(|e| {
             ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", &e.to_string())]))
         })?;
