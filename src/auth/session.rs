@@ -237,9 +237,9 @@ impl Session {
         // refreshes with one refresh token leave one of them with a dead token. The lock is a
         // file beside the store; the in-process mutex is already held by our caller.
         let _across_processes = self.shared.store.lock("session").await?;
-        // Another process may have refreshed while we waited: adopt its newer tokens.
-        self.adopt_saved(tokens);
-        if !tokens.needs_refresh(now()) {
+        // Another process may have refreshed while we waited: adopt its newer tokens, which
+        // are as good as a refresh of our own (and our refresh token may be dead by now).
+        if self.adopt_saved(tokens) && !tokens.needs_refresh(now()) {
             return Ok(());
         }
         let mut provider = self.shared.provider.lock().await;
