@@ -172,3 +172,16 @@ async fn creation_during_create_is_kept_on_wsgidav() {
 async fn creation_during_create_is_kept_on_rclone() {
     create("PASSERELLE_TEST_RCLONE_DAV").await;
 }
+
+/// What the probe finds on each server of the stack, so that the tests above are known to take
+/// each path: the `If:` on MOVE (Apache) and the look just before the MOVE (the others).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probe_tells_which_servers_check_if_on_move() {
+    for (server, checks) in [("PASSERELLE_TEST_APACHE_DAV", true), ("PASSERELLE_TEST_WSGIDAV", false), ("PASSERELLE_TEST_RCLONE_DAV", false)] {
+        let (_, dav) = fresh(server).await;
+        assert_eq!(dav.honours_if_header().await, checks, "{server}");
+        assert!(remote_tree(&dav).await.is_empty(), "the probe's files are gone from {server}");
+        let listing = dav.list("").await.expect("list");
+        assert!(listing.is_empty(), "nothing left, hidden or not, on {server}: {listing:?}");
+    }
+}
