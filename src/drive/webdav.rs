@@ -680,7 +680,10 @@ impl Remote for WebDav {
     }
 
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {
-        let url = self.url(path, if_match.is_none());
+        // No trailing `/`, folder or not: Apache answers 400 to a file's name with one (a file
+        // without an ETag comes here without `if_match`), and all three servers of the test
+        // stack delete a folder named without it.
+        let url = self.url(path, false);
         let if_match = if_match.map(str::to_string);
         let path = path.to_string();
         Box::pin(async move {
