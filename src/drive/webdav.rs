@@ -627,6 +627,7 @@ impl Remote for WebDav {
             }
             let response = check(response).await?;
             if let Some(temp) = staged {
+                super::crash::point("upload-staged");
                 // Into place, never over a version we did not plan to replace (the upload may
                 // have taken minutes): when creating, `Overwrite: F` (all servers tried honour
                 // it); when replacing, an `If:` naming the destination's version where the
