@@ -45,7 +45,7 @@
 //! # Runs
 //! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 200 cases
 //! each in CI; `PASSERELLE_SOAK=1` runs 10,000 (`PASSERELLE_MODEL_CASES=N` to choose). Against
-//! the stack's real servers (`rclone serve webdav`, WsgiDAV): 20 cases each;
+//! the stack's real servers (`rclone serve webdav`, WsgiDAV, Apache mod_dav): 20 cases each;
 //! `PASSERELLE_DAV_MODEL_CASES=N` to choose. `TMPDIR=/dev/shm` makes it several times faster
 //! (each run opens its SQLite journals).
 mod drive_support;
@@ -631,6 +631,11 @@ proptest! {
     #[test]
     fn two_devices_wsgidav(ops in ops()) {
         run_case(&ops, &Server::Dav("PASSERELLE_TEST_WSGIDAV"))?;
+    }
+
+    #[test]
+    fn two_devices_apache(ops in ops()) {
+        run_case(&ops, &Server::Dav("PASSERELLE_TEST_APACHE_DAV"))?;
     }
 }
 
