@@ -46,8 +46,9 @@
 //! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 200 cases
 //! each in CI; `PASSERELLE_SOAK=1` runs 10,000 (`PASSERELLE_MODEL_CASES=N` to choose). Against
 //! the stack's real servers (`rclone serve webdav`, WsgiDAV, Apache mod_dav): 20 cases each;
-//! `PASSERELLE_DAV_MODEL_CASES=N` to choose. `TMPDIR=/dev/shm` makes it several times faster
-//! (each run opens its SQLite journals).
+//! `PASSERELLE_DAV_MODEL_CASES=N` to choose. A `TMPDIR` on a tmpfs makes it several times
+//! faster (each run opens its SQLite journals), but not `/dev/shm`: the engine refuses sync
+//! folders under `/dev`.
 mod drive_support;
 
 use std::{
@@ -294,7 +295,8 @@ impl World {
         }
     }
 
-    /// The third writer, through its own client. Its failures are not the engine's: ignored.
+    /// The third writer, through its own client, acting only where its fresh listing says the
+    /// step can succeed (so a failed request is a failure of the test).
     async fn apply_server(&self, op: &Op) {
         let tree = server_tree(self.server.as_ref()).await;
         let is_file = |p: &str| tree.get(p).is_some_and(|d| d.is_some());
