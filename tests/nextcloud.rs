@@ -270,8 +270,8 @@ async fn quota_skips_what_cannot_fit_handles_507_and_warns_at_90_percent() {
     // A file that fits.
     let remote = NextcloudRemote::new(client.clone(), "", None);
     remote.list_tree().await.unwrap();
-    let etag = remote.put("fits.bin", upload_of(noise(4_000_000, 1), 1_700_000_000), Precondition::Create).await.unwrap();
-    assert!(etag.is_some());
+    let stored = remote.put("fits.bin", upload_of(noise(4_000_000, 1), 1_700_000_000), Precondition::Create).await.unwrap();
+    assert!(stored.etag.is_some());
     assert_eq!(nc.read("fits.bin").await.unwrap(), noise(4_000_000, 1));
 
     // A file that does not: refused before a byte is sent, with the free space in the message.

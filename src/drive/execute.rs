@@ -28,7 +28,7 @@ use super::{
     local::{stat_path, LocalEntry},
     names,
     plan::{Action, Expect, Fetch, Plan},
-    remote::{Remote, RemoteError, Upload},
+    remote::{Remote, RemoteError, Stored, Upload},
     DriveError, Kind,
 };
 
@@ -278,8 +278,8 @@ impl<'a> Executor<'a> {
                 self.lock_journal().put(path, &rec)?;
             }
             Action::MkdirRemote { path, server, local } => {
-                self.remote.mkdir(server).await?;
-                let rec = Record { kind: Kind::Dir, size: 0, mtime: local.mtime, inode: local.inode, etag: None, file_id: None, checksum: None };
+                let made = self.remote.mkdir(server).await?;
+                let rec = Record { kind: Kind::Dir, size: 0, mtime: local.mtime, inode: local.inode, etag: None, file_id: made.file_id, checksum: None };
                 self.lock_journal().put(path, &rec)?;
             }
             Action::Upload { path, disk, server, local, pre } => {
@@ -290,11 +290,11 @@ impl<'a> Executor<'a> {
                 }
                 let opened = tokio::fs::File::open(&file).await.map_err(io)?;
                 let upload = Upload { len: now.size, body: read_stream(opened, now.size), mtime: now.mtime.div_euclid(1_000_000_000) };
-                let etag = self.remote.put(server, upload, pre.clone()).await?;
+                let stored = self.remote.put(server, upload, pre.clone()).await?;
                 up.fetch_add(now.size, Ordering::Relaxed);
-                let (etag, file_id) = match etag {
-                    Some(e) => (Some(e), None),
-                    None => match self.remote.stat(server).await? {
+                let (etag, file_id) = match stored {
+                    Stored { etag: Some(e), file_id } => (Some(e), file_id),
+                    Stored { etag: None, .. } => match self.remote.stat(server).await? {
                         Some(entry) => (entry.version(), entry.file_id),
                         None => return Err(ItemFail::Remote(RemoteError::NotFound(server.clone()))),
                     },

@@ -76,6 +76,22 @@ pub enum Precondition {
     Any,
 }
 
+/// What the server recorded for an upload or a new folder, as far as its answer says (each
+/// field `None` when the server did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The new version's ETag (quoted, as listed).
+    pub etag: Option<String>,
+    /// The server-wide id (Nextcloud's `OC-FileId`, as the bare number `oc:fileid` lists).
+    pub file_id: Option<String>,
+}
+
+impl From<Option<String>> for Stored {
+    fn from(etag: Option<String>) -> Self {
+        Stored { etag, file_id: None }
+    }
+}
+
 /// A body to upload: a stream of exactly `len` bytes (sent with `Content-Length`).
 pub struct Upload {
     pub len: u64,
@@ -182,10 +198,11 @@ pub trait Remote: Send + Sync {
 
     fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>>;
 
-    /// Uploads a file; returns its new ETag when the server says.
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>>;
+    /// Uploads a file; returns its new ETag and file id when the server says.
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>>;
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>>;
+    /// Creates a folder (an existing folder is fine); returns its file id when the server says.
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>>;
 
     /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>>;

@@ -22,7 +22,7 @@ use super::{
     NextcloudError,
 };
 use crate::drive::{
-    remote::{self, Capabilities, Download, Precondition, Remote, RemoteEntry, RemoteError, RemoteListing, Upload},
+    remote::{self, Capabilities, Download, Precondition, Remote, RemoteEntry, RemoteError, RemoteListing, Stored, Upload},
     Kind,
 };
 
@@ -163,10 +163,10 @@ impl Remote for Prefetched {
     fn get(&self, _: &str) -> BoxFuture<'_, Result<Download, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
-    fn put(&self, _: &str, _: Upload, _: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, _: &str, _: Upload, _: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
-    fn mkdir(&self, _: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, _: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
     fn delete(&self, _: &str, _: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {
@@ -274,7 +274,7 @@ impl Remote for NextcloudRemote {
         })
     }
 
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         let path = path.trim_matches('/').to_string();
         Box::pin(async move {
             let size = upload.len;
@@ -295,19 +295,20 @@ impl Remote for NextcloudRemote {
                 tracing::debug!(%path, "the server did not confirm the modification time");
             }
             self.took(size);
-            Ok(quoted(&done.etag))
+            Ok(Stored { etag: quoted(&done.etag), file_id: done.file_id })
         })
     }
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         let path = path.trim_matches('/').to_string();
         Box::pin(async move {
             let method = Method::from_bytes(b"MKCOL").map_err(|e| RemoteError::Protocol(e.to_string()))?;
             let answer = self.nc.send(method, self.nc.files_url(&self.full(&path)), |b| b).await?;
             match answer.status().as_u16() {
-                201 => Ok(()),
+                // FilesPlugin::sendFileIdHeader answers OC-FileId on afterBind (MKCOL included).
+                201 => Ok(Stored { etag: None, file_id: bulk::uploaded_from_headers(&path, answer.headers()).file_id }),
                 405 => match self.stat(&path).await? {
-                    Some(e) if e.kind == Kind::Dir => Ok(()),
+                    Some(e) if e.kind == Kind::Dir => Ok(Stored { etag: None, file_id: e.file_id }),
                     _ => Err(RemoteError::Refused { status: 405, message: format!("{path} exists and is not a folder") }),
                 },
                 403 => Err(NextcloudError::ReadOnly(path).into()),
