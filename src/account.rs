@@ -15,10 +15,24 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
             tracing::warn!(code = e.code(), "could not forget the chat token");
         }
     }
+    // Logged in to Nextcloud alone (Login Flow v2, no login of our own) is still logged in:
+    // "not logged in" would be wrong once its app password was revoked.
+    let mut nextcloud_outcome = None;
     if let Some(nextcloud) = &profile.nextcloud {
-        if let Err(e) = crate::drive::nextcloud::logout(http, nextcloud, store).await {
-            tracing::warn!(code = e.code(), "could not revoke the Nextcloud app password");
+        if crate::drive::nextcloud::saved_mode(store, nextcloud).is_some() {
+            nextcloud_outcome = Some(match crate::drive::nextcloud::logout(http, nextcloud, store).await {
+                Ok(true) => LogoutOutcome::Revoked,
+                Ok(false) => LogoutOutcome::LocalOnly("the file server did not revoke its app password".into()),
+                Err(e) => {
+                    tracing::warn!(code = e.code(), "could not revoke the Nextcloud app password");
+                    LogoutOutcome::LocalOnly(e.to_string())
+                }
+            });
         }
     }
-    auth::logout(http, profile, store).await
+    let outcome = auth::logout(http, profile, store).await?;
+    Ok(match (outcome, nextcloud_outcome) {
+        (LogoutOutcome::WasNotLoggedIn, Some(nc)) => nc,
+        (outcome, _) => outcome,
+    })
 }
