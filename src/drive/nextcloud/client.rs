@@ -76,6 +76,26 @@ pub async fn server_info(
     read_info(http, base, Some(creds)).await
 }
 
+/// Whether `status.php` says an installed Nextcloud answers at `base` (one request).
+pub(crate) async fn is_nextcloud(http: &reqwest::Client, base: &Url) -> Result<bool, NextcloudError> {
+    Ok(read_status(http, &normalise_base(base)).await?.is_some())
+}
+
+async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<(String, String)>, NextcloudError> {
+    let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+    let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
+    if !answer.status().is_success() {
+        return Ok(None);
+    }
+    let Ok(status) = answer.json::<Value>().await else { return Ok(None) };
+    if status.get("installed").and_then(Value::as_bool) != Some(true) {
+        return Ok(None);
+    }
+    let product = status.get("productname").and_then(Value::as_str).unwrap_or("Nextcloud").to_string();
+    let version = status.get("versionstring").and_then(Value::as_str).unwrap_or_default().to_string();
+    Ok(Some((product, version)))
+}
+
 async fn authorize(b: RequestBuilder, creds: Option<&Credentials>) -> Result<RequestBuilder, NextcloudError> {
     Ok(match creds {
         None => b,
@@ -89,17 +109,7 @@ async fn authorize(b: RequestBuilder, creds: Option<&Credentials>) -> Result<Req
 
 async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credentials>) -> Result<Option<ServerInfo>, NextcloudError> {
     let base = normalise_base(base);
-    let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
-    let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
-    if !answer.status().is_success() {
-        return Ok(None);
-    }
-    let Ok(status) = answer.json::<Value>().await else { return Ok(None) };
-    if status.get("installed").and_then(Value::as_bool) != Some(true) {
-        return Ok(None);
-    }
-    let product = status.get("productname").and_then(Value::as_str).unwrap_or("Nextcloud").to_string();
-    let version = status.get("versionstring").and_then(Value::as_str).unwrap_or_default().to_string();
+    let Some((product, version)) = read_status(http, &base).await? else { return Ok(None) };
     let caps_url = base
         .join("ocs/v2.php/cloud/capabilities?format=json")
         .map_err(|e| NextcloudError::Protocol(e.to_string()))?;

@@ -223,6 +223,10 @@ fn keep_facts(path: &std::path::Path, nc: &Nextcloud) {
         read_at: unix_now(),
     };
     let tmp = path.with_extension("tmp");
+    if let Some(dir) = path.parent() {
+        // The folder's data dir may not exist yet on a first sync (the journal makes it later).
+        let _ = std::fs::create_dir_all(dir);
+    }
     let written = serde_json::to_vec(&facts)
         .map_err(std::io::Error::other)
         .and_then(|bytes| std::fs::write(&tmp, bytes))
@@ -271,8 +275,11 @@ async fn connect_fresh(
     saved: Option<Saved>,
 ) -> Result<Nextcloud, NextcloudError> {
     let base = base.clone();
-    // Is it a Nextcloud at all (status.php)? A plain sentence if not.
-    super::detect(http, &base).await?.ok_or_else(|| NextcloudError::NotNextcloud(base.to_string()))?;
+    // Is it a Nextcloud at all (status.php)? A plain sentence if not. The capabilities are read
+    // once the credentials are known (anonymous callers are shown almost nothing).
+    if !client::is_nextcloud(http, &base).await? {
+        return Err(NextcloudError::NotNextcloud(base.to_string()));
+    }
     let nothing_saved = saved.is_none();
 
     if let Some(Saved { mode: Mode::AppPassword, login: Some(login), app_password: Some(password) }) = saved.clone() {
