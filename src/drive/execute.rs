@@ -140,32 +140,51 @@ impl<'a> Executor<'a> {
             let batch = &plan.actions[i..end];
             i = end;
             let parallel = if phase == 3 { self.transfers.max(1) } else { 1 };
-            // Small new files go in bulk requests first where the server offers it (issue 11,
-            // defect 4); what could not go that way runs one by one below.
-            let singles: Vec<&Action> = if phase == 3 && self.remote.bulk_limits().is_some() {
-                self.bulk_uploads(batch, total, &done, &bytes_up, &report).await?
-            } else {
-                batch.iter().collect()
-            };
-            let mut queue = singles.into_iter();
-            let mut running = futures_util::stream::FuturesUnordered::new();
-            loop {
-                // A bounded queue: at most `parallel` items in flight.
-                while running.len() < parallel {
-                    let Some(action) = queue.next() else { break };
-                    running.push(self.step(action, total, &done, &bytes_up, &bytes_down, &report));
-                }
-                match running.next().await {
-                    Some(r) => r?,
-                    None => break,
-                }
-            }
+            // Small new files go in bulk requests where the server offers it (issue 11, defect
+            // 4), alongside the other transfers; what the bulk requests did not take runs one
+            // by one afterwards.
+            let (bulk, singles) = if phase == 3 { self.bulk_candidates(batch) } else { (Vec::new(), batch.iter().collect()) };
+            let (fallback, singles_done) = futures_util::future::join(
+                self.bulk_uploads(bulk, total, &done, &bytes_up, &report),
+                self.run_queue(singles, parallel, total, &done, &bytes_up, &bytes_down, &report),
+            )
+            .await;
+            singles_done?;
+            self.run_queue(fallback?, parallel, total, &done, &bytes_up, &bytes_down, &report).await?;
         }
         let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.done = done.load(Ordering::SeqCst) - report.failed.len() - report.changed_meanwhile;
         report.bytes_up = bytes_up.load(Ordering::Relaxed);
         report.bytes_down = bytes_down.load(Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Runs actions with at most `parallel` in flight.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_queue(
+        &self,
+        actions: Vec<&Action>,
+        parallel: usize,
+        total: usize,
+        done: &AtomicUsize,
+        bytes_up: &AtomicU64,
+        bytes_down: &AtomicU64,
+        report: &Mutex<Report>,
+    ) -> Result<(), DriveError> {
+        let mut queue = actions.into_iter();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            // A bounded queue: at most `parallel` items in flight.
+            while running.len() < parallel {
+                let Some(action) = queue.next() else { break };
+                running.push(self.step(action, total, done, bytes_up, bytes_down, report));
+            }
+            match running.next().await {
+                Some(r) => r?,
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     async fn step(
@@ -190,30 +209,38 @@ impl<'a> Executor<'a> {
 
     // ---- Bulk upload (issue 11, defect 4): the one place the executor knows of it. ----
 
-    /// Sends the phase's small new-file uploads with [`Remote::put_new_many`], several batches
-    /// at once; returns the actions still to run one by one (everything else, and any file
-    /// the bulk request did not take).
+    /// Splits a transfer phase into small new-file uploads (for bulk) and the rest.
+    fn bulk_candidates<'p>(&self, batch: &'p [Action]) -> (Vec<&'p Action>, Vec<&'p Action>) {
+        let Some(limits) = self.remote.bulk_limits().filter(|_| self.stop_after.is_none()) else {
+            return (Vec::new(), batch.iter().collect());
+        };
+        batch.iter().partition(|a| {
+            matches!(a, Action::Upload { local, pre: super::remote::Precondition::Create, .. } if local.size <= limits.max_file_size)
+        })
+    }
+
+    /// Sends small new-file uploads with [`Remote::put_new_many`], several batches at once;
+    /// returns the actions still to run one by one (any file the bulk requests did not take).
     async fn bulk_uploads<'p>(
         &self,
-        batch: &'p [Action],
+        batch: Vec<&'p Action>,
         total: usize,
         done: &AtomicUsize,
         bytes_up: &AtomicU64,
         report: &Mutex<Report>,
     ) -> Result<Vec<&'p Action>, DriveError> {
-        let Some(limits) = self.remote.bulk_limits() else { return Ok(batch.iter().collect()) };
+        let Some(limits) = self.remote.bulk_limits() else { return Ok(batch) };
+        if batch.is_empty() {
+            return Ok(batch);
+        }
         let mut singles = Vec::new();
         // (action, local stat at reading time, content)
         let mut ready: Vec<(&'p Action, LocalEntry, Bytes)> = Vec::new();
         for action in batch {
-            let Action::Upload { disk, local, pre: super::remote::Precondition::Create, .. } = action else {
+            let Action::Upload { disk, local, .. } = action else {
                 singles.push(action);
                 continue;
             };
-            if local.size > limits.max_file_size || self.stop_after.is_some() {
-                singles.push(action);
-                continue;
-            }
             let Ok(file) = self.local(disk) else {
                 singles.push(action);
                 continue;
