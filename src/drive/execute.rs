@@ -262,8 +262,11 @@ impl<'a> Executor<'a> {
         }
         let mut groups: Vec<Vec<(&'p Action, LocalEntry, Bytes)>> = Vec::new();
         let mut size = 0u64;
+        // Spread over as many requests as transfers run at once (the server has several
+        // workers), within the server's limits: 300 files with 4 transfers go as 4 x 75.
+        let per = limits.max_files.min(ready.len().div_ceil(self.transfers.max(1))).max(1);
         for item in ready {
-            let full = groups.last().is_none_or(|g| g.len() >= limits.max_files || size + item.1.size > limits.max_bytes);
+            let full = groups.last().is_none_or(|g| g.len() >= per || size + item.1.size > limits.max_bytes);
             if full {
                 groups.push(Vec::new());
                 size = 0;
