@@ -1028,9 +1028,10 @@ class Server:
                                  (DAV, "getlastmodified", http_date(up["mtime"]))], []))
                     for n in sorted(up["chunks"]):
                         blob, size = up["chunks"][n]
+                        md5 = up.get("md5", {}).get(n, "")
                         out.append((prefix + urllib.parse.quote(uid) + "/" + f"{n:05d}",
                                     [(DAV, "getcontentlength", str(size)), (DAV, "resourcetype", ""),
-                                     (DAV, "getetag", f"&quot;{n}-{size}&quot;")], []))
+                                     (DAV, "getetag", f"&quot;{md5}&quot;")], []))
                 return multistatus(out)
             if m == "DELETE":
                 for blob, _ in up["chunks"].values():
@@ -1067,6 +1068,12 @@ class Server:
             if old and os.path.exists(old[0]):
                 os.remove(old[0])
             up["chunks"][n] = (blob, size)
+            # A chunk's listed ETag is the md5 of its bytes (observed on 34.0.1).
+            digest = hashlib.md5()
+            with open(blob, "rb") as fh:
+                for piece in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(piece)
+            up.setdefault("md5", {})[n] = digest.hexdigest()
             up["etag"] = folder_etag()
             # No ETag on a chunk PUT (observed on Nextcloud 34.0.1).
             return web.Response(status=201)
@@ -1128,15 +1135,16 @@ class Server:
         self.store.stats["bulk_posts"] += 1
         u = self.store.user(user)
         ctype = request.headers.get("Content-Type", "")
-        if not ctype.startswith("multipart/related") or "boundary=" in ctype is False:
-            return sabre_error(400, "BadRequest", "Content-Type must be multipart/related")
+        # Observed on 34.0.1: a wrong Content-Type or no boundary is a Sabre 400 (XML).
+        if not ctype.startswith("multipart/related") or "boundary=" not in ctype:
+            return sabre_error(400, "BadRequest", "Error while parsing boundary in Content-Type header.")
         boundary = None
         for part in ctype.split(";"):
             part = part.strip()
             if part.startswith("boundary="):
                 boundary = part[len("boundary="):].strip('"')
         if not boundary:
-            return sabre_error(400, "BadRequest", "Boundary not found")
+            return sabre_error(400, "BadRequest", "Error while parsing boundary in Content-Type header.")
         body = await request.read()
         written = {}
         delim = b"--" + boundary.encode()
