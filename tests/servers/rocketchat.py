@@ -23,6 +23,9 @@ Two API generations, chosen with --rocketchat-version (default 7.x):
         (app/2fa/server/loginHandler.ts, server/lib/2fa/code/index.ts).
   GET  /api/v1/subscriptions.get[?updatedSince=ISO]   {"update":[...],"remove":[...],"success":true}
   GET  /api/v1/me, GET /api/info
+  POST /api/v1/logout  (ApiClass.ts / api.ts `_initAuth`, authRequired): the request's token is
+        removed; {"status":"success","data":{"message":"You've been logged out!"}} (not checked
+        against a running server)
   REST rate limit (ApiClass.ts `enforceRateLimit`, settings API_Enable_Rate_Limiter_Limit_Calls_
         Default = 10, ..._Time_Default = 60000): per client IP and route, every limited route
         answers X-RateLimit-Limit / -Remaining / -Reset (Unix ms); over the limit 429
@@ -448,6 +451,17 @@ class Server:
         if limited:
             return limited
         return self.json(200, {**self.public_user(user), "success": True}, headers)
+
+    async def logout(self, request):
+        self.count(request, self.username_of(request))
+        user = self.authenticated(request)
+        if not user:
+            return self.not_logged_in()
+        headers, limited = self.rate_limit(request, "logout")
+        if limited:
+            return limited
+        self.tokens.pop(request.headers.get("X-Auth-Token"), None)
+        return self.json(200, {"status": "success", "data": {"message": "You've been logged out!"}}, headers)
 
     async def subscriptions_get(self, request):
         self.count(request, self.username_of(request))
@@ -1001,6 +1015,7 @@ def main():
         app = web.Application()
         app.router.add_post("/api/v1/login", server.login)
         app.router.add_get("/api/v1/me", server.me)
+        app.router.add_post("/api/v1/logout", server.logout)
         app.router.add_get("/api/v1/subscriptions.get", server.subscriptions_get)
         app.router.add_get("/api/info", server.info)
         app.router.add_get("/websocket", server.websocket)
