@@ -155,6 +155,11 @@ async fn next_event(events: &mut broadcast::Receiver<ChatEvent>, within: Duratio
 }
 
 /// An event's kind as the JSON of `--watch --json` and the IPC say it.
+/// How long to wait for something that comes over the live socket. It only bounds a hang: that
+/// it came live, not by a poll, is asserted with the servers' REST counters, never with the
+/// clock, so a slow machine cannot fail these tests.
+const LIVE: Duration = Duration::from_secs(30);
+
 fn kind_of(event: &ChatEvent) -> String {
     serde_json::to_value(event.kind).expect("JSON").as_str().unwrap_or_default().to_string()
 }
@@ -164,7 +169,7 @@ fn kind_of(event: &ChatEvent) -> String {
 async fn event_for(events: &mut broadcast::Receiver<ChatEvent>, id: &str) -> (ChatEvent, Vec<String>) {
     let mut passed = Vec::new();
     loop {
-        let event = next_event(events, Duration::from_secs(2)).await;
+        let event = next_event(events, LIVE).await;
         if event.message_id == id {
             return (event, passed);
         }
@@ -220,8 +225,8 @@ async fn counts_and_notifications_arrive_live() {
 
     let posted_at = tokio::time::Instant::now();
     let id = server.post(&bureau, "bob", "@alice peux-tu relire le budget avant jeudi ?").await;
-    let state = wait_state(&handle, Duration::from_secs(1), |s| total(s) == Some(3)).await;
-    let event = next_event(&mut events, Duration::from_secs(1)).await;
+    let state = wait_state(&handle, LIVE, |s| total(s) == Some(3)).await;
+    let event = next_event(&mut events, LIVE).await;
     let latency = posted_at.elapsed();
     assert_eq!(state.counts().map(|c| c.mentions), Some(3));
     assert_eq!(event.kind, ChatEventKind::Mention);
@@ -235,12 +240,12 @@ async fn counts_and_notifications_arrive_live() {
     // direct message then notifies, and is the very next event.
     server.control("touch", json!({"rid": bureau})).await;
     let dm = server.post(&direct, "bob", "tu es là ?").await;
-    let event = next_event(&mut events, Duration::from_secs(1)).await;
+    let event = next_event(&mut events, LIVE).await;
     assert_eq!((event.kind, event.message_id.as_str(), event.room.as_str()), (ChatEventKind::DirectMessage, dm.as_str(), "Bob"));
     // A plain channel message: no count (only the alert), and a notification only because the
     // server's default desktop preference is "all messages".
     let plain = server.post(&general, "bob", "rien de spécial").await;
-    let event = next_event(&mut events, Duration::from_secs(1)).await;
+    let event = next_event(&mut events, LIVE).await;
     assert_eq!((kind_of(&event).as_str(), event.message_id.as_str()), ("message", plain.as_str()));
     assert_eq!(total(&handle.counts().borrow()), Some(4));
 
@@ -433,7 +438,7 @@ async fn a_dropped_socket_reconnects_and_catches_up() {
 
     server.fault(json!({"malformed_frames": "alice"})).await;
     server.post(&direct, "bob", "two").await;
-    let state = wait_state(&handle, Duration::from_secs(2), |s| total(s) == Some(2)).await;
+    let state = wait_state(&handle, LIVE, |s| total(s) == Some(2)).await;
     assert!(state.counts().is_some_and(|c| c.degraded), "the garbage subscription marks the counts degraded");
     assert_eq!(server.stats().await["connects"]["alice"], 1, "garbage frames did not cost the socket");
 
@@ -450,9 +455,12 @@ async fn a_dropped_socket_reconnects_and_catches_up() {
         .filter(|e| e["request"] == "GET /api/v1/subscriptions.get" && e["query"].as_str().is_some_and(|q| q.contains("updatedSince")))
         .count();
     assert!(catch_ups >= 1, "caught up with updatedSince: {stats}");
-    // Live again after the reconnect.
+    // Live again after the reconnect: over the socket, not a poll.
+    wait_for_socket(&server, "alice").await;
+    let before = server.rest_requests("alice").await;
     server.post(&direct, "bob", "five").await;
-    wait_state(&handle, Duration::from_secs(1), |s| total(s) == Some(5)).await;
+    wait_state(&handle, LIVE, |s| total(s) == Some(5)).await;
+    assert_eq!(server.rest_requests("alice").await, before, "live again over the socket");
 }
 
 /// Defect 8: a real 429 carries X-RateLimit-Limit/Remaining/Reset (Reset in Unix ms) and no
@@ -609,8 +617,11 @@ async fn an_expired_chat_token_gives_a_silent_relogin() {
     server.post(&direct, "bob", "après l'expiration").await;
     wait_state(&handle, Duration::from_secs(10), |s| total(s) == Some(1)).await;
     assert_eq!(server.requests("POST /api/v1/login", "alice").await, 2, "one silent re-login");
+    wait_for_socket(&server, "alice").await;
+    let before = server.rest_requests("alice").await;
     server.post(&direct, "bob", "en direct").await;
-    wait_state(&handle, Duration::from_secs(1), |s| total(s) == Some(2)).await;
+    wait_state(&handle, LIVE, |s| total(s) == Some(2)).await;
+    assert_eq!(server.rest_requests("alice").await, before, "live over the socket after the re-login");
 
     // The one-shot load too: 401, re-login, answer (the live task stopped, not to race it).
     drop(handle);
@@ -706,7 +717,7 @@ async fn a_6x_server_without_access_token_login_is_unavailable() {
     let live = Chat::start_with(session, quick());
     wait_state(&live, Duration::from_secs(10), |s| total(s) == Some(1)).await;
     server.post(&direct, "bob", "live").await;
-    wait_state(&live, Duration::from_secs(1), |s| total(s) == Some(2)).await;
+    wait_state(&live, LIVE, |s| total(s) == Some(2)).await;
     // A wrong token is refused and not kept.
     let out = support::cli(&home)
         .args(["chat", "--token-user", "nobody"])
