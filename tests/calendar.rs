@@ -425,3 +425,245 @@ fn joining_a_meeting_from_its_link() {
     assert_eq!(zoom.join_url(&p, options.clone()).unwrap().as_str(), "https://us02web.zoom.us/j/1");
     assert_eq!(meeting("n", "2026-10-26T08:30:00Z", MeetingKind::None).join_url(&p, options), Option::None);
 }
+
+/// One event repeating by `rule` from `start` (UTC), 0 or more seconds long.
+fn repeating(uid: &str, start: &str, rule: &str, seconds: i64) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//hostile//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n\
+DTSTART:{start}\r\nDURATION:PT{seconds}S\r\nRRULE:{rule}\r\nSUMMARY:{uid}\r\nLOCATION:https://visio.example.coop/{uid}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+fn starts(meetings: &[Meeting]) -> Vec<DateTime<Utc>> {
+    meetings.iter().map(|m| m.start).collect()
+}
+
+/// Issue 12, item 6: one invitation `FREQ=MINUTELY` since 1970 took 55 s per expansion (every
+/// 5 minutes, on the async runtime). The expansion now starts near the window: every minute of
+/// the window is there, and the work is what a day of minutes costs, not 29 million steps.
+#[test]
+fn a_rule_every_minute_since_1970_costs_a_day_of_minutes() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let jitsi = Url::parse("https://visio.example.coop").unwrap();
+    let ics = repeating("minutely", "19700101T000000Z", "FREQ=MINUTELY", 0);
+    let out = calendar::expand(&ics, &window, Some(&jitsi), chrono_tz::UTC, "c").unwrap();
+    assert_eq!(out.warnings, Vec::<String>::new());
+    let got = starts(&out.meetings);
+    assert_eq!(got.len(), 24 * 60);
+    assert_eq!(got.first(), Some(&t("2026-11-29T10:00:00Z")));
+    assert_eq!(got.last(), Some(&t("2026-11-30T09:59:00Z")));
+    assert!(got.windows(2).all(|w| w[1] - w[0] == Duration::minutes(1)));
+    assert!(out.work < 10_000, "work {}: the expansion did not start near the window", out.work);
+
+    // Every 7 minutes, 30 minutes long: the grid of 1970 is kept, and the ones still running at
+    // the window's start are there too.
+    let ics = repeating("seven", "19700101T000000Z", "FREQ=MINUTELY;INTERVAL=7", 1800);
+    let out = calendar::expand(&ics, &window, Some(&jitsi), chrono_tz::UTC, "c").unwrap();
+    let got = starts(&out.meetings);
+    let epoch = t("1970-01-01T00:00:00Z");
+    let expected: Vec<DateTime<Utc>> = (0..)
+        .map(|k| epoch + Duration::minutes(7 * k))
+        .skip_while(|s| *s + Duration::minutes(30) <= window.start)
+        .take_while(|s| *s < window.end)
+        .collect();
+    assert_eq!(got, expected);
+    assert!(out.work < 10_000, "work {}", out.work);
+}
+
+/// Issue 12, item 6: `FREQ=SECONDLY` from a week ago returned no meeting at all, because the
+/// 2,000-occurrence cap counted from a day before the window. The cap now counts from the
+/// window: the next 2,000 seconds are there, with a warning that the rest is not shown.
+#[test]
+fn a_rule_every_second_shows_the_window_not_the_day_before() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let ics = repeating("secondly", "20261122T100000Z", "FREQ=SECONDLY", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    let got = starts(&out.meetings);
+    assert_eq!(got.len(), 2_000);
+    assert_eq!(got[0], window.start);
+    assert_eq!(got[1999], window.start + Duration::seconds(1999));
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].contains("2000"), "{:?}", out.warnings);
+    assert!(out.work < 20_000, "work {}", out.work);
+
+    // Since 1970 it is the same work: the start is moved, not walked.
+    let ics = repeating("secondly-1970", "19700101T000000Z", "FREQ=SECONDLY", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    assert_eq!(starts(&out.meetings)[..2], [window.start, window.start + Duration::seconds(1)]);
+    assert!(out.work < 20_000, "work {}", out.work);
+
+    // A COUNT cannot be moved (it counts from the start): too much to walk is a warning, not
+    // a minute of CPU.
+    let ics = repeating("counted", "19700101T000000Z", "FREQ=SECONDLY;COUNT=4000000000", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    assert!(out.meetings.is_empty());
+    assert!(out.warnings.iter().any(|w| w.contains("repeats too often")), "{:?}", out.warnings);
+    assert_eq!(out.work, 0);
+}
+
+/// Issue 12, item 6: the work of one refresh is bounded too, whatever the number of hostile
+/// events; the events expanded before the budget ran out still show, and ordinary events are
+/// not affected by the limits.
+#[test]
+fn one_refresh_has_a_bounded_amount_of_work() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let resources: Vec<calendar::Resource> = (0..10)
+        .map(|i| calendar::Resource {
+            href: format!("/cal/{i}.ics"),
+            calendar: "c".into(),
+            ics: repeating(&format!("e{i}"), "19700101T000000Z", "FREQ=MINUTELY", 0),
+        })
+        .collect();
+    let limits = calendar::Limits { event_work: 10_000, refresh_work: 12_000, occurrences: 2_000 };
+    let out = calendar::meetings_from_limited(&resources, &window, None, chrono_tz::UTC, limits);
+    // Each event costs about 3,000 (its periods and its 1,440 occurrences): three fit, the
+    // fourth runs out midway, the others are skipped with a warning.
+    let full: HashSet<&str> =
+        out.meetings.iter().map(|m| m.uid.as_str()).filter(|u| out.meetings.iter().filter(|m| &m.uid == u).count() == 1440).collect();
+    assert_eq!(full.len(), 3, "{full:?}");
+    assert!(out.meetings.len() < 4 * 1440);
+    assert!(out.warnings.iter().filter(|w| w.contains("too many repeating events")).count() >= 5, "{:?}", out.warnings);
+
+    let ordinary = [calendar::Resource { href: "/cal/daily.ics".into(), calendar: "c".into(), ics: fixture("daily.ics") }];
+    let wide = Window::new(t("2026-10-20T00:00:00Z"), Duration::days(14));
+    let bounded = calendar::meetings_from(&ordinary, &wide, None, chrono_tz::Europe::Paris);
+    assert!(!bounded.meetings.is_empty());
+    assert!(bounded.warnings.is_empty(), "{:?}", bounded.warnings);
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 standing for a hostile CalDAV server (or the server it
+/// points to): answers each request with `answer(method, path)` and records what came, and
+/// whether credentials came with it.
+struct TinyServer {
+    url: Url,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl TinyServer {
+    async fn start(answer: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static) -> TinyServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer = std::sync::Arc::new(answer);
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (answer, log) = (answer.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+                    let lower = head.to_ascii_lowercase();
+                    let length: usize = lower
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    log.lock().unwrap().push((method.clone(), path.clone(), lower.contains("\r\nauthorization:")));
+                    let (status, body) = answer(&method, &path);
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        TinyServer { url, seen }
+    }
+
+    fn seen(&self) -> Vec<(String, String, bool)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn multistatus(responses: &[(&str, &str)]) -> String {
+    let inner: String = responses
+        .iter()
+        .map(|(href, props)| {
+            format!("<d:response><d:href>{href}</d:href><d:propstat><d:prop>{props}</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+        })
+        .collect();
+    format!(r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/">{inner}</d:multistatus>"#)
+}
+
+/// A CalDAV server whose links are chosen by the test: the principal, the calendar home and a
+/// second calendar may point to `elsewhere`.
+async fn hostile_caldav(principal: String, home: String, stolen: String) -> TinyServer {
+    TinyServer::start(move |method, path| {
+        let calendar = "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>1</cs:getctag>";
+        let body = match (method, path) {
+            ("PROPFIND", "/") => multistatus(&[("/", &format!("<d:current-user-principal><d:href>{principal}</d:href></d:current-user-principal>"))]),
+            ("PROPFIND", "/principals/alice/") => multistatus(&[(
+                "/principals/alice/",
+                &format!("<c:calendar-home-set><d:href>{home}</d:href></c:calendar-home-set>"),
+            )]),
+            ("PROPFIND", "/calendars/alice/") => multistatus(&[
+                ("/calendars/alice/", "<d:resourcetype><d:collection/></d:resourcetype>"),
+                ("/calendars/alice/work/", &format!("{calendar}<d:displayname>Travail</d:displayname>")),
+                (&stolen, &format!("{calendar}<d:displayname>Ailleurs</d:displayname>")),
+            ]),
+            ("REPORT", "/calendars/alice/work/") => multistatus(&[(
+                "/calendars/alice/work/a.ics",
+                &format!("<c:calendar-data>{}</c:calendar-data>", repeating("a", "20261129T110000Z", "FREQ=DAILY;COUNT=1", 600)),
+            )]),
+            _ => return (404, String::new()),
+        };
+        (207, body)
+    })
+    .await
+}
+
+/// Issue 12, item 4: CalDAV links were followed to any origin, and the next PROPFIND carried
+/// the Bearer token or the Basic password there. Now a principal or a calendar home on another
+/// origin stops the discovery with `other_server`, a calendar elsewhere is left out, and the
+/// other server never hears from us.
+#[tokio::test]
+async fn caldav_links_to_another_server_are_not_followed() {
+    let elsewhere = TinyServer::start(|_, _| (207, multistatus(&[]))).await;
+    let other = |path: &str| elsewhere.url.join(path).unwrap().to_string();
+    let auth = || CalDavAuth::Basic { user: "alice".into(), password: "secret".into() };
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+
+    // The principal on another server.
+    let server = hostile_caldav(other("/principals/alice/"), "/calendars/alice/".into(), "/calendars/alice/x/".into()).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let e = client.calendars().await.unwrap_err();
+    assert_eq!(e.code(), "other_server", "{e}");
+
+    // The calendar home on another server (an absolute URL in the principal's answer).
+    let server = hostile_caldav("/principals/alice/".into(), other("/calendars/alice/"), "/calendars/alice/x/".into()).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let e = client.calendars().await.unwrap_err();
+    assert_eq!(e.code(), "other_server", "{e}");
+
+    // One calendar of the home on another server: the others still come.
+    let server = hostile_caldav("/principals/alice/".into(), "/calendars/alice/".into(), other("/calendars/alice/stolen/")).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let names: Vec<String> = client.calendars().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["Travail"]);
+    let fetched = client.fetch(window).await.unwrap();
+    assert_eq!(fetched.resources.len(), 1);
+    assert!(server.seen().iter().all(|(_, _, auth)| *auth), "every request to the member's server is authenticated");
+
+    assert_eq!(elsewhere.seen(), Vec::<(String, String, bool)>::new(), "the other server was contacted");
+}
