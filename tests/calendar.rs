@@ -1,6 +1,7 @@
 //! The next meetings against a real CalDAV server (Radicale from the test stack): discovery,
 //! the REPORT, recurrences across the October 2026 DST change in Paris, cancellations, links,
 //! the ctag cache; then the pure parts (bad input, starting soon, freshness) and the CLI.
+mod hostile;
 mod support;
 
 use std::collections::HashSet;
@@ -11,6 +12,7 @@ use passerelle::{
     config::Profile,
     visio::JoinOptions,
 };
+use hostile::{multistatus, TinyServer, XML};
 use url::Url;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/calendar");
@@ -531,85 +533,11 @@ fn one_refresh_has_a_bounded_amount_of_work() {
     assert!(bounded.warnings.is_empty(), "{:?}", bounded.warnings);
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 standing for a hostile CalDAV server (or the server it
-/// points to): answers each request with `answer(method, path)` and records what came, and
-/// whether credentials came with it.
-struct TinyServer {
-    url: Url,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
-}
-
-impl TinyServer {
-    async fn start(answer: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static) -> TinyServer {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let answer = std::sync::Arc::new(answer);
-        let log = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let (answer, log) = (answer.clone(), log.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let mut words = head.split_whitespace();
-                    let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
-                    let lower = head.to_ascii_lowercase();
-                    let length: usize = lower
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        match conn.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    log.lock().unwrap().push((method.clone(), path.clone(), lower.contains("\r\nauthorization:")));
-                    let (status, body) = answer(&method, &path);
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = conn.write_all(reply.as_bytes()).await;
-                    let _ = conn.shutdown().await;
-                });
-            }
-        });
-        TinyServer { url, seen }
-    }
-
-    fn seen(&self) -> Vec<(String, String, bool)> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn multistatus(responses: &[(&str, &str)]) -> String {
-    let inner: String = responses
-        .iter()
-        .map(|(href, props)| {
-            format!("<d:response><d:href>{href}</d:href><d:propstat><d:prop>{props}</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
-        })
-        .collect();
-    format!(r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/">{inner}</d:multistatus>"#)
-}
-
 /// A CalDAV server whose links are chosen by the test: the principal, the calendar home and a
 /// second calendar may point to `elsewhere`.
 async fn hostile_caldav(principal: String, home: String, stolen: String) -> TinyServer {
-    TinyServer::start(move |method, path| {
+    TinyServer::start(move |request| {
+        let (method, path) = (request.method.as_str(), request.path.as_str());
         let calendar = "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>1</cs:getctag>";
         let body = match (method, path) {
             ("PROPFIND", "/") => multistatus(&[("/", &format!("<d:current-user-principal><d:href>{principal}</d:href></d:current-user-principal>"))]),
@@ -626,9 +554,9 @@ async fn hostile_caldav(principal: String, home: String, stolen: String) -> Tiny
                 "/calendars/alice/work/a.ics",
                 &format!("<c:calendar-data>{}</c:calendar-data>", repeating("a", "20261129T110000Z", "FREQ=DAILY;COUNT=1", 600)),
             )]),
-            _ => return (404, String::new()),
+            _ => return (404, XML, Vec::new()),
         };
-        (207, body)
+        (207, XML, body)
     })
     .await
 }
@@ -639,7 +567,7 @@ async fn hostile_caldav(principal: String, home: String, stolen: String) -> Tiny
 /// other server never hears from us.
 #[tokio::test]
 async fn caldav_links_to_another_server_are_not_followed() {
-    let elsewhere = TinyServer::start(|_, _| (207, multistatus(&[]))).await;
+    let elsewhere = TinyServer::start(|_| (207, XML, multistatus(&[]))).await;
     let other = |path: &str| elsewhere.url.join(path).unwrap().to_string();
     let auth = || CalDavAuth::Basic { user: "alice".into(), password: "secret".into() };
     let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
@@ -663,7 +591,8 @@ async fn caldav_links_to_another_server_are_not_followed() {
     assert_eq!(names, ["Travail"]);
     let fetched = client.fetch(window).await.unwrap();
     assert_eq!(fetched.resources.len(), 1);
-    assert!(server.seen().iter().all(|(_, _, auth)| *auth), "every request to the member's server is authenticated");
+    assert!(server.seen().iter().all(|r| r.authorized()), "every request to the member's server is authenticated");
 
-    assert_eq!(elsewhere.seen(), Vec::<(String, String, bool)>::new(), "the other server was contacted");
+    let contacted: Vec<String> = elsewhere.seen().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(contacted, Vec::<String>::new(), "the other server was contacted");
 }

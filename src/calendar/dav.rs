@@ -152,7 +152,10 @@ impl CalDav {
         if status != StatusCode::MULTI_STATUS && !status.is_success() {
             return Err(CalendarError::Refused { status: status.as_u16(), what: url.path().to_string() });
         }
-        response.text().await.map_err(unreachable)
+        crate::http::text_limited(response, crate::http::DAV_ANSWER_LIMIT).await.map_err(|e| match e {
+            e @ crate::http::BodyError::TooLarge { .. } => CalendarError::TooLarge(e.to_string()),
+            e => CalendarError::Unreachable(e.to_string()),
+        })
     }
 
     async fn propfind(&self, url: &Url, depth: &str, props: &str) -> Result<Vec<Response>, CalendarError> {

@@ -60,6 +60,9 @@ pub enum CalendarError {
     Refused { status: u16, what: String },
     #[error("the calendar server's answer could not be read: {0}")]
     Xml(String),
+    /// An answer over `http::DAV_ANSWER_LIMIT`: a broken or hostile server.
+    #[error("the calendar server's answer is too large: {0}")]
+    TooLarge(String),
     #[error("no calendars were found: {0}")]
     Discovery(String),
     /// A link in the server's answer (principal, calendar home) leads to another server: the
@@ -82,6 +85,7 @@ impl CalendarError {
             CalendarError::BadCredentials => "bad_credentials",
             CalendarError::Refused { .. } => "refused",
             CalendarError::Xml(_) => "bad_xml",
+            CalendarError::TooLarge(_) => "too_large",
             CalendarError::Discovery(_) => "discovery",
             CalendarError::OtherServer { .. } => "other_server",
             CalendarError::Auth(e) => e.code(),

@@ -116,6 +116,10 @@ pub enum RemoteError {
     Truncated(String),
     #[error("the server's answer could not be understood: {0}")]
     Protocol(String),
+    /// An answer over its size cap, or a tree deeper or bigger than the walk accepts: a broken
+    /// or hostile server, not something to retry.
+    #[error("the server's listing is too large: {0}")]
+    TooLarge(String),
     #[error("the server refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("local file: {0}")]
@@ -137,6 +141,7 @@ impl RemoteError {
             RemoteError::InsufficientStorage => "quota_exceeded",
             RemoteError::Truncated(_) => "truncated",
             RemoteError::Protocol(_) => "protocol",
+            RemoteError::TooLarge(_) => "too_large",
             RemoteError::Refused { .. } => "refused",
             RemoteError::Io(_) => "local_io",
         }
@@ -196,6 +201,24 @@ pub trait Remote: Send + Sync {
 
 /// How many folder listings run at once while walking.
 const WALK_PARALLELISM: usize = 8;
+/// The deepest folder a walk descends to: no file system holds paths much deeper (Linux's
+/// PATH_MAX of 4096 bytes allows about 2,000 one-letter levels, Windows far fewer), and a server
+/// inventing ever deeper folders would otherwise be walked forever.
+pub const MAX_DEPTH: usize = 256;
+/// The most items a walk accepts: far above a member's space (the Nextcloud benchmark's 10,000
+/// files), below what would exhaust memory.
+pub const MAX_ITEMS: usize = 1_000_000;
+
+/// The walk's bounds, checked for each folder listed.
+pub fn check_walk_bounds(depth: usize, items: usize) -> Result<(), RemoteError> {
+    if depth > MAX_DEPTH {
+        return Err(RemoteError::TooLarge(format!("folders are nested more than {MAX_DEPTH} levels deep")));
+    }
+    if items > MAX_ITEMS {
+        return Err(RemoteError::TooLarge(format!("more than {MAX_ITEMS} items")));
+    }
+    Ok(())
+}
 
 /// Lists the whole tree folder by folder, several folders at a time, checking every name.
 pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, RemoteError> {
@@ -214,6 +237,10 @@ pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, Remot
         let Some((server_dir, key_dir, children)) = running.next().await else { break };
         listing.requests += 1;
         let children = children?;
+        if !children.is_empty() {
+            let depth = if key_dir.is_empty() { 0 } else { key_dir.split('/').count() };
+            check_walk_bounds(depth + 1, listing.entries.len() + children.len())?;
+        }
         // Twins (NFC/NFD spellings, or later case twins) keep the first name in sorted order.
         let mut children = children;
         children.sort_by(|a, b| a.0.cmp(&b.0));
