@@ -220,8 +220,14 @@ pub fn check_walk_bounds(depth: usize, items: usize) -> Result<(), RemoteError> 
     Ok(())
 }
 
-/// Lists the whole tree folder by folder, several folders at a time, checking every name.
+/// Lists the whole tree folder by folder, several folders at a time, checking every name by
+/// this system's rules.
 pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, RemoteError> {
+    walk_on(remote, names::Platform::current()).await
+}
+
+/// [`walk`] with the naming rules of `platform` (tests run the Windows rules anywhere).
+pub async fn walk_on<R: Remote + ?Sized>(remote: &R, platform: names::Platform) -> Result<RemoteListing, RemoteError> {
     let mut listing = RemoteListing::default();
     // (server path, key) of folders still to list.
     let mut pending: Vec<(String, String)> = vec![(String::new(), String::new())];
@@ -246,12 +252,15 @@ pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, Remot
         children.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, mut entry) in children {
             let server_path = join(&server_dir, &name);
-            if let Err(reason) = names::check_remote_name(&name) {
-                listing.refused.push(names::Refusal { path: server_path, reason });
-                continue;
-            }
+            let warning = match names::judge_remote_name(&name, platform) {
+                Ok(warning) => warning,
+                Err(reason) => {
+                    listing.refused.push(names::Refusal { path: server_path, reason });
+                    continue;
+                }
+            };
             let key = join(&key_dir, &names::key(&name));
-            if let Some(problem) = names::windows_problem(&name) {
+            if let Some(problem) = warning {
                 listing.warnings.push(names::Refusal { path: key.clone(), reason: problem });
             }
             if let Some(existing) = listing.entries.get(&key) {
@@ -277,5 +286,33 @@ pub fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::memory::MemoryRemote;
+
+    /// Issue 12, item 18: on Windows a name it cannot hold is refused (and not descended
+    /// into), not merely warned about; elsewhere it syncs with a warning.
+    #[tokio::test]
+    async fn windows_invalid_names_are_refused_by_the_windows_walk() {
+        let remote = MemoryRemote::new();
+        remote.write("ok.txt", b"ok");
+        remote.write("a:b", b"stream");
+        remote.write("CON", b"console");
+        remote.mkdir_all("dossier.");
+        remote.write("dossier./x.txt", b"under a trailing dot");
+        let windows = walk_on(&remote, names::Platform::Windows).await.unwrap();
+        assert_eq!(windows.entries.keys().collect::<Vec<_>>(), ["ok.txt"]);
+        let mut refused: Vec<&str> = windows.refused.iter().map(|r| r.path.as_str()).collect();
+        refused.sort();
+        assert_eq!(refused, ["CON", "a:b", "dossier."]);
+
+        let unix = walk_on(&remote, names::Platform::Unix).await.unwrap();
+        assert_eq!(unix.entries.len(), 5);
+        assert_eq!(unix.warnings.len(), 3);
+        assert!(unix.refused.is_empty());
     }
 }
