@@ -209,3 +209,30 @@ async fn a_huge_listing_is_refused() {
     let e = passerelle::drive::Remote::list_tree(&dav).await.expect_err("a huge answer is refused");
     assert_eq!(e.code(), "too_large", "{e}");
 }
+
+/// Issue 12, item 15, end to end: a local symbolic link and a remote file of the same name.
+/// The link stays a link (its target untouched), the remote file stays on the server and is
+/// reported among the items not synced.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_local_link_is_not_replaced_by_a_remote_file() {
+    use passerelle::drive::memory::MemoryRemote;
+    let outer = tempfile::tempdir().expect("tempdir");
+    let root = outer.path().join("root");
+    std::fs::create_dir(&root).expect("root");
+    let target = outer.path().join("target.txt");
+    std::fs::write(&target, b"mine, outside the folder").expect("target");
+    std::os::unix::fs::symlink(&target, root.join("notes")).expect("link");
+    let remote = MemoryRemote::new();
+    remote.write("notes", b"the server's notes");
+    remote.write("other.txt", b"other");
+    let data = tempfile::tempdir().expect("data");
+    let folder = FolderPaths::new(data.path(), &root, "memory");
+    let outcome = sync_once(&folder, &remote, &RunOptions::default(), None).await.expect("sync runs");
+    let Outcome::Done(summary) = outcome else { panic!("unexpected outcome {outcome:?}") };
+    assert!(std::fs::symlink_metadata(root.join("notes")).expect("notes").file_type().is_symlink());
+    assert_eq!(std::fs::read(&target).expect("target"), b"mine, outside the folder");
+    assert_eq!(std::fs::read(root.join("other.txt")).expect("other"), b"other");
+    assert!(summary.refused.iter().any(|r| r.path == "notes" && r.reason.contains("stays on the server")), "{:?}", summary.refused);
+    assert_eq!(remote.snapshot().len(), 2, "nothing uploaded or deleted on the server");
+}

@@ -33,7 +33,7 @@ impl RemoteEntry {
     /// gives no ETag. Folders have none (generic servers give no folder ETags).
     pub fn version(&self) -> Option<String> {
         match self.kind {
-            Kind::Dir => None,
+            Kind::Dir | Kind::Link => None,
             Kind::File => Some(match &self.etag {
                 Some(e) => e.clone(),
                 None => format!("{}-{}", self.size, self.mtime.unwrap_or(0)),
