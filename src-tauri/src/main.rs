@@ -6,6 +6,7 @@ mod commands;
 mod error;
 mod i18n;
 mod icon;
+mod ipc_commands;
 mod logs;
 mod notify;
 mod shell;
