@@ -17,5 +17,6 @@ pub mod chat;
 pub mod config;
 pub mod drive;
 pub mod http;
+pub mod i18n;
 pub mod paths;
 pub mod visio;

@@ -71,7 +71,9 @@ impl Shell {
             Settings::default()
         });
         let store = SecretStore::open(&dirs);
-        let catalog = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        let catalog = Catalog::load(lang);
         Shell {
             http: passerelle::http::client(),
             store,
@@ -125,7 +127,9 @@ impl Shell {
 
     pub fn set_language(&self, app: &AppHandle<Wry>, tag: Option<String>) -> Result<(), ShellError> {
         let settings = self.update_settings(|s| s.language = tag)?;
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
         // Same model, new words: redraw the tray.
         self.draw_tray(app, &self.model.borrow().clone(), true);
         Ok(())
@@ -306,7 +310,9 @@ impl Shell {
             DriveStatus::Paused => SyncLine::Paused,
             DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
             DriveStatus::Offline { .. } => SyncLine::Offline,
-            DriveStatus::LoginRequired { message } | DriveStatus::Error { message, .. } => SyncLine::Error(message.clone()),
+            // Worded from the code: the message is English and may name a path or a URL.
+            DriveStatus::LoginRequired { .. } => SyncLine::Error("login_required".into()),
+            DriveStatus::Error { code, .. } => SyncLine::Error(code.clone()),
         };
         self.model.send_modify(|m| m.sync = line);
         match status {
@@ -457,13 +463,10 @@ impl Shell {
 
     /// Keeps the chosen folder, creating it.
     pub fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf) -> Result<PathBuf, ShellError> {
-        let t = self.catalog();
         if !path.is_absolute() {
-            return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
+            return Err(ShellError::new("folder_not_absolute"));
         }
-        std::fs::create_dir_all(&path).map_err(|e| {
-            ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", &e.to_string())]))
-        })?;
+        std::fs::create_dir_all(&path).map_err(|e| ShellError::logged("folder_not_created", &e))?;
         self.update_settings(|s| s.folder = Some(path.clone()))?;
         self.model.send_modify(|m| m.has_folder = true);
         self.start_drive(app);
@@ -475,7 +478,7 @@ impl Shell {
         let done = if on { launcher.enable() } else { launcher.disable() };
         if let Err(e) = done {
             tracing::warn!(error = %e, "autostart could not be changed");
-            return Err(ShellError::new("autostart", e.to_string()));
+            return Err(ShellError::new("autostart"));
         }
         self.update_settings(|s| s.autostart = Some(on))?;
         Ok(())
@@ -535,16 +538,16 @@ impl Shell {
                 });
             }
             MenuAction::OpenFolder => {
-                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder", t.t("error.not_available")))?;
+                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder"))?;
                 app.opener()
                     .open_path(folder.display().to_string(), None::<&str>)
-                    .map_err(|e| ShellError::new("browser", e.to_string()))?;
+                    .map_err(|e| ShellError::logged("browser", &e))?;
             }
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {
                     opener(app).open(url.as_str()).map_err(open_error)?;
                 }
@@ -561,7 +564,7 @@ impl Shell {
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::TeamRoom(i) => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 let Some(name) = shown.teams.get(i) else { return Ok(()) };
                 let room = visio::team_room(session.profile(), name)?.room.clone();
                 let url = self.meeting(false, room)?;
@@ -589,8 +592,7 @@ impl Shell {
 
     /// A meeting URL in `room` with the member's name.
     fn meeting(&self, audio_only: bool, room: String) -> Result<url::Url, ShellError> {
-        let t = self.catalog();
-        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
         let jitsi = visio::jitsi_host(session.profile())?;
         let options = JoinOptions { display_name: Some(session.identity().name.clone()), audio_only, ..JoinOptions::default() };
         Ok(visio::meeting_url(jitsi, &room, &options)?)
@@ -649,7 +651,7 @@ mod tests {
 }
 
 fn open_error(e: OpenError) -> ShellError {
-    ShellError::new("browser", e.to_string())
+    ShellError::logged("browser", &e)
 }
 
 /// The one way the shell opens URLs: `PASSERELLE_BROWSER` when set (tests record URLs with it),

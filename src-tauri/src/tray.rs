@@ -30,6 +30,7 @@ pub enum SyncLine {
     Syncing { done: u64, total: u64 },
     Paused,
     NeedsConfirmation,
+    /// An error code, worded from the catalog.
     Error(String),
     Offline,
 }
@@ -100,7 +101,7 @@ impl TrayModel {
             SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
             SyncLine::Paused => t.t("tray.status.paused"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
-            SyncLine::Error(message) => t.f("tray.status.error", &[("message", message)]),
+            SyncLine::Error(code) => t.error(code),
             SyncLine::Offline => t.t("tray.status.offline"),
         }
     }
@@ -329,8 +330,9 @@ mod tests {
         m.sync = SyncLine::Syncing { done: 3, total: 15 };
         assert_eq!(m.status_text(&t), "Synchronisation… 12 fichiers");
         assert_eq!(m.state(), TrayState::Syncing);
-        m.sync = SyncLine::Error("le serveur ne répond pas".into());
-        assert_eq!(m.status_text(&t), "Erreur : le serveur ne répond pas");
+        m.sync = SyncLine::Error("offline".into());
+        assert_eq!(m.status_text(&t), t.error("offline"));
+        assert!(!t.error("offline").starts_with("error."), "worded from the catalog");
         m.account = None;
         assert_eq!(m.state(), TrayState::LoggedOut);
     }

@@ -29,6 +29,7 @@
 //! an implementation that overrides the trait's optional methods and announces them in
 //! [`remote::Capabilities`]; see [`nextcloud`].
 
+pub mod crash;
 pub mod execute;
 pub mod journal;
 pub mod local;

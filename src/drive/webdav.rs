@@ -519,6 +519,7 @@ impl Remote for WebDav {
             }
             let response = check(response).await?;
             if let Some(temp) = staged {
+                super::crash::point("upload-staged");
                 // Into place: without overwriting when creating, so a file that appeared
                 // meanwhile is not replaced.
                 let method = Method::from_bytes(b"MOVE").map_err(|e| RemoteError::Protocol(e.to_string()))?;
