@@ -154,7 +154,7 @@ impl Shell {
     /// remembers the organisation.
     pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
         let settings = self.settings();
-        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None).await?;
+        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None, &[]).await?;
         let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
         let session = auth::login(&self.http, &profile, &self.store, &options).await?;
         if source != Source::Bundled {
@@ -466,6 +466,8 @@ impl Shell {
         if !path.is_absolute() {
             return Err(ShellError::new("folder_not_absolute"));
         }
+        // The member chose it, so a folder with files is adopted; a private place never is.
+        passerelle::folder::check(&path).map_err(|e| ShellError::logged(e.code(), &e))?;
         std::fs::create_dir_all(&path).map_err(|e| ShellError::logged("folder_not_created", &e))?;
         self.update_settings(|s| s.folder = Some(path.clone()))?;
         self.model.send_modify(|m| m.has_folder = true);

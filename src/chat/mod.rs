@@ -45,6 +45,9 @@ pub use rest::CredentialKind;
 
 use crate::auth::{AuthError, SecretError, Session};
 
+/// The secret store key of the chat's login token.
+pub const SECRET_KEY: &str = "chat";
+
 /// The plain words for a server without access-token login.
 pub const UNAVAILABLE: &str = "chat counts unavailable on this server";
 
@@ -169,12 +172,7 @@ impl Default for ChatOptions {
 
 /// The chat's web address from the profile, normalised to end with `/`.
 pub fn chat_url(session: &Session) -> Option<Url> {
-    let mut url = session.profile().rocketchat.clone()?;
-    if !url.path().ends_with('/') {
-        let path = format!("{}/", url.path());
-        url.set_path(&path);
-    }
-    Some(url)
+    session.profile().rocketchat.as_ref().map(with_slash)
 }
 
 fn rest_for(session: &Session, requests: Arc<AtomicU64>) -> Result<rest::Rest, ChatError> {
@@ -202,6 +200,38 @@ pub async fn use_personal_token(session: &Session, user_id: &str, token: &str) -
 pub fn forget(session: &Session) -> Result<(), ChatError> {
     session.secrets().delete(rest::SECRET_KEY)?;
     Ok(())
+}
+
+/// Logging out of the chat: the login token we obtained is revoked on the server
+/// (`POST /api/v1/logout` with it), then forgotten locally whatever the server said, so this
+/// works with no session at all (the "please log in again" state) and offline. A personal
+/// access token is only forgotten: the member manages it in the chat's settings. True when the
+/// server confirmed the revocation.
+#[tracing::instrument(skip_all)]
+pub async fn logout(http: &reqwest::Client, profile: &crate::config::Profile, store: &crate::auth::SecretStore) -> Result<bool, ChatError> {
+    let saved = store.get(rest::SECRET_KEY)?;
+    let base = profile.rocketchat.as_ref().map(with_slash);
+    let mut revoked = false;
+    if let (Some(text), Some(base)) = (saved, base) {
+        match serde_json::from_str::<rest::Credentials>(&text) {
+            // Only to the server that gave it.
+            Ok(creds) if creds.server == base.as_str() && creds.kind == CredentialKind::Login => {
+                revoked = rest::logout(http, &base, &creds).await;
+            }
+            _ => {}
+        }
+    }
+    store.delete(rest::SECRET_KEY)?;
+    Ok(revoked)
+}
+
+fn with_slash(url: &Url) -> Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
 }
 
 /// Starts the live counts.

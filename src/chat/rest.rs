@@ -20,7 +20,7 @@ use super::ChatError;
 use crate::{auth::Session, config::plain_reqwest};
 
 /// The secret store key.
-pub(crate) const SECRET_KEY: &str = "chat";
+pub(crate) const SECRET_KEY: &str = super::SECRET_KEY;
 
 /// What Rocket.Chat answers when no login handler accepts the options: the server has no
 /// access-token login for this service (for example the Passport-based OAuth of 2026 servers).
@@ -315,6 +315,30 @@ impl Rest {
             }
         }
         Err(ChatError::LoginRefused("the chat refused the login".into()))
+    }
+}
+
+/// `POST /api/v1/logout` with the login token: Rocket.Chat removes it from the user's resume
+/// tokens (its REST API's `logout` route). True when the server said so.
+pub(crate) async fn logout(http: &reqwest::Client, base: &Url, creds: &Credentials) -> bool {
+    let Ok(url) = base.join("api/v1/logout") else { return false };
+    match http
+        .post(url)
+        .header("X-Auth-Token", &creds.auth_token)
+        .header("X-User-Id", &creds.user_id)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => true,
+        Ok(r) => {
+            tracing::warn!(status = r.status().as_u16(), "the chat server did not revoke the login token");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %plain_reqwest(&e), "the chat server could not be told about the logout");
+            false
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! - a local file is overwritten or deleted only if its stat still matches what was planned;
 //! - downloads go to a hidden temporary file in the same folder, are checked for size, then
 //!   renamed over the real name: a partial file is never visible under a real name;
-//! - uploads carry `If-Match`/`If-None-Match: *`, so a concurrent remote change is not lost;
+//! - uploads are guarded by the remote (`If-None-Match: *` or `Overwrite: F` for a new file,
+//!   `If-Match`, a tagged `If:` or a last look for a replacement: see ARCHITECTURE.md), so a
+//!   concurrent remote change becomes a conflict, not a loss;
 //! - every local path is built from checked names under the root, never through a link.
 use std::{
     path::{Component, Path, PathBuf},

@@ -78,6 +78,8 @@ pub enum DriveError {
     Remote(#[from] RemoteError),
     #[error("the sync was stopped")]
     Interrupted,
+    #[error(transparent)]
+    Folder(#[from] crate::folder::FolderError),
 }
 
 impl DriveError {
@@ -90,6 +92,7 @@ impl DriveError {
             DriveError::Locked(_) => "locked",
             DriveError::Remote(e) => e.code(),
             DriveError::Interrupted => "interrupted",
+            DriveError::Folder(e) => e.code(),
         }
     }
 }

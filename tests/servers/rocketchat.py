@@ -13,6 +13,10 @@ server (see ../shared/reference/services.md and Rocket.Chat's developer docs):
                                 login request".
   GET  /api/v1/subscriptions.get[?updatedSince=ISO]   {"update":[...],"remove":[...],"success":true}
   GET  /api/v1/me
+  POST /api/v1/logout           with X-Auth-Token/X-User-Id: the token is removed, answer
+                                {"status":"success","data":{"message":"You've been logged out!"}}
+                                (Rocket.Chat's REST `logout` route in its API class, 6.x/7.x
+                                source; not checked against a running server)
   GET  /websocket               DDP: {"server_id":"0"}, connect/connected, method "login" with
                                 {"resume": authToken}, sub "stream-notify-user" on
                                 "<userId>/subscriptions-changed" and "<userId>/rooms-changed",
@@ -245,6 +249,16 @@ class Server:
         if not user:
             return error_json(401, NOT_LOGGED_IN)
         return web.json_response({**user, "success": True})
+
+    async def logout(self, request):
+        # Rocket.Chat's REST `logout` (authRequired): pulls the request's token from the user's
+        # resume tokens, then answers success; without valid credentials the usual 401.
+        self.count(request, self.username_of(request))
+        user = self.authenticated(request)
+        if not user:
+            return error_json(401, NOT_LOGGED_IN)
+        self.tokens.pop(request.headers.get("X-Auth-Token"), None)
+        return web.json_response({"status": "success", "data": {"message": "You've been logged out!"}})
 
     async def subscriptions_get(self, request):
         self.count(request, self.username_of(request))
@@ -554,6 +568,7 @@ def main():
         app = web.Application()
         app.router.add_post("/api/v1/login", server.login)
         app.router.add_get("/api/v1/me", server.me)
+        app.router.add_post("/api/v1/logout", server.logout)
         app.router.add_get("/api/v1/subscriptions.get", server.subscriptions_get)
         app.router.add_get("/websocket", server.websocket)
         app.router.add_post("/_control/rooms", server.c_rooms)
