@@ -403,6 +403,7 @@ async fn server_tree(remote: &dyn Remote) -> Tree {
     for (k, e) in listing.entries {
         let data = match e.kind {
             Kind::Dir => None,
+            Kind::Link => panic!("a server lists no links: {k}"),
             Kind::File => {
                 let d = remote.get(&e.server_path).await.expect("get");
                 let mut body = d.body;
