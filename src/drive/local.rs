@@ -70,7 +70,8 @@ pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveEr
             if ignore.is_ignored(&key) {
                 continue;
             }
-            let Some(entry) = stat_path(&item.path(), disk_path.clone())? else {
+            // The entry's own stat, relative to the open folder (no walk of the whole path again).
+            let Some(entry) = stat_entry(&item, disk_path.clone())? else {
                 listing.refused.push(names::Refusal {
                     path: disk_path,
                     reason: "symbolic links and special files are not synced".into(),
@@ -93,6 +94,15 @@ pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveEr
     Ok(listing)
 }
 
+/// [`stat_path`] for an item of a folder being read: the same answer, from the entry's stat.
+fn stat_entry(item: &std::fs::DirEntry, disk_path: String) -> Result<Option<LocalEntry>, DriveError> {
+    match item.metadata() {
+        Ok(meta) => Ok(entry_of(&meta, disk_path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DriveError::LocalIo { path: item.path().display().to_string(), reason: e.to_string() }),
+    }
+}
+
 /// Stats one path without following links. `None` for links and special files; a vanished
 /// path is also `None`.
 pub fn stat_path(path: &Path, disk_path: String) -> Result<Option<LocalEntry>, DriveError> {
@@ -101,20 +111,25 @@ pub fn stat_path(path: &Path, disk_path: String) -> Result<Option<LocalEntry>, D
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(DriveError::LocalIo { path: path.display().to_string(), reason: e.to_string() }),
     };
+    Ok(entry_of(&meta, disk_path))
+}
+
+/// `None` for links and special files.
+fn entry_of(meta: &std::fs::Metadata, disk_path: String) -> Option<LocalEntry> {
     let kind = if meta.file_type().is_dir() {
         Kind::Dir
     } else if meta.file_type().is_file() {
         Kind::File
     } else {
-        return Ok(None);
+        return None;
     };
-    Ok(Some(LocalEntry {
+    Some(LocalEntry {
         kind,
         size: if kind == Kind::File { meta.len() } else { 0 },
         mtime: meta.modified().map(nanos).unwrap_or(0),
-        inode: inode(&meta),
+        inode: inode(meta),
         disk_path,
-    }))
+    })
 }
 
 pub fn nanos(t: SystemTime) -> i64 {
