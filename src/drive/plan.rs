@@ -36,6 +36,7 @@
 //! describe (every overwrite and delete is guarded by the known version: `If-Match`, or a
 //! re-check of the local stat by the executor).
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     fmt,
 };
@@ -360,9 +361,10 @@ pub fn plan(
     remote: &BTreeMap<String, RemoteEntry>,
     options: &Options,
 ) -> Plan {
-    let mut j = journal.clone();
-    let mut l = local.clone();
-    let mut r = remote.clone();
+    // Copied only when a rename or a type change rewrites them (a no-op plan copies nothing).
+    let mut j = Cow::Borrowed(journal);
+    let mut l = Cow::Borrowed(local);
+    let mut r = Cow::Borrowed(remote);
     let mut actions = Vec::new();
     let mut another_pass = false;
 
@@ -380,16 +382,16 @@ pub fn plan(
     // A type change on one side with the other unchanged: this pass only deletes the old item
     // on the other side (the changed side's new item is hidden until the next pass).
     // Only `l` and `r` change in this loop, so the journal is walked in place.
-    for (k, jj) in &j {
+    for (k, jj) in j.iter() {
         let (jj, ll, rr) = (Some(jj), l.get(k), r.get(k));
         let (Some(jj), ls, rs) = (jj, local_state(jj, ll), remote_state(jj, rr)) else { continue };
         let local_type_changed = ll.is_some_and(|x| x.kind != jj.kind);
         let remote_type_changed = rr.is_some_and(|x| x.kind != jj.kind);
         if local_type_changed && rs == State::Same {
-            hide_subtree(&mut l, k);
+            hide_subtree(l.to_mut(), k);
             another_pass = true;
         } else if remote_type_changed && ls == State::Same {
-            hide_subtree(&mut r, k);
+            hide_subtree(r.to_mut(), k);
             another_pass = true;
         }
     }
@@ -610,9 +612,9 @@ fn move_subtree<V: Clone>(map: &mut BTreeMap<String, V>, from: &str, to: &str, m
 /// Local renames: a journal item missing locally whose inode shows up under a new, unknown name,
 /// with the server still holding the known version at the old name.
 fn detect_local_renames(
-    j: &mut BTreeMap<String, Record>,
-    l: &mut BTreeMap<String, LocalEntry>,
-    r: &mut BTreeMap<String, RemoteEntry>,
+    j: &mut Cow<'_, BTreeMap<String, Record>>,
+    l: &mut Cow<'_, BTreeMap<String, LocalEntry>>,
+    r: &mut Cow<'_, BTreeMap<String, RemoteEntry>>,
     actions: &mut Vec<Action>,
     options: &Options,
 ) {
@@ -649,8 +651,8 @@ fn detect_local_renames(
         let server_to = join(&server_path(parent, r), last(&to));
         actions.push(Action::MoveRemote { from: from.clone(), to: to.clone(), server_from, server_to: server_to.clone() });
         by_inode.remove(&rec.inode);
-        move_subtree(j, &from, &to, |_, _| {});
-        move_subtree(r, &from, &to, |e, suffix| e.server_path = format!("{server_to}{suffix}"));
+        move_subtree(j.to_mut(), &from, &to, |_, _| {});
+        move_subtree(r.to_mut(), &from, &to, |e, suffix| e.server_path = format!("{server_to}{suffix}"));
         if rec.kind == Kind::Dir {
             work.extend(j.range(to.clone()..).take_while(|(p, _)| p.starts_with(&to)).map(|(p, _)| p.clone()).filter(|p| p != &to));
         }
@@ -659,9 +661,9 @@ fn detect_local_renames(
 
 /// Remote renames, by file id (servers that give one), with the local item unchanged.
 fn detect_remote_renames(
-    j: &mut BTreeMap<String, Record>,
-    l: &mut BTreeMap<String, LocalEntry>,
-    r: &mut BTreeMap<String, RemoteEntry>,
+    j: &mut Cow<'_, BTreeMap<String, Record>>,
+    l: &mut Cow<'_, BTreeMap<String, LocalEntry>>,
+    r: &mut Cow<'_, BTreeMap<String, RemoteEntry>>,
     actions: &mut Vec<Action>,
     options: &Options,
 ) {
@@ -701,8 +703,8 @@ fn detect_remote_renames(
         let disk_to = join(&disk_path(parent, l), last(&to));
         actions.push(Action::MoveLocal { from: from.clone(), to: to.clone(), disk_from, disk_to: disk_to.clone() });
         by_id.remove(&id);
-        move_subtree(j, &from, &to, |_, _| {});
-        move_subtree(l, &from, &to, |e, suffix| e.disk_path = format!("{disk_to}{suffix}"));
+        move_subtree(j.to_mut(), &from, &to, |_, _| {});
+        move_subtree(l.to_mut(), &from, &to, |e, suffix| e.disk_path = format!("{disk_to}{suffix}"));
         if rec.kind == Kind::Dir {
             work.extend(j.range(to.clone()..).take_while(|(p, _)| p.starts_with(&to)).map(|(p, _)| p.clone()).filter(|p| p != &to));
         }
