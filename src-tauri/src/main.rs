@@ -4,8 +4,9 @@
 
 mod commands;
 mod error;
-mod i18n;
+use passerelle::i18n;
 mod icon;
+mod ipc_commands;
 mod logs;
 mod notify;
 mod shell;

@@ -53,8 +53,9 @@ pub struct Shell {
     /// The model the current menu was built from: menu indices refer to it.
     shown: Mutex<TrayModel>,
     catalog: RwLock<Catalog>,
-    /// The ad-hoc room of this run: "copy the invite" then "start a visio" meet in the same room.
-    room: Mutex<Option<String>>,
+    /// The ad-hoc room: fresh for each "start a visio", except the room of an invite just
+    /// copied (see `visio::AdHocRoom`).
+    room: Mutex<visio::AdHocRoom>,
     theme: Theme,
 }
 
@@ -70,7 +71,9 @@ impl Shell {
             Settings::default()
         });
         let store = SecretStore::open(&dirs);
-        let catalog = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        let catalog = Catalog::load(lang);
         Shell {
             http: passerelle::http::client(),
             store,
@@ -82,7 +85,7 @@ impl Shell {
             model: watch::channel(TrayModel::default()).0,
             shown: Mutex::new(TrayModel::default()),
             catalog: RwLock::new(catalog),
-            room: Mutex::new(None),
+            room: Mutex::new(visio::AdHocRoom::default()),
             theme: Theme::detect(),
             dirs,
         }
@@ -124,7 +127,9 @@ impl Shell {
 
     pub fn set_language(&self, app: &AppHandle<Wry>, tag: Option<String>) -> Result<(), ShellError> {
         let settings = self.update_settings(|s| s.language = tag)?;
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
         // Same model, new words: redraw the tray.
         self.draw_tray(app, &self.model.borrow().clone(), true);
         Ok(())
@@ -149,7 +154,7 @@ impl Shell {
     /// remembers the organisation.
     pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
         let settings = self.settings();
-        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None).await?;
+        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None, &[]).await?;
         let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
         let session = auth::login(&self.http, &profile, &self.store, &options).await?;
         if source != Source::Bundled {
@@ -305,7 +310,9 @@ impl Shell {
             DriveStatus::Paused => SyncLine::Paused,
             DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
             DriveStatus::Offline { .. } => SyncLine::Offline,
-            DriveStatus::LoginRequired { message } | DriveStatus::Error { message, .. } => SyncLine::Error(message.clone()),
+            // Worded from the code: the message is English and may name a path or a URL.
+            DriveStatus::LoginRequired { .. } => SyncLine::Error("login_required".into()),
+            DriveStatus::Error { code, .. } => SyncLine::Error(code.clone()),
         };
         self.model.send_modify(|m| m.sync = line);
         match status {
@@ -417,6 +424,10 @@ impl Shell {
                             ChatEventKind::DirectMessage => {
                                 (NoticeKind::DirectMessage, t.f("notify.direct.title", &[("sender", &event.sender)]))
                             }
+                            ChatEventKind::Message => (
+                                NoticeKind::Mention,
+                                t.f("notify.message.title", &[("sender", &event.sender), ("room", &event.room)]),
+                            ),
                         };
                         let body = event.excerpt.clone().unwrap_or_else(|| t.t("notify.no_excerpt"));
                         notify::send(&app, kind, &title, &body);
@@ -456,13 +467,12 @@ impl Shell {
 
     /// Keeps the chosen folder, creating it.
     pub fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf) -> Result<PathBuf, ShellError> {
-        let t = self.catalog();
         if !path.is_absolute() {
-            return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
+            return Err(ShellError::new("folder_not_absolute"));
         }
-        std::fs::create_dir_all(&path).map_err(|e| {
-            ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", &e.to_string())]))
-        })?;
+        // The member chose it, so a folder with files is adopted; a private place never is.
+        passerelle::folder::check(&path).map_err(|e| ShellError::logged(e.code(), &e))?;
+        std::fs::create_dir_all(&path).map_err(|e| ShellError::logged("folder_not_created", &e))?;
         self.update_settings(|s| s.folder = Some(path.clone()))?;
         self.model.send_modify(|m| m.has_folder = true);
         self.start_drive(app);
@@ -474,7 +484,7 @@ impl Shell {
         let done = if on { launcher.enable() } else { launcher.disable() };
         if let Err(e) = done {
             tracing::warn!(error = %e, "autostart could not be changed");
-            return Err(ShellError::new("autostart", e.to_string()));
+            return Err(ShellError::new("autostart"));
         }
         self.update_settings(|s| s.autostart = Some(on))?;
         Ok(())
@@ -534,16 +544,16 @@ impl Shell {
                 });
             }
             MenuAction::OpenFolder => {
-                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder", t.t("error.not_available")))?;
+                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder"))?;
                 app.opener()
                     .open_path(folder.display().to_string(), None::<&str>)
-                    .map_err(|e| ShellError::new("browser", e.to_string()))?;
+                    .map_err(|e| ShellError::logged("browser", &e))?;
             }
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {
                     opener(app).open(url.as_str()).map_err(open_error)?;
                 }
@@ -555,18 +565,20 @@ impl Shell {
                 }
             }
             MenuAction::Visio | MenuAction::VisioAudio => {
-                let url = self.meeting(action == MenuAction::VisioAudio, None)?;
+                let room = lock(&self.room).for_start(chrono::Utc::now());
+                let url = self.meeting(action == MenuAction::VisioAudio, room)?;
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::TeamRoom(i) => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 let Some(name) = shown.teams.get(i) else { return Ok(()) };
                 let room = visio::team_room(session.profile(), name)?.room.clone();
-                let url = self.meeting(false, Some(room))?;
+                let url = self.meeting(false, room)?;
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::CopyInvite => {
-                let url = self.meeting(false, None)?;
+                let room = lock(&self.room).for_invite(chrono::Utc::now());
+                let url = self.meeting(false, room)?;
                 visio::copy_invite(&PluginClipboard(app.clone()), &url)?;
                 notify::send(app, NoticeKind::InviteCopied, &t.t("notify.invite_copied.title"), &t.t("notify.invite_copied.body"));
             }
@@ -584,15 +596,10 @@ impl Shell {
         Ok(())
     }
 
-    /// A meeting URL with the member's name: the given room, else this run's ad-hoc room.
-    fn meeting(&self, audio_only: bool, room: Option<String>) -> Result<url::Url, ShellError> {
-        let t = self.catalog();
-        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+    /// A meeting URL in `room` with the member's name.
+    fn meeting(&self, audio_only: bool, room: String) -> Result<url::Url, ShellError> {
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
         let jitsi = visio::jitsi_host(session.profile())?;
-        let room = match room {
-            Some(room) => room,
-            None => lock(&self.room).get_or_insert_with(visio::new_room).clone(),
-        };
         let options = JoinOptions { display_name: Some(session.identity().name.clone()), audio_only, ..JoinOptions::default() };
         Ok(visio::meeting_url(jitsi, &room, &options)?)
     }
@@ -650,7 +657,7 @@ mod tests {
 }
 
 fn open_error(e: OpenError) -> ShellError {
-    ShellError::new("browser", e.to_string())
+    ShellError::logged("browser", &e)
 }
 
 /// The one way the shell opens URLs: `PASSERELLE_BROWSER` when set (tests record URLs with it),

@@ -24,6 +24,9 @@ pub(crate) struct Provider {
     pub jwks_uri: Url,
     #[serde(default)]
     pub revocation_endpoint: Option<Url>,
+    /// RP-initiated logout (OIDC RP-Initiated Logout 1.0).
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
 }
 
 /// The token endpoint's answer. Not `Debug`: it holds secrets.
@@ -61,12 +64,27 @@ impl Provider {
         if !response.status().is_success() {
             return Err(unreachable(format!("the server answered {}", response.status())));
         }
-        let provider: Provider = response
-            .json()
+        let provider: Provider = crate::http::json_limited(response, crate::http::JSON_ANSWER_LIMIT)
             .await
-            .map_err(|e| unreachable(format!("its discovery document is unreadable ({})", plain_reqwest(&e))))?;
+            .map_err(|e| unreachable(format!("its discovery document is unreadable ({e})")))?;
         if provider.issuer.trim_end_matches('/') != issuer_text {
             return Err(AuthError::WrongIssuer { expected: issuer_text.into(), found: provider.issuer });
+        }
+        // The code, the PKCE verifier and the refresh token go to these endpoints: plain http
+        // (off loopback) would hand them to anyone on the network.
+        let endpoints = [
+            ("authorization_endpoint", Some(&provider.authorization_endpoint)),
+            ("token_endpoint", Some(&provider.token_endpoint)),
+            ("jwks_uri", Some(&provider.jwks_uri)),
+            ("revocation_endpoint", provider.revocation_endpoint.as_ref()),
+            ("end_session_endpoint", provider.end_session_endpoint.as_ref()),
+        ];
+        for (field, url) in endpoints {
+            if let Some(url) = url {
+                if !crate::config::is_secure(url) {
+                    return Err(AuthError::InsecureEndpoint { field: field.into(), url: url.to_string() });
+                }
+            }
         }
         Ok(provider)
     }
@@ -85,9 +103,11 @@ impl Provider {
             .map_err(|e| TokenFailure::Network(plain_reqwest(&e)))?;
         let status = response.status();
         if status.is_success() {
-            return response.json().await.map_err(|e| TokenFailure::Network(plain_reqwest(&e)));
+            return crate::http::json_limited(response, crate::http::JSON_ANSWER_LIMIT)
+                .await
+                .map_err(|e| TokenFailure::Network(e.to_string()));
         }
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.unwrap_or_default();
         match serde_json::from_str::<OAuthError>(&body) {
             Ok(err) => Err(TokenFailure::Refused {
                 error: err.error,
@@ -162,6 +182,29 @@ impl Provider {
         }
     }
 
+    /// Ends the provider's session that `refresh_token` belongs to, from the back channel:
+    /// Keycloak's logout endpoint takes a POST with `client_id` and `refresh_token` and ends the
+    /// user session (the browser's single sign-on too), so that on a shared computer the next
+    /// login asks for the password again.
+    pub async fn end_session(&self, http: &reqwest::Client, client_id: &str, refresh_token: &str) -> Result<(), AuthError> {
+        let Some(endpoint) = &self.end_session_endpoint else {
+            return Err(AuthError::Network("the login server offers no logout endpoint".into()));
+        };
+        let form = [("client_id", client_id), ("refresh_token", refresh_token)];
+        let response = http
+            .post(endpoint.clone())
+            .form(&form)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(AuthError::Network(format!("the login server answered {}", response.status())))
+        }
+    }
+
     /// Validates an ID token: signature against the provider's JWKS, `iss`, `aud`, `exp` and
     /// the nonce we sent. Returns who logged in.
     pub async fn verify_id_token(
@@ -171,16 +214,16 @@ impl Provider {
         id_token: &str,
         nonce: &Nonce,
     ) -> Result<Identity, AuthError> {
-        let jwks: CoreJsonWebKeySet = http
+        let jwks = http
             .get(self.jwks_uri.clone())
             .timeout(Duration::from_secs(20))
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?
-            .json()
+            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
+        let jwks: CoreJsonWebKeySet = crate::http::json_limited(jwks, crate::http::JSON_ANSWER_LIMIT)
             .await
-            .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are unreadable: {}", plain_reqwest(&e))))?;
+            .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are unreadable: {e}")))?;
         let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
         let verifier = CoreIdTokenVerifier::new_public_client(ClientId::new(client_id.to_string()), issuer, jwks);
         let token: CoreIdToken = serde_json::from_value(serde_json::Value::String(id_token.to_string()))

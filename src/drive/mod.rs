@@ -29,6 +29,7 @@
 //! an implementation that overrides the trait's optional methods and announces them in
 //! [`remote::Capabilities`]; see [`nextcloud`].
 
+pub mod crash;
 pub mod execute;
 pub mod journal;
 pub mod local;
@@ -55,6 +56,10 @@ pub use webdav::{Auth, WebDav};
 pub enum Kind {
     File,
     Dir,
+    /// Local only: a symbolic link or another special file (FIFO, socket, device). Never
+    /// synced, never written into the journal; it is listed so that the planner keeps its name
+    /// from being taken by a remote item.
+    Link,
 }
 
 /// Why a sync could not run or had to stop. Item-level problems (a refused name, one failed
@@ -73,6 +78,8 @@ pub enum DriveError {
     Remote(#[from] RemoteError),
     #[error("the sync was stopped")]
     Interrupted,
+    #[error(transparent)]
+    Folder(#[from] crate::folder::FolderError),
 }
 
 impl DriveError {
@@ -85,6 +92,7 @@ impl DriveError {
             DriveError::Locked(_) => "locked",
             DriveError::Remote(e) => e.code(),
             DriveError::Interrupted => "interrupted",
+            DriveError::Folder(e) => e.code(),
         }
     }
 }
