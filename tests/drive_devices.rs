@@ -36,11 +36,12 @@
 //! # Edits during a sync
 //! Besides crashes, an edit may land while a sync runs (after its n-th step, through the
 //! executor's progress hook), so the rest of the plan is stale: the executor's own checks
-//! (local stat, `If-Match`) must catch it. Device edits do so always. Server edits do so only
-//! with `PASSERELLE_MODEL_SERVER_RACES=1` (in-memory server): they find a known bug, a remote
-//! folder deletion that is one recursive DELETE without a guard on what is inside
-//! (`folder_deleted_here_while_the_server_writes_inside_it`, ignored until the executor checks
-//! the folder before deleting it). Without the variable they come right after the sync.
+//! (local stat, `If-Match`) must catch it. Device edits do so always; server edits do so on the
+//! in-memory server (which answers at once, so an edit from inside the progress hook cannot
+//! deadlock it), unless `PASSERELLE_MODEL_SERVER_RACES=0`; on real servers they come right
+//! after the sync. They found a remote folder deletion sent as one recursive DELETE with no
+//! guard on what is inside (`folder_deleted_here_while_the_server_writes_inside_it`); the
+//! executor now looks at the folder against the journal before deleting it.
 //!
 //! # Runs
 //! Against the in-memory remote (generic WebDAV, and with file ids like Nextcloud): 200 cases
@@ -144,7 +145,7 @@ struct World {
     /// Where devices' editors write before renaming into place (outside the sync folders).
     scratch: PathBuf,
     /// Server edits run inside a sync's progress hook: the in-memory server answers at once,
-    /// and `PASSERELLE_MODEL_SERVER_RACES=1` (see the module doc: a known bug makes them fail).
+    /// unless `PASSERELLE_MODEL_SERVER_RACES=0` (see the module doc).
     server_races: bool,
     /// Locked briefly (never across an await): edits also run from inside a sync.
     model: Mutex<Model>,
@@ -436,7 +437,7 @@ enum Server {
 }
 
 fn run_case(ops: &[Op], server: &Server) -> Result<(), TestCaseError> {
-    let races = std::env::var("PASSERELLE_MODEL_SERVER_RACES").is_ok_and(|v| v == "1");
+    let races = !std::env::var("PASSERELLE_MODEL_SERVER_RACES").is_ok_and(|v| v == "0");
     run_case_with(ops, server, races)
 }
 
@@ -593,14 +594,12 @@ fn folder_replaced_by_a_file_on_one_device_while_edited_on_the_other() {
     }
 }
 
-/// Found by this model (with `PASSERELLE_MODEL_SERVER_RACES=1`): device A deletes folder `d`;
+/// Found by this model (server edits during syncs): device A deletes folder `d`;
 /// while A's sync runs (after its first steps, before the deletions), the server writes
 /// `d/f/g.txt` anew. A's plan merged the deletion of `d`'s files (each guarded by `If-Match`)
 /// into one recursive DELETE of `d`, which carries no guard: the server's new content is gone,
-/// with no conflict copy. Needs a check in the executor (src/drive/execute.rs) before a
-/// folder DELETE; see the module doc.
+/// with no conflict copy. The executor now checks the folder before a folder DELETE.
 #[test]
-#[ignore = "known bug: a remote folder deletion is not guarded against a change inside it made during the sync"]
 fn folder_deleted_here_while_the_server_writes_inside_it() {
     use Op::*;
     let ops = [Write(Who::A, 4), Sync(0, None), Rmdir(Who::A, 0), Write(Who::A, 6), SyncDuring(0, 3, Box::new(Write(Who::Server, 4)))];

@@ -497,7 +497,12 @@ impl<'a> Executor<'a> {
                 let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
                 self.lock_journal().put(path, &record(&now, fetch))?;
             }
-            Action::DeleteRemote { path, server, if_match, .. } => {
+            Action::DeleteRemote { path, server, if_match, kind } => {
+                // A folder goes in one recursive DELETE, which no precondition guards: look
+                // first that everything in it is still the version the journal knows.
+                if *kind == Kind::Dir && !self.remote_folder_is_known(path, server).await? {
+                    return Ok(Outcome::ChangedMeanwhile);
+                }
                 self.remote.delete(server, if_match.as_deref()).await?;
                 crash::point("deleted-remote");
                 self.lock_journal().remove_tree(path)?;
@@ -527,6 +532,31 @@ impl<'a> Executor<'a> {
             Action::Forget { path } => self.lock_journal().remove_tree(path)?,
         }
         Ok(Outcome::Done)
+    }
+
+    /// Whether everything below a remote folder is an item the journal knows, in the version it
+    /// knows (a narrow window remains between this look and the DELETE).
+    async fn remote_folder_is_known(&self, path: &str, server: &str) -> Result<bool, ItemFail> {
+        let records = self.lock_journal().records()?;
+        let mut pending = vec![(path.to_string(), server.to_string())];
+        while let Some((key_dir, server_dir)) = pending.pop() {
+            let children = match self.remote.list(&server_dir).await {
+                Ok(c) => c,
+                Err(RemoteError::NotFound(_)) => continue,
+                Err(e) => return Err(ItemFail::Remote(e)),
+            };
+            for (name, entry) in children {
+                let key = super::remote::join(&key_dir, &names::key(&name));
+                let known = records.get(&key).is_some_and(|r| r.kind == entry.kind && (entry.kind == Kind::Dir || r.etag == entry.version()));
+                if !known {
+                    return Ok(false);
+                }
+                if entry.kind == Kind::Dir {
+                    pending.push((key, super::remote::join(&server_dir, &name)));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The absolute path of a disk path, refusing anything that could leave the root or go
