@@ -2,23 +2,29 @@
 //! gave on the strength of it (the chat's login token, Nextcloud's app password). `auth` cannot
 //! do this itself, since the modules that hold those tokens build on `auth`, not the reverse.
 use crate::{
-    auth::{self, AuthError, LogoutOutcome, SecretStore, Session},
+    auth::{self, AuthError, LogoutOutcome, SecretStore},
     config::Profile,
 };
 
-/// Logs out everywhere. The extra tokens are best effort: logging out must work even when the
-/// chat or Nextcloud are down; the login itself is revoked, or at least forgotten locally.
+/// Logs out everywhere. Every local secret is deleted whatever else happens, also when the
+/// session had already ended; the servers are told what they can be told (the chat token and
+/// the Nextcloud app password revoked, the login's refresh token revoked and its Keycloak
+/// session ended), best effort, so logging out works offline too.
 #[tracing::instrument(skip_all)]
 pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretStore) -> Result<LogoutOutcome, AuthError> {
-    if let Ok(session) = Session::restore(http.clone(), profile.clone(), store.clone()) {
-        if let Err(e) = crate::chat::forget(&session) {
-            tracing::warn!(code = e.code(), "could not forget the chat token");
-        }
+    match crate::chat::logout(http, profile, store).await {
+        Ok(revoked) => tracing::debug!(revoked, "chat token forgotten"),
+        Err(e) => tracing::warn!(code = e.code(), "could not forget the chat token"),
     }
     if let Some(nextcloud) = &profile.nextcloud {
         if let Err(e) = crate::drive::nextcloud::logout(http, nextcloud, store).await {
             tracing::warn!(code = e.code(), "could not revoke the Nextcloud app password");
         }
     }
-    auth::logout(http, profile, store).await
+    let outcome = auth::logout(http, profile, store).await;
+    // Whatever failed above, nothing of this member stays on the computer.
+    let leftovers = store.delete_all(&[auth::SESSION_KEY, crate::chat::SECRET_KEY, "webdav"], &["nextcloud:"]);
+    let outcome = outcome?;
+    leftovers?;
+    Ok(outcome)
 }

@@ -38,6 +38,8 @@ pub enum ConfigError {
     NoProfile,
     #[error("could not read or write {path}: {reason}")]
     Io { path: String, reason: String },
+    #[error("the settings published by {domain} would send your login to servers outside {domain}: {}; accept them only if your organisation uses them", hosts.join(", "))]
+    ForeignHosts { domain: String, hosts: Vec<String> },
 }
 
 impl ConfigError {
@@ -52,6 +54,7 @@ impl ConfigError {
             ConfigError::NotPublished { .. } => "discovery_not_published",
             ConfigError::NoProfile => "no_profile",
             ConfigError::Io { .. } => "io",
+            ConfigError::ForeignHosts { .. } => "profile_foreign_hosts",
         }
     }
 }
@@ -165,14 +168,48 @@ impl Profile {
         if self.client_id.trim().is_empty() {
             return Err(ConfigError::Missing("client_id"));
         }
-        let folder = self.folder_name.trim();
-        if folder.is_empty() || folder.contains(['/', '\\']) || folder == "." || folder == ".." {
-            return Err(ConfigError::Invalid {
-                field: "folder_name".into(),
-                reason: "it must be a plain folder name".into(),
-            });
+        // The name proposes a folder in the member's home: never a hidden one (`.ssh`,
+        // `.config`), a path or an absolute one. See `crate::folder`.
+        if let Err(e) = crate::folder::check_name(&self.folder_name) {
+            let reason = match e {
+                crate::folder::FolderError::BadName { reason, .. } => reason.to_string(),
+                other => other.to_string(),
+            };
+            return Err(ConfigError::Invalid { field: "folder_name".into(), reason });
         }
         Ok(())
+    }
+
+    /// The servers that get the member's login or a token from it (login, files, chat,
+    /// calendar), each host once, in the profile's order.
+    pub fn token_hosts(&self) -> Vec<String> {
+        let urls = [Some(&self.issuer), self.nextcloud.as_ref(), self.webdav.as_ref(), self.rocketchat.as_ref(), self.caldav.as_ref()];
+        let mut hosts: Vec<String> = Vec::new();
+        for url in urls.into_iter().flatten() {
+            if let Some(host) = url.host_str().map(|h| h.to_ascii_lowercase()) {
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The hosts of [`Profile::token_hosts`] that are neither `domain`'s host nor under it
+    /// (`sso.example.coop` is under `example.coop`; `example.coop.evil.example` is not).
+    pub fn foreign_hosts(&self, domain: &Url) -> Vec<String> {
+        let Some(own) = domain.host_str().map(|h| h.to_ascii_lowercase()) else { return self.token_hosts() };
+        self.token_hosts()
+            .into_iter()
+            .filter(|host| !(*host == own || host.ends_with(&format!(".{own}"))))
+            .collect()
+    }
+
+    /// True when `url` is on one of the servers of [`Profile::token_hosts`], so that the
+    /// member's access token may go there.
+    pub fn may_receive_token(&self, url: &Url) -> bool {
+        let urls = [Some(&self.issuer), self.nextcloud.as_ref(), self.webdav.as_ref(), self.rocketchat.as_ref(), self.caldav.as_ref()];
+        urls.into_iter().flatten().any(|u| u.origin() == url.origin())
     }
 
     /// The bundled profile, if this build carries one.
@@ -250,6 +287,11 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// True for https, or http on loopback: where a credential may be sent.
+pub fn is_secure(url: &Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
+}
+
 fn require_secure(field: &str, url: &Url) -> Result<(), ConfigError> {
     match url.scheme() {
         "https" => Ok(()),
@@ -268,6 +310,16 @@ pub fn plain_reqwest(e: &reqwest::Error) -> String {
         "the server did not answer in time".into()
     } else if e.is_connect() {
         "the server cannot be reached (check the network connection)".into()
+    } else if e.is_redirect() {
+        // Our redirect policy's own words (crate::http::RedirectRefused), else reqwest's.
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(refused) = s.downcast_ref::<crate::http::RedirectRefused>() {
+                return refused.to_string();
+            }
+            source = s.source();
+        }
+        "the server redirected the request somewhere it may not go".into()
     } else if e.is_decode() || e.is_body() {
         "the server's answer was cut off or unreadable".into()
     } else {
@@ -345,17 +397,34 @@ impl Settings {
 
 /// Chooses the profile for a login: bundled first, then discovery of `org`, then `file`, then
 /// the one saved by an earlier login.
+///
+/// A discovered profile comes from a server, not from the member: it may only send the login
+/// and its tokens to hosts under the typed domain, or to hosts in `accepted_hosts`, which the
+/// member confirmed after seeing them. Otherwise [`ConfigError::ForeignHosts`] lists them.
+/// A bundled profile, a file the member gave, and a saved profile were chosen already.
 pub async fn resolve(
     http: &reqwest::Client,
     settings: &Settings,
     org: Option<&str>,
     file: Option<&Path>,
+    accepted_hosts: &[String],
 ) -> Result<(Profile, Source), ConfigError> {
     if let Some(bundled) = Profile::bundled() {
         return Ok((bundled?, Source::Bundled));
     }
     if let Some(org) = org {
-        return Ok((Profile::discover(http, org).await?, Source::Discovered));
+        let profile = Profile::discover(http, org).await?;
+        let typed = discovery_url(org)?;
+        let foreign: Vec<String> = profile
+            .foreign_hosts(&typed)
+            .into_iter()
+            .filter(|h| !accepted_hosts.iter().any(|a| a.trim().eq_ignore_ascii_case(h)))
+            .collect();
+        if !foreign.is_empty() {
+            let domain = typed.host_str().unwrap_or(org).to_string();
+            return Err(ConfigError::ForeignHosts { domain, hosts: foreign });
+        }
+        return Ok((profile, Source::Discovered));
     }
     if let Some(file) = file {
         return Ok((Profile::from_file(file)?, Source::File));
@@ -410,8 +479,24 @@ mod tests {
 
     #[test]
     fn a_hostile_folder_name_is_refused() {
+        for name in ["../etc", ".ssh", ".config", "/home/alice/.ssh", "a/b", "..", "~"] {
+            let mut v = minimal();
+            v["folder_name"] = name.into();
+            assert_eq!(Profile::from_json(&v.to_string()).unwrap_err().code(), "profile_invalid", "{name}");
+        }
+    }
+
+    #[test]
+    fn hosts_outside_the_typed_domain_are_foreign() {
         let mut v = minimal();
-        v["folder_name"] = "../etc".into();
-        assert_eq!(Profile::from_json(&v.to_string()).unwrap_err().code(), "profile_invalid");
+        v["nextcloud"] = "https://cloud.example.coop".into();
+        v["rocketchat"] = "https://chat.attacker.example".into();
+        v["caldav"] = "https://example.coop.attacker.example/dav".into();
+        v["jitsi"] = "https://meet.jit.si".into();
+        let p = Profile::from_json(&v.to_string()).unwrap();
+        let typed = Url::parse("https://example.coop/").unwrap();
+        assert_eq!(p.foreign_hosts(&typed), vec!["chat.attacker.example", "example.coop.attacker.example"]);
+        assert!(p.may_receive_token(&Url::parse("https://cloud.example.coop/remote.php/dav").unwrap()));
+        assert!(!p.may_receive_token(&Url::parse("https://evil.example/").unwrap()));
     }
 }

@@ -8,6 +8,7 @@
 //! - [`chat`]: Rocket.Chat unread and mention counts.
 //! - [`visio`]: Jitsi meeting links.
 //! - [`calendar`]: the next meetings from CalDAV.
+//! - [`folder`]: which local folders may be synced.
 
 pub mod account;
 pub mod auth;
@@ -16,6 +17,8 @@ pub mod calendar;
 pub mod chat;
 pub mod config;
 pub mod drive;
+pub mod folder;
 pub mod http;
+pub mod i18n;
 pub mod paths;
 pub mod visio;

@@ -32,7 +32,10 @@ const PROFILE: &str = r#"{"name":"Coop","issuer":"https://sso.example.coop/realm
 async fn a_domain_publishes_its_profile() {
     let domain = serve(200, PROFILE).await;
     let http = passerelle::http::client();
-    let (profile, source) = config::resolve(&http, &Settings::default(), Some(&domain), None).await.expect("discovered");
+    // Its servers are not under the typed address (127.0.0.1): the member accepted them.
+    let accepted = ["sso.example.coop".to_string(), "cloud.example.coop".to_string()];
+    let (profile, source) =
+        config::resolve(&http, &Settings::default(), Some(&domain), None, &accepted).await.expect("discovered");
     assert_eq!(source, Source::Discovered);
     assert_eq!(profile.issuer.as_str(), "https://sso.example.coop/realms/coop");
     assert_eq!(profile.links[0].name, "Wiki");

@@ -1,6 +1,7 @@
-//! Faults: a fault-injecting proxy (tests/servers/fault_proxy.py) in front of the real rclone
-//! WebDAV server answers 500 and 503, resets connections, stalls, answers 401 once and
-//! truncates bodies. The engine recovers, or stops with a clear message, and loses nothing.
+//! Faults: a fault-injecting proxy (tests/servers/fault_proxy.py) in front of a real WebDAV
+//! server (rclone, and Apache mod_dav which checks preconditions) answers 500 and 503, resets
+//! connections, stalls, answers 401 once and truncates bodies. The engine recovers, or stops with
+//! a clear message, and loses nothing.
 mod drive_support;
 
 use std::{
@@ -35,8 +36,17 @@ fn start_proxy(upstream: &str) -> (Proxy, u16) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn faults_are_survived_without_loss() {
-    let (url, direct) = fresh("PASSERELLE_TEST_RCLONE_DAV").await;
-    let base = std::env::var("PASSERELLE_TEST_RCLONE_DAV").expect("stack env");
+    faults("PASSERELLE_TEST_RCLONE_DAV").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_are_survived_without_loss_on_apache() {
+    faults("PASSERELLE_TEST_APACHE_DAV").await;
+}
+
+async fn faults(server: &str) {
+    let (url, direct) = fresh(server).await;
+    let base = std::env::var(server).expect("stack env");
     let (_proxy, port) = start_proxy(&base);
     let proxied = url::Url::parse(&format!("http://127.0.0.1:{port}{}", url.path())).expect("url");
     // A short read timeout so that a stall is a timeout in seconds, not a minute.

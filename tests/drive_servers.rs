@@ -1,5 +1,5 @@
-//! End to end: the `passerelle sync` binary against both real WebDAV servers of the stack
-//! (`rclone serve webdav` and WsgiDAV), and the safety stops.
+//! End to end: the `passerelle sync` binary against the three real WebDAV servers of the stack
+//! (`rclone serve webdav`, WsgiDAV and Apache mod_dav), and the safety stops.
 mod drive_support;
 
 use drive_support::*;
@@ -87,6 +87,11 @@ async fn two_way_sync_against_rclone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_way_sync_against_wsgidav() {
     two_way("PASSERELLE_TEST_WSGIDAV").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_way_sync_against_apache() {
+    two_way("PASSERELLE_TEST_APACHE_DAV").await;
 }
 
 async fn synced_folder(server: &str, files: usize) -> (Cli, passerelle::drive::WebDav) {

@@ -24,6 +24,8 @@ export async function load() {
 
 // Shows an error from the Rust side in the page's live region.
 export function showError(region, e) {
-  region.textContent = e && e.message ? e.message : t("error.generic", { message: String(e) });
+  // The shell words its errors from the catalog by code; anything else (a raw string from the
+  // webview or the IPC layer) is never shown as it is.
+  region.textContent = e && e.code && e.message ? e.message : t("error.unknown");
   region.hidden = false;
 }

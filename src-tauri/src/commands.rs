@@ -153,7 +153,7 @@ pub async fn logout(shell: State<'_, Shell>) -> Answer<()> {
 pub fn open_logs(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
     app.opener()
         .open_path(shell.dirs.logs.display().to_string(), None::<&str>)
-        .map_err(|e| ShellError::new("browser", e.to_string()))
+        .map_err(|e| ShellError::logged("browser", &e))
 }
 
 /// The member's answer to a dialog; the window closes.

@@ -1,5 +1,7 @@
 //! The one error type crossing the IPC boundary: `{code, message}`, where `code` is the core
-//! error's stable `code()` and `message` a plain sentence for the member.
+//! error's stable `code()` and `message` the catalog's sentence for it, in the member's
+//! language. The error's own English text (a URL, a path, an OS message) goes to the log only.
+use passerelle::i18n::Catalog;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
@@ -10,8 +12,15 @@ pub struct ShellError {
 }
 
 impl ShellError {
-    pub fn new(code: &str, message: impl Into<String>) -> ShellError {
-        ShellError { code: code.into(), message: message.into() }
+    /// The error the member reads for `code` (`error.<code>` in `i18n/`).
+    pub fn new(code: &str) -> ShellError {
+        ShellError { code: code.into(), message: Catalog::current().error(code) }
+    }
+
+    /// The same, keeping the technical detail in the log.
+    pub fn logged(code: &str, detail: &dyn std::fmt::Display) -> ShellError {
+        tracing::warn!(code, "{detail}");
+        ShellError::new(code)
     }
 }
 
@@ -19,7 +28,7 @@ macro_rules! from_core {
     ($($t:ty),*) => {$(
         impl From<$t> for ShellError {
             fn from(e: $t) -> ShellError {
-                ShellError { code: e.code().into(), message: e.to_string() }
+                ShellError::logged(e.code(), &e)
             }
         }
     )*};
@@ -34,13 +43,13 @@ from_core!(
 
 impl From<tauri::Error> for ShellError {
     fn from(e: tauri::Error) -> ShellError {
-        ShellError::new("shell", e.to_string())
+        ShellError::logged("shell", &e)
     }
 }
 
 impl From<std::io::Error> for ShellError {
     fn from(e: std::io::Error) -> ShellError {
-        ShellError::new("io", e.to_string())
+        ShellError::logged("io", &e)
     }
 }
 
@@ -53,6 +62,7 @@ mod tests {
         let e: ShellError = passerelle::auth::AuthError::Timeout.into();
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["code"], "timeout");
-        assert!(json["message"].as_str().unwrap().contains("too long"));
+        assert_eq!(json["message"], Catalog::current().error("timeout"));
+        assert!(!json["message"].as_str().unwrap().starts_with("error."));
     }
 }

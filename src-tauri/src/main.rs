@@ -4,7 +4,7 @@
 
 mod commands;
 mod error;
-mod i18n;
+use passerelle::i18n;
 mod icon;
 mod logs;
 mod notify;

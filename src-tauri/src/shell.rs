@@ -70,7 +70,9 @@ impl Shell {
             Settings::default()
         });
         let store = SecretStore::open(&dirs);
-        let catalog = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        let catalog = Catalog::load(lang);
         Shell {
             http: passerelle::http::client(),
             store,
@@ -124,7 +126,9 @@ impl Shell {
 
     pub fn set_language(&self, app: &AppHandle<Wry>, tag: Option<String>) -> Result<(), ShellError> {
         let settings = self.update_settings(|s| s.language = tag)?;
-        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(Lang::choose(settings.language.as_deref()));
+        let lang = Lang::choose(settings.language.as_deref());
+        lang.make_current();
+        *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
         // Same model, new words: redraw the tray.
         self.draw_tray(app, &self.model.borrow().clone(), true);
         Ok(())
@@ -149,7 +153,7 @@ impl Shell {
     /// remembers the organisation.
     pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
         let settings = self.settings();
-        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None).await?;
+        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None, &[]).await?;
         let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
         let session = auth::login(&self.http, &profile, &self.store, &options).await?;
         if source != Source::Bundled {
@@ -305,7 +309,9 @@ impl Shell {
             DriveStatus::Paused => SyncLine::Paused,
             DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
             DriveStatus::Offline { .. } => SyncLine::Offline,
-            DriveStatus::LoginRequired { message } | DriveStatus::Error { message, .. } => SyncLine::Error(message.clone()),
+            // Worded from the code: the message is English and may name a path or a URL.
+            DriveStatus::LoginRequired { .. } => SyncLine::Error("login_required".into()),
+            DriveStatus::Error { code, .. } => SyncLine::Error(code.clone()),
         };
         self.model.send_modify(|m| m.sync = line);
         match status {
@@ -417,6 +423,10 @@ impl Shell {
                             ChatEventKind::DirectMessage => {
                                 (NoticeKind::DirectMessage, t.f("notify.direct.title", &[("sender", &event.sender)]))
                             }
+                            ChatEventKind::Message => (
+                                NoticeKind::Mention,
+                                t.f("notify.message.title", &[("sender", &event.sender), ("room", &event.room)]),
+                            ),
                         };
                         let body = event.excerpt.clone().unwrap_or_else(|| t.t("notify.no_excerpt"));
                         notify::send(&app, kind, &title, &body);
@@ -456,13 +466,12 @@ impl Shell {
 
     /// Keeps the chosen folder, creating it.
     pub fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf) -> Result<PathBuf, ShellError> {
-        let t = self.catalog();
         if !path.is_absolute() {
-            return Err(ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", "absolute path needed")])));
+            return Err(ShellError::new("folder_not_absolute"));
         }
-        std::fs::create_dir_all(&path).map_err(|e| {
-            ShellError::new("folder_invalid", t.f("error.folder_invalid", &[("reason", &e.to_string())]))
-        })?;
+        // The member chose it, so a folder with files is adopted; a private place never is.
+        passerelle::folder::check(&path).map_err(|e| ShellError::logged(e.code(), &e))?;
+        std::fs::create_dir_all(&path).map_err(|e| ShellError::logged("folder_not_created", &e))?;
         self.update_settings(|s| s.folder = Some(path.clone()))?;
         self.model.send_modify(|m| m.has_folder = true);
         self.start_drive(app);
@@ -474,7 +483,7 @@ impl Shell {
         let done = if on { launcher.enable() } else { launcher.disable() };
         if let Err(e) = done {
             tracing::warn!(error = %e, "autostart could not be changed");
-            return Err(ShellError::new("autostart", e.to_string()));
+            return Err(ShellError::new("autostart"));
         }
         self.update_settings(|s| s.autostart = Some(on))?;
         Ok(())
@@ -534,16 +543,16 @@ impl Shell {
                 });
             }
             MenuAction::OpenFolder => {
-                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder", t.t("error.not_available")))?;
+                let folder = self.folder().ok_or_else(|| ShellError::new("no_folder"))?;
                 app.opener()
                     .open_path(folder.display().to_string(), None::<&str>)
-                    .map_err(|e| ShellError::new("browser", e.to_string()))?;
+                    .map_err(|e| ShellError::logged("browser", &e))?;
             }
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {
                     opener(app).open(url.as_str()).map_err(open_error)?;
                 }
@@ -559,7 +568,7 @@ impl Shell {
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::TeamRoom(i) => {
-                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+                let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 let Some(name) = shown.teams.get(i) else { return Ok(()) };
                 let room = visio::team_room(session.profile(), name)?.room.clone();
                 let url = self.meeting(false, Some(room))?;
@@ -586,8 +595,7 @@ impl Shell {
 
     /// A meeting URL with the member's name: the given room, else this run's ad-hoc room.
     fn meeting(&self, audio_only: bool, room: Option<String>) -> Result<url::Url, ShellError> {
-        let t = self.catalog();
-        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in", t.t("error.not_logged_in")))?;
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
         let jitsi = visio::jitsi_host(session.profile())?;
         let room = match room {
             Some(room) => room,
@@ -650,7 +658,7 @@ mod tests {
 }
 
 fn open_error(e: OpenError) -> ShellError {
-    ShellError::new("browser", e.to_string())
+    ShellError::logged("browser", &e)
 }
 
 /// The one way the shell opens URLs: `PASSERELLE_BROWSER` when set (tests record URLs with it),

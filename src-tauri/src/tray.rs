@@ -30,6 +30,7 @@ pub enum SyncLine {
     Syncing { done: u64, total: u64 },
     Paused,
     NeedsConfirmation,
+    /// An error code, worded from the catalog.
     Error(String),
     Offline,
 }
@@ -100,7 +101,7 @@ impl TrayModel {
             SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
             SyncLine::Paused => t.t("tray.status.paused"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
-            SyncLine::Error(message) => t.f("tray.status.error", &[("message", message)]),
+            SyncLine::Error(code) => t.error(code),
             SyncLine::Offline => t.t("tray.status.offline"),
         }
     }
@@ -119,8 +120,15 @@ impl TrayModel {
         Some(match state {
             ChatState::Loading => t.t("tray.chat.loading"),
             ChatState::NotConfigured => return None,
-            ChatState::Unavailable { .. } | ChatState::Failed { .. } => t.t("tray.chat.unavailable"),
-            ChatState::Offline { last: None, .. } => t.t("tray.chat.offline"),
+            ChatState::Unavailable { .. } | ChatState::Failed { .. } | ChatState::Offline { last: None, .. } => {
+                match state.problem().unwrap_or_default() {
+                    "offline" => t.t("tray.chat.offline"),
+                    "chat_login_refused" => t.t("tray.chat.refused"),
+                    "chat_two_factor" => t.t("tray.chat.two_factor"),
+                    "chat_token_refused" => t.t("tray.chat.token_refused"),
+                    _ => t.t("tray.chat.unavailable"),
+                }
+            }
             ChatState::Ready(c) | ChatState::Offline { last: Some(c), .. } => {
                 let count = if c.label.is_empty() { c.total.to_string() } else { c.label.clone() };
                 if c.total == 0 && c.dot {
@@ -329,8 +337,9 @@ mod tests {
         m.sync = SyncLine::Syncing { done: 3, total: 15 };
         assert_eq!(m.status_text(&t), "Synchronisation… 12 fichiers");
         assert_eq!(m.state(), TrayState::Syncing);
-        m.sync = SyncLine::Error("le serveur ne répond pas".into());
-        assert_eq!(m.status_text(&t), "Erreur : le serveur ne répond pas");
+        m.sync = SyncLine::Error("offline".into());
+        assert_eq!(m.status_text(&t), t.error("offline"));
+        assert!(!t.error("offline").starts_with("error."), "worded from the catalog");
         m.account = None;
         assert_eq!(m.state(), TrayState::LoggedOut);
     }
@@ -345,5 +354,18 @@ mod tests {
         assert_eq!(m.badge(), Badge::Count(120));
         let t = Catalog::load(Lang::Fr);
         assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : 120 non lus"));
+    }
+
+    /// Each chat failure has its own plain words (issue 13).
+    #[test]
+    fn chat_failures_read_plainly() {
+        let t = Catalog::load(Lang::Fr);
+        let line = |state: ChatState| TrayModel { chat: Some(state), ..Default::default() }.chat_line(&t).unwrap_or_default();
+        let failed = |code: &str| ChatState::Failed { code: code.into(), message: String::new() };
+        assert_eq!(line(ChatState::Offline { last: None, reason: String::new() }), "Discussion : hors ligne");
+        assert_eq!(line(ChatState::Unavailable { reason: String::new(), chat_url: None }), "Ouvrir la discussion");
+        assert!(line(failed("chat_login_refused")).starts_with("Discussion : connexion refusée par le serveur"));
+        assert!(line(failed("chat_two_factor")).contains("jeton d'accès personnel"));
+        assert!(line(failed("chat_token_refused")).contains("jeton d'accès personnel est refusé"));
     }
 }

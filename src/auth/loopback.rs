@@ -1,10 +1,11 @@
 //! The loopback redirect listener of RFC 8252: bound to 127.0.0.1 on a random port, path
 //! `/callback`, single use, with a deadline. It answers the browser with a small bilingual page.
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::mpsc,
     time::Instant,
 };
 
@@ -33,59 +34,78 @@ impl Loopback {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
 
-    /// Waits for the one callback. Other paths (a favicon request) get a 404 and the wait goes
-    /// on; the first request on `/callback` ends it, whatever it carries, and the listener is
-    /// closed on return, so a second callback finds nobody listening.
+    /// Waits for the one callback carrying our `state`. Connections are served concurrently,
+    /// so a silent one never holds the real callback. The state is checked before anything
+    /// else: a request without it (another page's forged redirect, a port scan) gets an error
+    /// page and the wait goes on; only a request with the right state ends it, with its code or
+    /// the provider's error. The listener is closed on return, so a second callback finds
+    /// nobody listening.
     pub async fn wait(self, expected_state: &str, timeout: Duration) -> Result<Callback, AuthError> {
         let deadline = Instant::now() + timeout;
+        let expected: Arc<str> = Arc::from(expected_state);
+        let (tx, mut rx) = mpsc::channel::<Result<Callback, AuthError>>(1);
         loop {
-            let (mut stream, _) = tokio::time::timeout_at(deadline, self.listener.accept())
-                .await
-                .map_err(|_| AuthError::Timeout)?
-                .map_err(|e| AuthError::Loopback(e.to_string()))?;
-            // A browser sends its request at once; a silent connection must not hold the login.
-            let head = match tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream)).await {
-                Ok(Ok(head)) => head,
-                _ => continue,
-            };
-            let Some(target) = request_target(&head) else {
-                respond(&mut stream, 400, &page(false)).await;
-                continue;
-            };
-            let (path, query) = target.split_once('?').unwrap_or((target, ""));
-            if path != "/callback" {
-                respond(&mut stream, 404, "").await;
-                continue;
+            tokio::select! {
+                Some(outcome) = rx.recv() => return outcome,
+                accepted = tokio::time::timeout_at(deadline, self.listener.accept()) => {
+                    let (stream, _) = accepted.map_err(|_| AuthError::Timeout)?.map_err(|e| AuthError::Loopback(e.to_string()))?;
+                    tokio::spawn(serve(stream, expected.clone(), tx.clone()));
+                }
             }
-            let params: HashMap<String, String> =
-                url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-            let outcome = check(&params, expected_state);
-            respond(&mut stream, if outcome.is_ok() { 200 } else { 400 }, &page(outcome.is_ok())).await;
-            return outcome;
         }
     }
 }
 
-fn check(params: &HashMap<String, String>, expected_state: &str) -> Result<Callback, AuthError> {
+/// Answers one connection; sends the outcome when it carried our state.
+async fn serve(mut stream: TcpStream, expected: Arc<str>, outcome: mpsc::Sender<Result<Callback, AuthError>>) {
+    // A browser sends its request at once; a silent connection is dropped after a while.
+    let head = match tokio::time::timeout(Duration::from_secs(5), read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        _ => return,
+    };
+    let Some(target) = request_target(&head) else {
+        respond(&mut stream, 400, &page(false)).await;
+        return;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/callback" {
+        respond(&mut stream, 404, "").await;
+        return;
+    }
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    match check(&params, &expected) {
+        None => {
+            tracing::warn!("a request to the login callback without this login's state was ignored");
+            respond(&mut stream, 400, &page(false)).await;
+        }
+        Some(result) => {
+            respond(&mut stream, if result.is_ok() { 200 } else { 400 }, &page(result.is_ok())).await;
+            // Only the first answer counts; a full channel means one is already on its way.
+            let _ = outcome.try_send(result);
+        }
+    }
+}
+
+/// `None` when the request does not carry this login's state: it is not an answer to our
+/// request (it may be a forged redirect from another page), so nothing in it is looked at.
+fn check(params: &HashMap<String, String>, expected_state: &str) -> Option<Result<Callback, AuthError>> {
+    match params.get("state") {
+        Some(state) if constant_time_eq(state.as_bytes(), expected_state.as_bytes()) => {}
+        _ => return None,
+    }
     if let Some(error) = params.get("error") {
-        return Err(match error.as_str() {
+        return Some(Err(match error.as_str() {
             "access_denied" => AuthError::Cancelled,
             _ => AuthError::Provider {
                 error: error.clone(),
                 description: params.get("error_description").cloned().unwrap_or_default(),
             },
-        });
+        }));
     }
-    // The state ties this answer to the request we made; anything else may be a forged
-    // redirect from another page, so it is refused before the code is even looked at.
-    match params.get("state") {
-        Some(state) if constant_time_eq(state.as_bytes(), expected_state.as_bytes()) => {}
-        _ => return Err(AuthError::StateMismatch),
-    }
-    match params.get("code") {
+    Some(match params.get("code") {
         Some(code) if !code.is_empty() => Ok(Callback { code: code.clone() }),
         _ => Err(AuthError::TokenRefused("the server sent no authorisation code".into())),
-    }
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -160,12 +180,49 @@ mod tests {
 
     #[test]
     fn the_callback_is_checked() {
-        assert!(check(&params(&[("code", "c"), ("state", "s")]), "s").is_ok());
-        assert!(matches!(check(&params(&[("code", "c"), ("state", "x")]), "s"), Err(AuthError::StateMismatch)));
-        assert!(matches!(check(&params(&[("code", "c")]), "s"), Err(AuthError::StateMismatch)));
-        assert!(matches!(check(&params(&[("error", "access_denied"), ("state", "s")]), "s"), Err(AuthError::Cancelled)));
-        assert!(matches!(check(&params(&[("error", "server_error")]), "s"), Err(AuthError::Provider { .. })));
-        assert!(matches!(check(&params(&[("state", "s")]), "s"), Err(AuthError::TokenRefused(_))));
+        assert!(matches!(check(&params(&[("code", "c"), ("state", "s")]), "s"), Some(Ok(_))));
+        assert!(check(&params(&[("code", "c"), ("state", "x")]), "s").is_none());
+        assert!(check(&params(&[("code", "c")]), "s").is_none());
+        assert!(matches!(check(&params(&[("error", "access_denied"), ("state", "s")]), "s"), Some(Err(AuthError::Cancelled))));
+        assert!(check(&params(&[("error", "server_error")]), "s").is_none(), "an error without our state is not ours");
+        assert!(matches!(check(&params(&[("error", "server_error"), ("state", "s")]), "s"), Some(Err(AuthError::Provider { .. }))));
+        assert!(matches!(check(&params(&[("state", "s")]), "s"), Some(Err(AuthError::TokenRefused(_)))));
+    }
+
+    /// Sends one GET and returns the status code of the answer.
+    async fn get(port: u16, target: &str) -> u16 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        s.write_all(format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.expect("read");
+        answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    /// Issue 12, item 10: a forged `?error=` without state ended the login with the attacker's
+    /// text, and six silent connections held the real callback back, one at a time.
+    #[tokio::test]
+    async fn forged_and_silent_requests_neither_end_nor_hold_the_login() {
+        let listener = Loopback::bind().await.expect("bind");
+        let port = listener.port;
+        let waiting = tokio::spawn(listener.wait("the-state", Duration::from_secs(120)));
+        let mut silent = Vec::new();
+        for _ in 0..6 {
+            silent.push(TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        }
+        assert_eq!(get(port, "/callback?error=server_error&error_description=Call%20+1-555-0100").await, 400);
+        assert_eq!(get(port, "/callback?code=forged&state=guess").await, 400);
+        assert_eq!(get(port, "/callback?code=the-code&state=the-state").await, 200);
+        // The real callback was answered while the silent connections were still waiting:
+        // they were not served first.
+        for s in &silent {
+            let mut byte = [0u8; 1];
+            match s.try_read(&mut byte) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => panic!("a silent connection was closed before the real callback was served: {other:?}"),
+            }
+        }
+        let callback = waiting.await.expect("join").expect("the real callback ends the login");
+        assert_eq!(callback.code, "the-code");
     }
 
     #[test]

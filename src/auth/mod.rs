@@ -23,6 +23,9 @@ pub use session::Session;
 
 use crate::{browser::Opener, config::Profile};
 
+/// The secret store key of the login's tokens.
+pub const SESSION_KEY: &str = "oidc";
+
 /// Scopes asked for: `offline_access` makes the session survive restarts and SSO expiry.
 pub const SCOPES: &str = "openid profile email offline_access";
 
@@ -35,6 +38,8 @@ pub enum AuthError {
     DiscoveryUnreachable { issuer: String, reason: String },
     #[error("the login server says it is {found}, not {expected}: refusing to trust it")]
     WrongIssuer { expected: String, found: String },
+    #[error("the login server names an address without https for its “{field}” ({url}): refusing to send anything there")]
+    InsecureEndpoint { field: String, url: String },
     #[error("the login was cancelled in the browser")]
     Cancelled,
     #[error("the login server refused the login ({error}{})", if description.is_empty() { String::new() } else { format!(": {description}") })]
@@ -67,6 +72,7 @@ impl AuthError {
         match self {
             AuthError::DiscoveryUnreachable { .. } => "discovery_unreachable",
             AuthError::WrongIssuer { .. } => "wrong_issuer",
+            AuthError::InsecureEndpoint { .. } => "provider_insecure",
             AuthError::Cancelled => "cancelled",
             AuthError::Provider { .. } => "provider_error",
             AuthError::Timeout => "timeout",
@@ -77,7 +83,7 @@ impl AuthError {
             AuthError::NotLoggedIn => "not_logged_in",
             AuthError::Network(_) => "offline",
             AuthError::Loopback(_) => "loopback",
-            AuthError::Browser(_) => "browser",
+            AuthError::Browser(e) => e.code(),
             AuthError::Secrets(_) => "secrets",
         }
     }
@@ -153,19 +159,30 @@ pub async fn login(
     Session::start(http.clone(), profile.clone(), provider, store.clone(), identity, tokens)
 }
 
-/// Ends the session: revokes the refresh token at the provider, then deletes the local secrets
-/// whatever the provider said, so that logging out always works, even offline.
+/// Ends the session: ends the Keycloak session the tokens belong to and revokes the refresh
+/// token at the provider, then deletes the local secrets whatever the provider said, so that
+/// logging out always works, even offline, and also when the session had already ended.
 #[tracing::instrument(skip_all)]
 pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretStore) -> Result<LogoutOutcome, AuthError> {
-    let Some(stored) = session::Stored::load(store)? else {
-        return Ok(LogoutOutcome::WasNotLoggedIn);
+    let had_entry = store.get(SESSION_KEY)?.is_some();
+    // An ended session (or an unreadable entry) has nothing left to revoke: just forget it.
+    let stored = session::Stored::load_live(store).unwrap_or(None);
+    let Some(stored) = stored else {
+        session::Stored::delete(store)?;
+        return Ok(if had_entry { LogoutOutcome::LocalOnly("the session had already ended".into()) } else { LogoutOutcome::WasNotLoggedIn });
     };
-    let revoked = match oidc::Provider::discover(http, &profile.issuer).await {
-        Ok(provider) => provider.revoke(http, &profile.client_id, &stored.refresh_token).await,
+    let told = match oidc::Provider::discover(http, &profile.issuer).await {
+        Ok(provider) => {
+            // The session first (it needs a live refresh token), then the token itself.
+            if let Err(e) = provider.end_session(http, &profile.client_id, &stored.refresh_token).await {
+                tracing::warn!(error = %e, "the login server did not end the session");
+            }
+            provider.revoke(http, &profile.client_id, &stored.refresh_token).await
+        }
         Err(e) => Err(e),
     };
     session::Stored::delete(store)?;
-    Ok(match revoked {
+    Ok(match told {
         Ok(()) => LogoutOutcome::Revoked,
         Err(e) => {
             tracing::warn!(error = %e, "the server could not be told; local secrets were deleted anyway");

@@ -24,6 +24,9 @@ pub(crate) struct Provider {
     pub jwks_uri: Url,
     #[serde(default)]
     pub revocation_endpoint: Option<Url>,
+    /// RP-initiated logout (OIDC RP-Initiated Logout 1.0).
+    #[serde(default)]
+    pub end_session_endpoint: Option<Url>,
 }
 
 /// The token endpoint's answer. Not `Debug`: it holds secrets.
@@ -67,6 +70,22 @@ impl Provider {
             .map_err(|e| unreachable(format!("its discovery document is unreadable ({})", plain_reqwest(&e))))?;
         if provider.issuer.trim_end_matches('/') != issuer_text {
             return Err(AuthError::WrongIssuer { expected: issuer_text.into(), found: provider.issuer });
+        }
+        // The code, the PKCE verifier and the refresh token go to these endpoints: plain http
+        // (off loopback) would hand them to anyone on the network.
+        let endpoints = [
+            ("authorization_endpoint", Some(&provider.authorization_endpoint)),
+            ("token_endpoint", Some(&provider.token_endpoint)),
+            ("jwks_uri", Some(&provider.jwks_uri)),
+            ("revocation_endpoint", provider.revocation_endpoint.as_ref()),
+            ("end_session_endpoint", provider.end_session_endpoint.as_ref()),
+        ];
+        for (field, url) in endpoints {
+            if let Some(url) = url {
+                if !crate::config::is_secure(url) {
+                    return Err(AuthError::InsecureEndpoint { field: field.into(), url: url.to_string() });
+                }
+            }
         }
         Ok(provider)
     }
@@ -148,6 +167,29 @@ impl Provider {
             return Err(AuthError::Network("the login server offers no revocation".into()));
         };
         let form = [("token", refresh_token), ("token_type_hint", "refresh_token"), ("client_id", client_id)];
+        let response = http
+            .post(endpoint.clone())
+            .form(&form)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(AuthError::Network(format!("the login server answered {}", response.status())))
+        }
+    }
+
+    /// Ends the provider's session that `refresh_token` belongs to, from the back channel:
+    /// Keycloak's logout endpoint takes a POST with `client_id` and `refresh_token` and ends the
+    /// user session (the browser's single sign-on too), so that on a shared computer the next
+    /// login asks for the password again.
+    pub async fn end_session(&self, http: &reqwest::Client, client_id: &str, refresh_token: &str) -> Result<(), AuthError> {
+        let Some(endpoint) = &self.end_session_endpoint else {
+            return Err(AuthError::Network("the login server offers no logout endpoint".into()));
+        };
+        let form = [("client_id", client_id), ("refresh_token", refresh_token)];
         let response = http
             .post(endpoint.clone())
             .form(&form)

@@ -2,10 +2,20 @@
 //! Manager on Windows) through `keyring`, or, where no keychain exists (a headless Linux without
 //! a Secret Service), a file readable only by the member, with a warning saying so.
 //!
+//! The choice is made once per installation, at the first start, and written down
+//! (`secrets-store` in the data dir): a keychain that fails later is reported as an error, never
+//! silently replaced by the file for one process, so that the tray and the CLI always share one
+//! store. An installation that already has a secrets file keeps it.
+//!
+//! The file store is written under an exclusive lock (two processes, many threads), through a
+//! fresh temporary file created exclusively, never through a symbolic link, with mode 0600
+//! forced, synced, then renamed into place.
+//!
 //! Each entry is a string under a short key ("oidc", "chat", "webdav", ...). Callers store JSON
 //! when they need several fields.
 use std::{
     collections::BTreeMap,
+    fs::File,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -15,6 +25,8 @@ use thiserror::Error;
 use crate::paths::Dirs;
 
 const SERVICE: &str = "passerelle";
+/// Where the installation's choice of store is written, in the data dir.
+const CHOICE_FILE: &str = "secrets-store";
 
 #[derive(Debug, Error)]
 pub enum SecretError {
@@ -28,6 +40,8 @@ pub enum SecretError {
 #[derive(Clone, Debug)]
 pub struct SecretStore {
     backend: Arc<Backend>,
+    /// Where lock files go (the data dir): one process at a time refreshes the session.
+    dir: PathBuf,
 }
 
 #[derive(Debug)]
@@ -37,32 +51,73 @@ enum Backend {
     File { path: PathBuf },
 }
 
+/// Which store an installation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Keychain,
+    File,
+}
+
+/// The installation's store: the recorded choice if there is one; else the file when a secrets
+/// file already exists (an installation that used it before); else the keychain when it
+/// answers, else the file.
+pub fn decide(recorded: Option<&str>, file_exists: bool, probe: impl FnOnce() -> Result<(), String>) -> (Choice, bool) {
+    match recorded.map(str::trim) {
+        Some("keychain") => return (Choice::Keychain, false),
+        Some("file") => return (Choice::File, false),
+        _ => {}
+    }
+    if file_exists {
+        return (Choice::File, true);
+    }
+    match probe() {
+        Ok(()) => (Choice::Keychain, true),
+        Err(reason) => {
+            tracing::warn!(%reason, "no keychain is available");
+            (Choice::File, true)
+        }
+    }
+}
+
 impl SecretStore {
-    /// Picks the keychain when one answers, else the private file. `PASSERELLE_SECRETS=file`
-    /// forces the file (for machines whose keychain prompts on every access).
+    /// The store of this installation (see [`decide`]). `PASSERELLE_SECRETS=file` forces the
+    /// file for this process (tests, machines whose keychain prompts on every access).
     pub fn open(dirs: &Dirs) -> SecretStore {
-        let file = || SecretStore { backend: Arc::new(Backend::File { path: dirs.data.join("secrets.json") }) };
+        let file_path = dirs.data.join("secrets.json");
+        let file = || SecretStore { backend: Arc::new(Backend::File { path: file_path.clone() }), dir: dirs.data.clone() };
         if std::env::var("PASSERELLE_SECRETS").is_ok_and(|v| v == "file") {
             return file();
         }
         let scope = std::env::var_os("PASSERELLE_HOME").map(|_| dirs.data.display().to_string());
-        let store = SecretStore { backend: Arc::new(Backend::Keychain { scope }) };
-        match store.probe() {
-            Ok(()) => store,
-            Err(reason) => {
-                tracing::warn!(
-                    %reason,
-                    "no keychain is available: secrets are kept in a file readable only by you ({})",
-                    dirs.data.join("secrets.json").display()
-                );
-                file()
+        let keychain = SecretStore { backend: Arc::new(Backend::Keychain { scope }), dir: dirs.data.clone() };
+        let choice_path = dirs.data.join(CHOICE_FILE);
+        let recorded = std::fs::read_to_string(&choice_path).ok();
+        let (choice, new) = decide(recorded.as_deref(), file_path.exists(), || keychain.probe());
+        if new {
+            let word = match choice {
+                Choice::Keychain => "keychain",
+                Choice::File => "file",
+            };
+            if let Err(e) = crate::paths::private_dir(&dirs.data).and_then(|()| crate::paths::write_private(&choice_path, word.as_bytes())) {
+                tracing::warn!(error = %e, "could not record the choice of secret store");
             }
+            if choice == Choice::File {
+                tracing::warn!(
+                    "secrets are kept in a file readable only by you ({}), for this installation",
+                    file_path.display()
+                );
+            }
+        }
+        match choice {
+            Choice::Keychain => keychain,
+            Choice::File => file(),
         }
     }
 
     /// A store in a given file, for tests and tools.
     pub fn file(path: PathBuf) -> SecretStore {
-        SecretStore { backend: Arc::new(Backend::File { path }) }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        SecretStore { backend: Arc::new(Backend::File { path }), dir }
     }
 
     /// Says where secrets are kept, in words for `whoami`.
@@ -75,6 +130,24 @@ impl SecretStore {
 
     pub fn is_keychain(&self) -> bool {
         matches!(&*self.backend, Backend::Keychain { .. })
+    }
+
+    /// The file of the file store.
+    pub fn file_path(&self) -> Option<&Path> {
+        match &*self.backend {
+            Backend::File { path } => Some(path),
+            Backend::Keychain { .. } => None,
+        }
+    }
+
+    /// An exclusive lock named `name` beside the store, shared by every process of this
+    /// installation, held until the returned file is dropped. Blocks until it is free, on a
+    /// blocking thread.
+    pub async fn lock(&self, name: &str) -> Result<File, SecretError> {
+        let path = self.dir.join(format!("{name}.lock"));
+        tokio::task::spawn_blocking(move || lock_file(&path))
+            .await
+            .map_err(|e| SecretError::File { path: "lock".into(), reason: e.to_string() })?
     }
 
     fn probe(&self) -> Result<(), String> {
@@ -109,11 +182,10 @@ impl SecretStore {
             Backend::Keychain { .. } => {
                 self.entry(key)?.set_password(value).map_err(|e| SecretError::Keychain(e.to_string()))
             }
-            Backend::File { path } => {
-                let mut all = read_file(path)?;
+            Backend::File { path } => update_file(path, |all| {
                 all.insert(key.to_string(), value.to_string());
-                write_file(path, &all)
-            }
+                true
+            }),
         }
     }
 
@@ -123,12 +195,28 @@ impl SecretStore {
                 Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
                 Err(e) => Err(SecretError::Keychain(e.to_string())),
             },
-            Backend::File { path } => {
-                let mut all = read_file(path)?;
-                if all.remove(key).is_some() {
-                    write_file(path, &all)?;
+            Backend::File { path } => update_file(path, |all| all.remove(key).is_some()),
+        }
+    }
+
+    /// Deletes every entry whose key is in `keys` or starts with one of `prefixes`. The file
+    /// store knows its keys and deletes them all at once; the keychain cannot list ours, so
+    /// there only the named keys go (callers name every key they use).
+    pub fn delete_all(&self, keys: &[&str], prefixes: &[&str]) -> Result<(), SecretError> {
+        match &*self.backend {
+            Backend::File { path } => update_file(path, |all| {
+                let before = all.len();
+                all.retain(|k, _| !(keys.contains(&k.as_str()) || prefixes.iter().any(|p| k.starts_with(p))));
+                all.len() != before
+            }),
+            Backend::Keychain { .. } => {
+                let mut first_error = None;
+                for key in keys {
+                    if let Err(e) = self.delete(key) {
+                        first_error.get_or_insert(e);
+                    }
                 }
-                Ok(())
+                first_error.map_or(Ok(()), Err)
             }
         }
     }
@@ -138,32 +226,76 @@ fn file_error(path: &Path, reason: impl ToString) -> SecretError {
     SecretError::File { path: path.display().to_string(), reason: reason.to_string() }
 }
 
+/// Opens (creating it 0600, never through a link) and locks a lock file.
+fn lock_file(path: &Path) -> Result<File, SecretError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    if let Some(dir) = path.parent() {
+        create_private_dirs(dir).map_err(|e| file_error(path, e))?;
+    }
+    let file = options.open(path).map_err(|e| file_error(path, e))?;
+    file.lock().map_err(|e| file_error(path, e))?;
+    Ok(file)
+}
+
+/// Creates missing folders 0700 (an existing folder is left as it is: it may be shared).
+fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SecretError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| file_error(path, e)),
+        Ok(text) => {
+            // An older version may have left it readable by others: narrow it now.
+            crate::paths::make_private(path).map_err(|e| file_error(path, e))?;
+            serde_json::from_str(&text).map_err(|e| file_error(path, e))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(file_error(path, e)),
     }
 }
 
-/// Writes through a temporary file created with mode 0600, so the secrets are never readable by
-/// others, not even for an instant, and a crash never leaves a half-written file.
-fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<(), SecretError> {
+/// Read-modify-write under the file's lock, so that concurrent writers (threads or processes)
+/// never lose each other's entries; written only when `change` says something changed.
+fn update_file(path: &Path, change: impl FnOnce(&mut BTreeMap<String, String>) -> bool) -> Result<(), SecretError> {
     use std::io::Write;
     let dir = path.parent().ok_or_else(|| file_error(path, "no parent folder"))?;
-    std::fs::create_dir_all(dir).map_err(|e| file_error(path, e))?;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    create_private_dirs(dir).map_err(|e| file_error(path, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secrets.json");
+    let _lock = lock_file(&dir.join(format!("{name}.lock")))?;
+    let mut all = read_file(path)?;
+    if !change(&mut all) {
+        return Ok(());
     }
-    let mut f = options.open(&tmp).map_err(|e| file_error(path, e))?;
-    let text = serde_json::to_vec(all).map_err(|e| file_error(path, e))?;
-    f.write_all(&text).and_then(|()| f.sync_all()).map_err(|e| file_error(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_error(path, e))
+    let text = serde_json::to_vec(&all).map_err(|e| file_error(path, e))?;
+    let (mut file, tmp) = crate::paths::private_file(dir, name).map_err(|e| file_error(path, e))?;
+    let written = file
+        .write_all(&text)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_error(path, e));
+    }
+    // The rename itself must reach the disk before we say it is saved.
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,5 +319,16 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("s/secrets.json")).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "secrets file must not be readable by others: {mode:o}");
         }
+    }
+
+    #[test]
+    fn the_store_is_chosen_once() {
+        let refuse = || -> Result<(), String> { Err("no Secret Service".into()) };
+        let answer = || -> Result<(), String> { Ok(()) };
+        assert_eq!(decide(Some("keychain"), false, || panic!("a recorded choice is not probed")), (Choice::Keychain, false));
+        assert_eq!(decide(Some("file\n"), false, || panic!("a recorded choice is not probed")), (Choice::File, false));
+        assert_eq!(decide(None, false, answer), (Choice::Keychain, true));
+        assert_eq!(decide(None, false, refuse), (Choice::File, true));
+        assert_eq!(decide(None, true, answer), (Choice::File, true), "an existing secrets file is kept");
     }
 }

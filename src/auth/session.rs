@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use super::{oidc, oidc::Provider, AuthError, Identity, SecretStore};
 use crate::config::Profile;
 
-const KEY: &str = "oidc";
+const KEY: &str = super::SESSION_KEY;
 
 /// The secrets and facts kept between runs. Not `Debug`: it holds tokens.
 #[derive(Clone, Serialize, Deserialize)]
@@ -26,6 +26,9 @@ pub(crate) struct Stored {
     pub access_issued_at: u64,
     pub access_expires_at: u64,
     pub refresh_token: String,
+    /// The latest ID token, for RP-initiated logout (`id_token_hint`).
+    #[serde(default)]
+    pub id_token: Option<String>,
 }
 
 /// What is left of a session the server ended.
@@ -62,6 +65,15 @@ impl Stored {
             .map_err(|e| AuthError::LoginRequired(e.to_string()))?;
         store.set(KEY, &text)?;
         Ok(())
+    }
+
+    /// The saved tokens, or `None` when there are none or only the note of an ended session.
+    pub fn load_live(store: &SecretStore) -> Result<Option<Stored>, AuthError> {
+        match Stored::load(store) {
+            Ok(stored) => Ok(stored),
+            Err(AuthError::LoginRequired(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn delete(store: &SecretStore) -> Result<(), AuthError> {
@@ -137,6 +149,7 @@ impl Session {
             access_issued_at: issued,
             access_expires_at: issued + tokens.expires_in.unwrap_or(60),
             refresh_token,
+            id_token: tokens.id_token,
         };
         stored.save(&store)?;
         Ok(Session {
@@ -220,26 +233,35 @@ impl Session {
 
     #[tracing::instrument(skip_all)]
     async fn refresh_locked(&self, tokens: &mut Stored) -> Result<(), AuthError> {
-        // Another process (the CLI beside the tray app) may have refreshed already; with
-        // rotation our copy of the refresh token would then be dead, so adopt the newer one.
-        if let Ok(Some(saved)) = Stored::load(&self.shared.store) {
-            if saved.refresh_token != tokens.refresh_token && saved.issuer == tokens.issuer {
-                *tokens = saved;
-                if !tokens.needs_refresh(now()) {
-                    return Ok(());
-                }
-            }
+        // One refresh at a time across processes (the tray and the CLI): with rotation, two
+        // refreshes with one refresh token leave one of them with a dead token. The lock is a
+        // file beside the store; the in-process mutex is already held by our caller.
+        let _across_processes = self.shared.store.lock("session").await?;
+        // Another process may have refreshed while we waited: adopt its newer tokens, which
+        // are as good as a refresh of our own (and our refresh token may be dead by now).
+        if self.adopt_saved(tokens) && !tokens.needs_refresh(now()) {
+            return Ok(());
         }
         let mut provider = self.shared.provider.lock().await;
         if provider.is_none() {
             *provider = Some(Provider::discover(&self.shared.http, &self.shared.profile.issuer).await?);
         }
         let Some(provider) = provider.as_ref() else { return Err(AuthError::NotLoggedIn) };
-        let answer = provider.refresh(&self.shared.http, &tokens.client_id, &tokens.refresh_token).await;
+        let spent = tokens.refresh_token.clone();
+        let answer = provider.refresh(&self.shared.http, &tokens.client_id, &spent).await;
         let fresh = match answer {
             Ok(fresh) => fresh,
             Err(e) => {
                 if let AuthError::LoginRequired(reason) = &e {
+                    // Before declaring the session over, look again: a process that does not
+                    // take the lock (an older version) may have rotated the token meanwhile.
+                    if self.adopt_saved(tokens) && tokens.refresh_token != spent {
+                        // Newer tokens than ours: the session lives on, whatever we spent.
+                        if !tokens.needs_refresh(now()) {
+                            return Ok(());
+                        }
+                        return Err(AuthError::Network("the session was renewed elsewhere meanwhile; try again".into()));
+                    }
                     // The server ended the session: the stored tokens are worthless now.
                     tracing::warn!("the login server refused the refresh: the member must log in again");
                     Stored::mark_ended(&self.shared.store, reason)?;
@@ -256,9 +278,27 @@ impl Session {
         if let Some(refresh) = fresh.refresh_token {
             tokens.refresh_token = refresh;
         }
+        if let Some(id_token) = fresh.id_token {
+            tokens.id_token = Some(id_token);
+        }
         tokens.save(&self.shared.store)?;
         tracing::debug!(expires_at = tokens.access_expires_at, "access token refreshed");
         Ok(())
+    }
+
+    /// Takes the saved tokens when another process stored newer ones. True when it did.
+    fn adopt_saved(&self, tokens: &mut Stored) -> bool {
+        match Stored::load(&self.shared.store) {
+            Ok(Some(saved))
+                if saved.refresh_token != tokens.refresh_token
+                    && saved.issuer == tokens.issuer
+                    && saved.identity.subject == tokens.identity.subject =>
+            {
+                *tokens = saved;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -275,6 +315,7 @@ mod tests {
             access_issued_at: issued,
             access_expires_at: expires,
             refresh_token: "r".into(),
+            id_token: None,
         }
     }
 

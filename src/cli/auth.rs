@@ -1,5 +1,9 @@
 //! `login`, `whoami`, `logout`.
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::Args;
 use passerelle::{
@@ -18,6 +22,10 @@ pub struct LoginArgs {
     /// An organisation profile file (JSON).
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Servers outside the organisation's domain that its published settings may send your
+    /// login to (comma-separated host names), after checking them with your organisation.
+    #[arg(long, value_delimiter = ',')]
+    pub accept_hosts: Vec<String>,
     /// Print the login address instead of opening the browser.
     #[arg(long)]
     pub no_browser: bool,
@@ -27,8 +35,32 @@ pub struct LoginArgs {
 }
 
 pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
-    let (profile, source) =
-        config::resolve(&ctx.http, &ctx.settings, args.org.as_deref(), args.profile.as_deref()).await?;
+    let resolve = |accepted: Vec<String>| {
+        let (http, settings) = (ctx.http.clone(), ctx.settings.clone());
+        let (org, file) = (args.org.clone(), args.profile.clone());
+        async move { config::resolve(&http, &settings, org.as_deref(), file.as_deref(), &accepted).await }
+    };
+    let (profile, source) = match resolve(args.accept_hosts.clone()).await {
+        // Servers outside the typed domain: show them and let the member decide, at a terminal;
+        // a script must name them with --accept-hosts.
+        Err(config::ConfigError::ForeignHosts { domain, hosts }) if std::io::stdin().is_terminal() => {
+            eprintln!("The settings published by {domain} send your login to these servers too:");
+            for host in &hosts {
+                eprintln!("  {host}");
+            }
+            eprint!("Log in with them? Answer yes only if your organisation uses them [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().read_line(&mut answer);
+            if !matches!(answer.trim(), "y" | "Y" | "yes" | "o" | "oui") {
+                return Err(config::ConfigError::ForeignHosts { domain, hosts }.into());
+            }
+            let mut accepted = args.accept_hosts.clone();
+            accepted.extend(hosts);
+            resolve(accepted).await?
+        }
+        other => other?,
+    };
     let opener = if args.no_browser { Opener::Print } else { Opener::System };
     if args.no_browser {
         eprintln!("Open this address in your browser to log in:");

@@ -8,6 +8,7 @@ use std::{io::BufRead, path::PathBuf, sync::Arc};
 
 use clap::Args;
 use passerelle::{
+    folder::{self, FolderError},
     drive::{
         nextcloud::{self, remote::NextcloudRemote, ConnectOptions},
         plan::Plan,
@@ -36,6 +37,10 @@ pub struct SyncArgs {
     /// The local folder (default: the one in the settings).
     #[arg(long)]
     pub folder: Option<PathBuf>,
+    /// Sync the default folder even though it already holds files that were never synced
+    /// (they are uploaded, and the server's files are written beside them).
+    #[arg(long)]
+    pub adopt: bool,
     /// The server folder's WebDAV URL (default: from the organisation profile).
     #[arg(long)]
     pub remote: Option<Url>,
@@ -116,15 +121,26 @@ fn failure(e: DriveError) -> Failure {
     Failure::new(code, format!("{e} [{}]", e.code()))
 }
 
-/// Which folder and which server URL, without connecting.
-fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result<(PathBuf, Url, bool), Failure> {
+fn folder_failure(e: FolderError) -> Failure {
+    let hint = match &e {
+        FolderError::NotEmpty { path } => format!(" (to sync it: passerelle sync --folder {path})"),
+        _ => String::new(),
+    };
+    Failure::new(exit::FAILURE, format!("{e} [{}]{hint}", e.code()))
+}
+
+/// Which folder and which server URL, without connecting. The folder is checked against the
+/// private places (`passerelle::folder`); `chosen` says whether the member chose it (named it
+/// now or in the settings) rather than taking the profile's default.
+fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result<(PathBuf, Url, bool, bool), Failure> {
     let profile = ctx.settings.profile().ok().map(|(p, _)| p);
-    let folder = match (folder, &profile) {
-        (Some(f), _) => f,
-        (None, Some(p)) => ctx.settings.folder(p),
+    let (folder, chosen) = match (folder, &profile) {
+        (Some(f), _) => (f, true),
+        (None, Some(p)) => (ctx.settings.folder(p), ctx.settings.folder.is_some()),
         (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no folder given (--folder) and no organisation set up")),
     };
     let folder = std::path::absolute(&folder).unwrap_or(folder);
+    folder::check(&folder).map_err(folder_failure)?;
     let (url, is_nextcloud) = match (remote, &profile) {
         (Some(u), _) => (u, false),
         (None, Some(p)) => match (&p.webdav, &p.nextcloud) {
@@ -136,12 +152,13 @@ fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result
         },
         (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no server given (--remote) and no organisation set up")),
     };
-    Ok((folder, url, is_nextcloud))
+    Ok((folder, url, is_nextcloud, chosen))
 }
 
 async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Target, Failure> {
-    let (root, url, is_nextcloud) = locate(ctx, args.folder.clone(), args.remote.clone())?;
+    let (root, url, is_nextcloud, chosen) = locate(ctx, args.folder.clone(), args.remote.clone())?;
     let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
+    passerelle::folder::check_adoption(&root, chosen || args.adopt, folder.journal.exists()).map_err(folder_failure)?;
     if is_nextcloud {
         let session = ctx.session().ok();
         let options = ConnectOptions { non_interactive: !interactive, ..ConnectOptions::default() };
@@ -184,9 +201,11 @@ fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Fai
             }
         }
     }
+    // The login's token goes only to the organisation's own servers, never to a --remote
+    // elsewhere.
     match ctx.session() {
-        Ok(session) => Ok(Auth::Bearer(session)),
-        Err(_) => Ok(Auth::None),
+        Ok(session) if session.profile().may_receive_token(url) => Ok(Auth::Bearer(session)),
+        _ => Ok(Auth::None),
     }
 }
 
@@ -311,7 +330,7 @@ async fn continuous(target: Target, options: RunOptions) -> Result<(), Failure> 
 }
 
 pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
-    let (root, url, _) = locate(&ctx, args.folder, args.remote)?;
+    let (root, url, _, _) = locate(&ctx, args.folder, args.remote)?;
     let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
     let s = status::read(&folder).map_err(failure)?;
     // The quota is the server's to say; only Nextcloud says it. Never opens the browser.

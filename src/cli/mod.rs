@@ -87,7 +87,11 @@ impl From<ConfigError> for Failure {
             ConfigError::Unreachable { .. } => exit::OFFLINE,
             _ => exit::FAILURE,
         };
-        Failure::new(exit, format!("{e} [{}]", e.code()))
+        let hint = match &e {
+            ConfigError::ForeignHosts { hosts, .. } => format!(" (to accept them: --accept-hosts {})", hosts.join(",")),
+            _ => String::new(),
+        };
+        Failure::new(exit, format!("{e} [{}]{hint}", e.code()))
     }
 }
 

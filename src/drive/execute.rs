@@ -6,7 +6,9 @@
 //! - a local file is overwritten or deleted only if its stat still matches what was planned;
 //! - downloads go to a hidden temporary file in the same folder, are checked for size, then
 //!   renamed over the real name: a partial file is never visible under a real name;
-//! - uploads carry `If-Match`/`If-None-Match: *`, so a concurrent remote change is not lost;
+//! - uploads are guarded by the remote (`If-None-Match: *` or `Overwrite: F` for a new file,
+//!   `If-Match`, a tagged `If:` or a last look for a replacement: see ARCHITECTURE.md), so a
+//!   concurrent remote change becomes a conflict, not a loss;
 //! - every local path is built from checked names under the root, never through a link.
 use std::{
     path::{Component, Path, PathBuf},
@@ -24,6 +26,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
+    crash,
     journal::{Journal, Record},
     local::{stat_path, LocalEntry},
     names,
@@ -229,6 +232,7 @@ impl<'a> Executor<'a> {
         match action {
             Action::MoveRemote { from, to, server_from, server_to } => {
                 self.remote.rename(server_from, server_to).await?;
+                crash::point("moved-remote");
                 self.lock_journal().rename_tree(from, to)?;
             }
             Action::MoveLocal { from, to, disk_from, disk_to } => {
@@ -237,6 +241,7 @@ impl<'a> Executor<'a> {
                     return Ok(Outcome::ChangedMeanwhile);
                 }
                 std::fs::rename(&src, &dst).map_err(io)?;
+                crash::point("moved-local");
                 self.lock_journal().rename_tree(from, to)?;
             }
             Action::Conflict { path, disk, disk_copy, local_kind, remote_kind, remote, expect, .. } => {
@@ -256,7 +261,9 @@ impl<'a> Executor<'a> {
                             return Ok(Outcome::Done);
                         }
                         std::fs::rename(&here, &copy).map_err(io)?;
+                        crash::point("conflict-copied");
                         let placed = temp.place(&here).map_err(io)?;
+                        crash::point("conflict-placed");
                         let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
                         self.lock_journal().put(path, &record(&now, fetch))?;
                     }
@@ -279,6 +286,7 @@ impl<'a> Executor<'a> {
             }
             Action::MkdirRemote { path, server, local } => {
                 self.remote.mkdir(server).await?;
+                crash::point("mkdir-remote");
                 let rec = Record { kind: Kind::Dir, size: 0, mtime: local.mtime, inode: local.inode, etag: None, file_id: None, checksum: None };
                 self.lock_journal().put(path, &rec)?;
             }
@@ -291,6 +299,7 @@ impl<'a> Executor<'a> {
                 let opened = tokio::fs::File::open(&file).await.map_err(io)?;
                 let upload = Upload { len: now.size, body: read_stream(opened, now.size), mtime: now.mtime.div_euclid(1_000_000_000) };
                 let etag = self.remote.put(server, upload, pre.clone()).await?;
+                crash::point("uploaded");
                 up.fetch_add(now.size, Ordering::Relaxed);
                 let (etag, file_id) = match etag {
                     Some(e) => (Some(e), None),
@@ -317,12 +326,15 @@ impl<'a> Executor<'a> {
                 if !unchanged {
                     return Ok(Outcome::ChangedMeanwhile);
                 }
+                crash::point("downloaded-to-temp");
                 let placed = temp.place(&target).map_err(io)?;
+                crash::point("download-placed");
                 let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
                 self.lock_journal().put(path, &record(&now, fetch))?;
             }
             Action::DeleteRemote { path, server, if_match, .. } => {
                 self.remote.delete(server, if_match.as_deref()).await?;
+                crash::point("deleted-remote");
                 self.lock_journal().remove_tree(path)?;
             }
             Action::DeleteLocal { path, disk, kind, expect } => {
@@ -343,6 +355,7 @@ impl<'a> Executor<'a> {
                         }
                     }
                 }
+                crash::point("deleted-local");
                 self.lock_journal().remove_tree(path)?;
             }
             Action::Record { path, record } => self.lock_journal().put(path, record)?,
@@ -384,6 +397,7 @@ impl<'a> Executor<'a> {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             file.write_all(&chunk).await.map_err(io)?;
+            crash::point("download-partial");
             written += chunk.len() as u64;
             down.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
@@ -458,6 +472,8 @@ fn read_stream(file: tokio::fs::File, len: u64) -> futures_util::stream::BoxStre
         match file.read(&mut buf).await {
             Ok(0) => Some((Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file got shorter while uploading")), (file, 0))),
             Ok(n) => {
+                // Mid-body: the server holds a partial upload when the process dies here.
+                super::crash::point("upload-partial");
                 buf.truncate(n);
                 Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
             }

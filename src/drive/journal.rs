@@ -60,6 +60,9 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
         }
         let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        // The journal lists the member's file names: 0600, before WAL mode creates its -wal and
+        // -shm files, which SQLite gives the main file's mode.
+        crate::paths::make_private(path).map_err(|e| fail(e.to_string()))?;
         let journal = Journal { conn, path: path.to_path_buf() };
         journal.init().map_err(|e| fail(e.to_string()))?;
         Ok(journal)

@@ -29,6 +29,7 @@
 //! an implementation that overrides the trait's optional methods and announces them in
 //! [`remote::Capabilities`]; see [`nextcloud`].
 
+pub mod crash;
 pub mod execute;
 pub mod journal;
 pub mod local;
@@ -73,6 +74,8 @@ pub enum DriveError {
     Remote(#[from] RemoteError),
     #[error("the sync was stopped")]
     Interrupted,
+    #[error(transparent)]
+    Folder(#[from] crate::folder::FolderError),
 }
 
 impl DriveError {
@@ -85,6 +88,7 @@ impl DriveError {
             DriveError::Locked(_) => "locked",
             DriveError::Remote(e) => e.code(),
             DriveError::Interrupted => "interrupted",
+            DriveError::Folder(e) => e.code(),
         }
     }
 }

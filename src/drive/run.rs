@@ -107,6 +107,8 @@ pub async fn sync_once(
     options: &RunOptions,
     progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
 ) -> Result<Outcome, DriveError> {
+    // Whoever chose the folder, a private place is never synced (see crate::folder).
+    crate::folder::check(&folder.root)?;
     let _lock = FolderLock::acquire(&folder.lock(), &folder.root)?;
     // A std mutex: the executor locks it briefly per item, never across an await.
     let journal = Mutex::new(Journal::open(&folder.journal)?);

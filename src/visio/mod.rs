@@ -62,7 +62,7 @@ impl VisioError {
             VisioError::UnknownTeam { .. } => "unknown_team",
             VisioError::EmptyRoom => "empty_room",
             VisioError::InvalidRoom(_) => "invalid_room",
-            VisioError::Open(_) => "browser",
+            VisioError::Open(e) => e.code(),
             VisioError::Clipboard(_) => "clipboard",
             VisioError::Io { .. } => "io",
         }

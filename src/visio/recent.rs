@@ -58,11 +58,10 @@ impl Recent {
         all.insert(0, meeting);
         all.truncate(RECENT_LEN);
         let dir = self.path.parent().ok_or_else(|| io(&self.path, "no parent folder"))?;
-        std::fs::create_dir_all(dir).map_err(|e| io(&self.path, e))?;
-        let tmp = self.path.with_extension("json.tmp");
+        crate::paths::private_dir(dir).map_err(|e| io(&self.path, e))?;
         let text = serde_json::to_vec_pretty(&all).map_err(|e| io(&self.path, e))?;
-        std::fs::write(&tmp, text).map_err(|e| io(&self.path, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
+        // 0600: meeting links are invitations.
+        crate::paths::write_private(&self.path, &text).map_err(|e| io(&self.path, e))?;
         Ok(all)
     }
 }

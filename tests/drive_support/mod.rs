@@ -1,4 +1,4 @@
-//! Shared helpers for the drive tests: the two real WebDAV servers of the stack (each test gets
+//! Shared helpers for the drive tests: the three real WebDAV servers of the stack (each test gets
 //! a fresh folder on them), trees of both sides for comparison, and the CLI.
 #![allow(dead_code)]
 
@@ -15,7 +15,9 @@ use passerelle::drive::{
 };
 use url::Url;
 
-pub const SERVERS: [&str; 2] = ["PASSERELLE_TEST_RCLONE_DAV", "PASSERELLE_TEST_WSGIDAV"];
+/// rclone (ignores preconditions), WsgiDAV (honours If-Match on existing names) and Apache mod_dav
+/// (honours If-Match, If-None-Match and If: on MOVE): the environment variables of their URLs.
+pub const SERVERS: [&str; 3] = ["PASSERELLE_TEST_RCLONE_DAV", "PASSERELLE_TEST_WSGIDAV", "PASSERELLE_TEST_APACHE_DAV"];
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: start the test stack with `eval \"$(scripts/stack up)\"`"))

@@ -230,7 +230,12 @@ pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOpt
         return Err(NextcloudError::Protocol("the login poll endpoint is on another server".into()));
     }
     tracing::info!("opening the browser for the Nextcloud login");
-    options.opener.open(&start.login).map_err(|e| NextcloudError::Browser(e.to_string()))?;
+    // The login page comes from the server: only an https page of this same server is opened
+    // (a `file:` or `smb:` URL would reach the OS's "open").
+    options.opener.open_on(&start.login, &base).map_err(|e| match e {
+        crate::browser::OpenError::Refused(_) => NextcloudError::UnsafeLink(e.to_string()),
+        other => NextcloudError::Browser(other.to_string()),
+    })?;
 
     let deadline = tokio::time::Instant::now() + options.timeout;
     loop {

@@ -63,6 +63,8 @@ pub enum NextcloudError {
     LoginExpired,
     #[error("could not open the browser: {0}")]
     Browser(String),
+    #[error("{0}")]
+    UnsafeLink(String),
     #[error("the keychain could not be used: {0}")]
     Secrets(String),
     #[error("not enough space on the server ({} MB free)", free / (1024 * 1024))]
@@ -92,6 +94,7 @@ impl NextcloudError {
             NextcloudError::LoginCancelled => "login_cancelled",
             NextcloudError::LoginExpired => "login_expired",
             NextcloudError::Browser(_) => "browser",
+            NextcloudError::UnsafeLink(_) => "url_refused",
             NextcloudError::Secrets(_) => "secrets",
             NextcloudError::InsufficientStorage { .. } => "quota_exceeded",
             NextcloudError::ReadOnly(_) => "read_only_share",

@@ -74,11 +74,10 @@ impl TreeCache {
         std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
-    /// Saves atomically (write then rename), so a crash never leaves half a cache.
+    /// Saves atomically (write then rename), so a crash never leaves half a cache, and 0600:
+    /// the cache lists the member's file names.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        std::fs::rename(tmp, path)
+        crate::paths::write_private(path, &serde_json::to_vec(self).map_err(std::io::Error::other)?)
     }
 
     pub fn is_empty(&self) -> bool {

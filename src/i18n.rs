@@ -1,17 +1,28 @@
-//! The shell's words, in French (default) and English, from the catalogs in `i18n/` shared with
-//! the UI (flat JSON maps, `{name}` placeholders). The tray and notifications use [`Catalog::t`];
-//! the windows get the whole map through the `catalog` command.
-use std::collections::BTreeMap;
+//! The member's words, in French (default) and English, from the catalogs in `i18n/` shared by
+//! the CLI, the desktop shell and its windows (flat JSON maps, `{name}` placeholders).
+//!
+//! Errors are worded here and nowhere else: a core error carries a stable `code()`, and the
+//! front ends show [`Catalog::error`] for it (`error.<code>` in the catalogs). The English
+//! `Display` of an error is for logs only: it may hold a URL, a path or an OS message that means
+//! nothing to a member. `tests/i18n_codes.rs` fails on any code without a sentence.
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicU8, Ordering},
+};
 
-const FR: &str = include_str!("../../i18n/fr.json");
-const EN: &str = include_str!("../../i18n/en.json");
+const FR: &str = include_str!("../i18n/fr.json");
+const EN: &str = include_str!("../i18n/en.json");
 
-/// The languages the shell speaks.
+/// The process's language, set once by the front end from the member's choice (and again when
+/// it changes): errors are worded far from where the front end holds its catalog.
+static CURRENT: AtomicU8 = AtomicU8::new(0);
+
+/// The languages Passerelle speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
-    Fr,
-    En,
+    Fr = 0,
+    En = 1,
 }
 
 impl Lang {
@@ -43,6 +54,18 @@ impl Lang {
             Lang::En => "en",
         }
     }
+
+    /// Makes this the process's language (see [`Catalog::current`]).
+    pub fn make_current(self) {
+        CURRENT.store(self as u8, Ordering::Relaxed);
+    }
+
+    pub fn current() -> Lang {
+        match CURRENT.load(Ordering::Relaxed) {
+            1 => Lang::En,
+            _ => Lang::Fr,
+        }
+    }
 }
 
 /// One language's strings.
@@ -64,6 +87,17 @@ impl Catalog {
             BTreeMap::new()
         });
         Catalog { lang, strings }
+    }
+
+    /// The catalog of the process's language.
+    pub fn current() -> Catalog {
+        Catalog::load(Lang::current())
+    }
+
+    /// What to tell the member about an error, by its stable code: what happened and what to
+    /// do, with no URL, path or OS message. An unknown code gets the general sentence.
+    pub fn error(&self, code: &str) -> String {
+        self.strings.get(&format!("error.{code}")).cloned().unwrap_or_else(|| self.t("error.unknown"))
     }
 
     pub fn strings(&self) -> &BTreeMap<String, String> {
