@@ -85,7 +85,13 @@ async fn live_nextcloud_scenarios() {
     let Some(live) = live() else { return };
     let http = passerelle::http::client();
     let info = nextcloud::detect(&http, &live.url).await.expect("status.php").expect("this is not a Nextcloud");
-    say(&format!("live: {} {} chunking={} bulk={}", info.product, info.version, info.chunking, info.bulk_upload));
+    // `detect` reads the capabilities without credentials (what a real server shows anyone); the
+    // engine's own reading is checked in `live_sync_engine_uses_the_advertised_upload_paths`.
+    let (chunking, bulk) = advertised(&live).await;
+    say(&format!(
+        "live: {} {}: anonymous detect says chunking={} bulk={}; advertised to the user: chunking={chunking} bulk={bulk}",
+        info.product, info.version, info.chunking, info.bulk_upload
+    ));
     let nc = Nextcloud::new(
         http.clone(),
         &live.url,
