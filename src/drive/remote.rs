@@ -33,7 +33,7 @@ impl RemoteEntry {
     /// gives no ETag. Folders have none (generic servers give no folder ETags).
     pub fn version(&self) -> Option<String> {
         match self.kind {
-            Kind::Dir => None,
+            Kind::Dir | Kind::Link => None,
             Kind::File => Some(match &self.etag {
                 Some(e) => e.clone(),
                 None => format!("{}-{}", self.size, self.mtime.unwrap_or(0)),
@@ -76,6 +76,33 @@ pub enum Precondition {
     Any,
 }
 
+/// What the server recorded for an upload or a new folder, as far as its answer says (each
+/// field `None` when the server did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The new version's ETag (quoted, as listed).
+    pub etag: Option<String>,
+    /// The server-wide id (Nextcloud's `OC-FileId`, as the bare number `oc:fileid` lists).
+    pub file_id: Option<String>,
+}
+
+impl From<Option<String>> for Stored {
+    fn from(etag: Option<String>) -> Self {
+        Stored { etag, file_id: None }
+    }
+}
+
+/// How a server takes many small new files in one request (Nextcloud's bulk upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLimits {
+    /// At most this many files per request.
+    pub max_files: usize,
+    /// At most about this many bytes per request.
+    pub max_bytes: u64,
+    /// Only files up to this size go in bulk.
+    pub max_file_size: u64,
+}
+
 /// A body to upload: a stream of exactly `len` bytes (sent with `Content-Length`).
 pub struct Upload {
     pub len: u64,
@@ -116,6 +143,10 @@ pub enum RemoteError {
     Truncated(String),
     #[error("the server's answer could not be understood: {0}")]
     Protocol(String),
+    /// An answer over its size cap, or a tree deeper or bigger than the walk accepts: a broken
+    /// or hostile server, not something to retry.
+    #[error("the server's listing is too large: {0}")]
+    TooLarge(String),
     #[error("the server refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("local file: {0}")]
@@ -137,6 +168,7 @@ impl RemoteError {
             RemoteError::InsufficientStorage => "quota_exceeded",
             RemoteError::Truncated(_) => "truncated",
             RemoteError::Protocol(_) => "protocol",
+            RemoteError::TooLarge(_) => "too_large",
             RemoteError::Refused { .. } => "refused",
             RemoteError::Io(_) => "local_io",
         }
@@ -182,10 +214,25 @@ pub trait Remote: Send + Sync {
 
     fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>>;
 
-    /// Uploads a file; returns its new ETag when the server says.
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>>;
+    /// Uploads a file; returns its new ETag and file id when the server says.
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>>;
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>>;
+    /// Creates a folder (an existing folder is fine); returns its file id when the server says.
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>>;
+
+    /// Whether [`Remote::put_new_many`] can be used, and within which limits.
+    fn bulk_limits(&self) -> Option<BulkLimits> {
+        None
+    }
+
+    /// Uploads several small *new* files (`(path, content, mtime)`) in one request, one result
+    /// per file in the same order. Only for files that were absent from the listing: a bulk
+    /// request carries no precondition, so the implementation must refuse (`Changed`) any file
+    /// it finds present meanwhile. A file that fails here is sent again alone by the caller.
+    fn put_new_many(&self, files: Vec<(String, Bytes, i64)>) -> BoxFuture<'_, Vec<Result<Stored, RemoteError>>> {
+        let n = files.len();
+        Box::pin(async move { (0..n).map(|_| Err(RemoteError::Protocol("bulk upload is not available".into()))).collect() })
+    }
 
     /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>>;
@@ -196,9 +243,33 @@ pub trait Remote: Send + Sync {
 
 /// How many folder listings run at once while walking.
 const WALK_PARALLELISM: usize = 8;
+/// The deepest folder a walk descends to: no file system holds paths much deeper (Linux's
+/// PATH_MAX of 4096 bytes allows about 2,000 one-letter levels, Windows far fewer), and a server
+/// inventing ever deeper folders would otherwise be walked forever.
+pub const MAX_DEPTH: usize = 256;
+/// The most items a walk accepts: far above a member's space (the Nextcloud benchmark's 10,000
+/// files), below what would exhaust memory.
+pub const MAX_ITEMS: usize = 1_000_000;
 
-/// Lists the whole tree folder by folder, several folders at a time, checking every name.
+/// The walk's bounds, checked for each folder listed.
+pub fn check_walk_bounds(depth: usize, items: usize) -> Result<(), RemoteError> {
+    if depth > MAX_DEPTH {
+        return Err(RemoteError::TooLarge(format!("folders are nested more than {MAX_DEPTH} levels deep")));
+    }
+    if items > MAX_ITEMS {
+        return Err(RemoteError::TooLarge(format!("more than {MAX_ITEMS} items")));
+    }
+    Ok(())
+}
+
+/// Lists the whole tree folder by folder, several folders at a time, checking every name by
+/// this system's rules.
 pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, RemoteError> {
+    walk_on(remote, names::Platform::current()).await
+}
+
+/// [`walk`] with the naming rules of `platform` (tests run the Windows rules anywhere).
+pub async fn walk_on<R: Remote + ?Sized>(remote: &R, platform: names::Platform) -> Result<RemoteListing, RemoteError> {
     let mut listing = RemoteListing::default();
     // (server path, key) of folders still to list.
     let mut pending: Vec<(String, String)> = vec![(String::new(), String::new())];
@@ -214,17 +285,24 @@ pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, Remot
         let Some((server_dir, key_dir, children)) = running.next().await else { break };
         listing.requests += 1;
         let children = children?;
+        if !children.is_empty() {
+            let depth = if key_dir.is_empty() { 0 } else { key_dir.split('/').count() };
+            check_walk_bounds(depth + 1, listing.entries.len() + children.len())?;
+        }
         // Twins (NFC/NFD spellings, or later case twins) keep the first name in sorted order.
         let mut children = children;
         children.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, mut entry) in children {
             let server_path = join(&server_dir, &name);
-            if let Err(reason) = names::check_remote_name(&name) {
-                listing.refused.push(names::Refusal { path: server_path, reason });
-                continue;
-            }
+            let warning = match names::judge_remote_name(&name, platform) {
+                Ok(warning) => warning,
+                Err(reason) => {
+                    listing.refused.push(names::Refusal { path: server_path, reason });
+                    continue;
+                }
+            };
             let key = join(&key_dir, &names::key(&name));
-            if let Some(problem) = names::windows_problem(&name) {
+            if let Some(problem) = warning {
                 listing.warnings.push(names::Refusal { path: key.clone(), reason: problem });
             }
             if let Some(existing) = listing.entries.get(&key) {
@@ -250,5 +328,33 @@ pub fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::memory::MemoryRemote;
+
+    /// Issue 12, item 18: on Windows a name it cannot hold is refused (and not descended
+    /// into), not merely warned about; elsewhere it syncs with a warning.
+    #[tokio::test]
+    async fn windows_invalid_names_are_refused_by_the_windows_walk() {
+        let remote = MemoryRemote::new();
+        remote.write("ok.txt", b"ok");
+        remote.write("a:b", b"stream");
+        remote.write("CON", b"console");
+        remote.mkdir_all("dossier.");
+        remote.write("dossier./x.txt", b"under a trailing dot");
+        let windows = walk_on(&remote, names::Platform::Windows).await.unwrap();
+        assert_eq!(windows.entries.keys().collect::<Vec<_>>(), ["ok.txt"]);
+        let mut refused: Vec<&str> = windows.refused.iter().map(|r| r.path.as_str()).collect();
+        refused.sort();
+        assert_eq!(refused, ["CON", "a:b", "dossier."]);
+
+        let unix = walk_on(&remote, names::Platform::Unix).await.unwrap();
+        assert_eq!(unix.entries.len(), 5);
+        assert_eq!(unix.warnings.len(), 3);
+        assert!(unix.refused.is_empty());
     }
 }

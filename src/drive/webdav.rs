@@ -333,7 +333,7 @@ impl WebDav {
         if response.status().as_u16() != 207 {
             return Err(RemoteError::Protocol(format!("PROPFIND answered {} instead of 207", response.status())));
         }
-        let text = response.text().await.map_err(transport)?;
+        let text = crate::http::text_limited(response, crate::http::DAV_ANSWER_LIMIT).await.map_err(body_error)?;
         let base_segments = segments(self.base.path());
         parse_multistatus(&text)?
             .into_iter()
@@ -385,6 +385,13 @@ fn transport(e: reqwest::Error) -> RemoteError {
     }
 }
 
+fn body_error(e: crate::http::BodyError) -> RemoteError {
+    match e {
+        e @ crate::http::BodyError::TooLarge { .. } => RemoteError::TooLarge(e.to_string()),
+        e => RemoteError::Truncated(e.to_string()),
+    }
+}
+
 /// Maps an error status to a [`RemoteError`]; passes success through.
 async fn check(response: Response) -> Result<Response, RemoteError> {
     let status = response.status();
@@ -400,7 +407,7 @@ async fn check(response: Response) -> Result<Response, RemoteError> {
         507 => RemoteError::InsufficientStorage,
         408 | 429 | 500..=599 => RemoteError::Server { status: status.as_u16() },
         code => {
-            let body = response.text().await.unwrap_or_default();
+            let body = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.unwrap_or_default();
             let message: String = body.chars().take(200).collect();
             RemoteError::Refused { status: code, message }
         }
@@ -593,7 +600,7 @@ impl Remote for WebDav {
         })
     }
 
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let path = path.to_string();
         Box::pin(async move {
             self.check_precondition(&path, &pre).await?;
@@ -651,28 +658,29 @@ impl Remote for WebDav {
                     return Err(e);
                 }
                 // The MOVE answer carries no ETag: the caller asks for it.
-                return Ok(None);
+                return Ok(None.into());
             }
             Ok(response
                 .headers()
                 .get(header::ETAG)
                 .or_else(|| response.headers().get("OC-ETag"))
                 .and_then(|v| v.to_str().ok())
-                .map(quoted))
+                .map(quoted)
+                .into())
         })
     }
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let url = self.url(path, true);
         let path = path.to_string();
         Box::pin(async move {
             let method = Method::from_bytes(b"MKCOL").map_err(|e| RemoteError::Protocol(e.to_string()))?;
             let build = || self.http.request(method.clone(), url.clone());
             match self.send(&build).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(Default::default()),
                 // 405: something is there already; fine if it is a folder.
                 Err(RemoteError::Refused { status: 405, .. }) => match self.propfind(&path, "0", true).await {
-                    Ok(items) if items.iter().any(|(_, e)| e.kind == Kind::Dir) => Ok(()),
+                    Ok(items) if items.iter().any(|(_, e)| e.kind == Kind::Dir) => Ok(Default::default()),
                     _ => Err(RemoteError::Refused { status: 405, message: format!("{path} exists and is not a folder") }),
                 },
                 Err(e) => Err(e),

@@ -9,11 +9,12 @@ use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::{dav, reqwest_error, NextcloudError};
+use super::{body_error, dav, reqwest_error, NextcloudError};
+use crate::http::{json_limited, text_limited, DAV_ANSWER_LIMIT, JSON_ANSWER_LIMIT};
 use crate::auth::Session;
 
 /// What `status.php` and the capabilities say.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerInfo {
     pub product: String,
     pub version: String,
@@ -56,32 +57,69 @@ pub(crate) fn normalise_base(base: &Url) -> Url {
     b
 }
 
-/// Reads `status.php` and the capabilities. `Ok(None)` when the server is not a Nextcloud (a
-/// generic WebDAV server): the engine then uses none of the extras.
+/// Reads `status.php` and the capabilities an anonymous caller sees. `Ok(None)` when the server
+/// is not a Nextcloud (a generic WebDAV server): the engine then uses none of the extras.
+///
+/// A real Nextcloud shows an anonymous caller only `app_api`, `bruteforce` and `theming`
+/// (observed on 34.0.1): chunking, bulk upload, trash and versions read as absent here. Use
+/// [`server_info`] with the credentials for what the account can use.
 pub async fn detect(http: &reqwest::Client, base: &Url) -> Result<Option<ServerInfo>, NextcloudError> {
-    let base = normalise_base(base);
+    read_info(http, base, None).await
+}
+
+/// Like [`detect`], with the capabilities read as the member (the dav and files entries are
+/// only given to an authenticated request).
+pub async fn server_info(
+    http: &reqwest::Client,
+    base: &Url,
+    creds: &Credentials,
+) -> Result<Option<ServerInfo>, NextcloudError> {
+    read_info(http, base, Some(creds)).await
+}
+
+/// Whether `status.php` says an installed Nextcloud answers at `base` (one request).
+pub(crate) async fn is_nextcloud(http: &reqwest::Client, base: &Url) -> Result<bool, NextcloudError> {
+    Ok(read_status(http, &normalise_base(base)).await?.is_some())
+}
+
+async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<(String, String)>, NextcloudError> {
     let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
     let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
     if !answer.status().is_success() {
         return Ok(None);
     }
-    let Ok(status) = answer.json::<Value>().await else { return Ok(None) };
+    let Ok(status) = json_limited::<Value>(answer, JSON_ANSWER_LIMIT).await else { return Ok(None) };
     if status.get("installed").and_then(Value::as_bool) != Some(true) {
         return Ok(None);
     }
     let product = status.get("productname").and_then(Value::as_str).unwrap_or("Nextcloud").to_string();
     let version = status.get("versionstring").and_then(Value::as_str).unwrap_or_default().to_string();
+    Ok(Some((product, version)))
+}
+
+async fn authorize(b: RequestBuilder, creds: Option<&Credentials>) -> Result<RequestBuilder, NextcloudError> {
+    Ok(match creds {
+        None => b,
+        Some(Credentials::Bearer(session)) => {
+            let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+            b.bearer_auth(token)
+        }
+        Some(Credentials::AppPassword { login, password }) => b.basic_auth(login, Some(password)),
+    })
+}
+
+async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credentials>) -> Result<Option<ServerInfo>, NextcloudError> {
+    let base = normalise_base(base);
+    let Some((product, version)) = read_status(http, &base).await? else { return Ok(None) };
     let caps_url = base
         .join("ocs/v2.php/cloud/capabilities?format=json")
         .map_err(|e| NextcloudError::Protocol(e.to_string()))?;
-    let caps = http
-        .get(caps_url)
-        .header("OCS-APIRequest", "true")
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(reqwest_error)?;
-    let caps: Value = if caps.status().is_success() { caps.json().await.unwrap_or(Value::Null) } else { Value::Null };
+    let caps = http.get(caps_url).header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
+    let caps = authorize(caps, creds).await?.send().await.map_err(reqwest_error)?;
+    if creds.is_some() && caps.status() == StatusCode::UNAUTHORIZED {
+        return Err(NextcloudError::Unauthorized);
+    }
+    let caps: Value = if caps.status().is_success() { json_limited(caps, JSON_ANSWER_LIMIT).await.unwrap_or(Value::Null) } else { Value::Null };
     let c = &caps["ocs"]["data"]["capabilities"];
     let files = &c["files"];
     Ok(Some(ServerInfo {
@@ -240,7 +278,7 @@ impl Nextcloud {
             .await?;
         match answer.status().as_u16() {
             207 => {
-                let text = answer.text().await.map_err(reqwest_error)?;
+                let text = text_limited(answer, DAV_ANSWER_LIMIT).await.map_err(body_error)?;
                 Ok(Some(dav::parse_multistatus(&text)?))
             }
             404 => Ok(None),
@@ -284,13 +322,15 @@ impl Nextcloud {
 /// Turns an unexpected answer into an error, reading Sabre's message when there is one.
 pub(crate) async fn failure(answer: Response, what: &str) -> NextcloudError {
     let status = answer.status().as_u16();
-    let body = answer.text().await.unwrap_or_default();
+    let body = text_limited(answer, JSON_ANSWER_LIMIT).await.unwrap_or_default();
     let message = sabre_message(&body).unwrap_or_else(|| body.chars().take(200).collect());
     match status {
         401 => NextcloudError::Unauthorized,
         404 => NextcloudError::NotFound(what.to_string()),
         412 => NextcloudError::Changed(what.to_string()),
-        507 => NextcloudError::InsufficientStorage { free: free_from_message(&message).unwrap_or(0) },
+        // Nextcloud 34's 507 reads "Insufficient space in /name" (observed): no figures, so
+        // none is made up.
+        507 => NextcloudError::InsufficientStorage { free: free_from_message(&message) },
         _ => NextcloudError::Http { status, message },
     }
 }

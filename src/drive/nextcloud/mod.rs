@@ -37,10 +37,10 @@ pub mod walk;
 use thiserror::Error;
 
 pub use account::{account, quota_report, QuotaReport};
-pub use client::{detect, Credentials, Nextcloud, ServerInfo};
+pub use client::{detect, server_info, Credentials, Nextcloud, ServerInfo};
 pub use login::{
-    connect, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
-    DEFAULT_FLOW_TIMEOUT,
+    connect, forget_facts, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
+    DEFAULT_FLOW_TIMEOUT, FACTS_MAX_AGE,
 };
 pub use quota::{not_enough_space, Quota, WARN_AT_PERCENT};
 pub use remote::NextcloudRemote;
@@ -57,6 +57,8 @@ pub enum NextcloudError {
     Offline(String),
     #[error("the file server refused the credentials: please log in again")]
     Unauthorized,
+    #[error("you are not logged in to the file server yet: run “passerelle sync” in a terminal to log in")]
+    NotLoggedIn,
     #[error("the Nextcloud login was cancelled")]
     LoginCancelled,
     #[error("the Nextcloud login was not approved in the browser in time")]
@@ -67,8 +69,9 @@ pub enum NextcloudError {
     UnsafeLink(String),
     #[error("the keychain could not be used: {0}")]
     Secrets(String),
-    #[error("not enough space on the server ({} MB free)", free / (1024 * 1024))]
-    InsufficientStorage { free: u64 },
+    /// `free` only when known: a 507's body has no figures ("Insufficient space in /name").
+    #[error("not enough space on the server{}", match free { Some(f) => format!(" ({} MB free)", f / (1024 * 1024)), None => String::new() })]
+    InsufficientStorage { free: Option<u64> },
     #[error("{0} is in a read-only share")]
     ReadOnly(String),
     #[error("{0} is not on the server")]
@@ -79,6 +82,9 @@ pub enum NextcloudError {
     Http { status: u16, message: String },
     #[error("the server's answer could not be understood: {0}")]
     Protocol(String),
+    /// An answer over its size cap, or a tree deeper or bigger than the walk accepts.
+    #[error("the server's listing is too large: {0}")]
+    TooLarge(String),
     #[error("local file: {0}")]
     Io(String),
 }
@@ -91,6 +97,7 @@ impl NextcloudError {
             NextcloudError::NotNextcloud(_) => "not_nextcloud",
             NextcloudError::Offline(_) => "offline",
             NextcloudError::Unauthorized => "login_required",
+            NextcloudError::NotLoggedIn => "not_logged_in",
             NextcloudError::LoginCancelled => "login_cancelled",
             NextcloudError::LoginExpired => "login_expired",
             NextcloudError::Browser(_) => "browser",
@@ -102,6 +109,7 @@ impl NextcloudError {
             NextcloudError::Changed(_) => "changed_meanwhile",
             NextcloudError::Http { .. } => "refused",
             NextcloudError::Protocol(_) => "protocol",
+            NextcloudError::TooLarge(_) => "too_large",
             NextcloudError::Io(_) => "local_io",
         }
     }
@@ -112,7 +120,10 @@ impl From<NextcloudError> for super::RemoteError {
         use super::RemoteError as R;
         match e {
             NextcloudError::Offline(m) => R::Offline(m),
-            NextcloudError::Unauthorized | NextcloudError::LoginCancelled | NextcloudError::LoginExpired => {
+            NextcloudError::Unauthorized
+            | NextcloudError::NotLoggedIn
+            | NextcloudError::LoginCancelled
+            | NextcloudError::LoginExpired => {
                 R::Unauthorized
             }
             NextcloudError::InsufficientStorage { .. } => R::InsufficientStorage,
@@ -123,8 +134,18 @@ impl From<NextcloudError> for super::RemoteError {
             NextcloudError::Http { status: 403, message } => R::Forbidden(message),
             NextcloudError::Http { status, message } => R::Refused { status, message },
             NextcloudError::Io(m) => R::Io(m),
+            NextcloudError::TooLarge(m) => R::TooLarge(m),
             other => R::Protocol(other.to_string()),
         }
+    }
+}
+
+/// A body read with a cap (`crate::http::read_limited`) that could not be read whole.
+fn body_error(e: crate::http::BodyError) -> NextcloudError {
+    match e {
+        e @ crate::http::BodyError::TooLarge { .. } => NextcloudError::TooLarge(e.to_string()),
+        crate::http::BodyError::Transport(m) => NextcloudError::Offline(m),
+        crate::http::BodyError::Json(m) => NextcloudError::Protocol(m),
     }
 }
 
