@@ -369,7 +369,8 @@ fn auth_error(e: crate::auth::AuthError) -> RemoteError {
     if e.needs_login() {
         RemoteError::Unauthorized
     } else {
-        RemoteError::Offline(e.to_string())
+        // The login server is down or unreachable: wait, never "log in again" (issue 14, 3).
+        RemoteError::LoginUnreachable(e.to_string())
     }
 }
 
