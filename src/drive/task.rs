@@ -250,6 +250,8 @@ fn journal_view(folder: &FolderPaths) -> (Vec<FailedItem>, Option<String>) {
         .failures()
         .unwrap_or_default()
         .into_iter()
+        // A file refused for lack of space and since removed here waits for nothing.
+        .filter(|f| f.code != "quota_exceeded" || folder.root.join(&f.path).exists())
         .map(|f| {
             let size = std::fs::metadata(folder.root.join(&f.path)).ok().filter(|m| m.is_file()).map(|m| m.len());
             FailedItem { path: f.path, code: f.code, size }
