@@ -16,9 +16,19 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
         Ok(revoked) => tracing::debug!(revoked, "chat token forgotten"),
         Err(e) => tracing::warn!(code = e.code(), "could not forget the chat token"),
     }
+    // Logged in to Nextcloud alone (Login Flow v2, no login of our own) is still logged in:
+    // "not logged in" would be wrong once its app password was revoked.
+    let mut nextcloud_outcome = None;
     if let Some(nextcloud) = &profile.nextcloud {
-        if let Err(e) = crate::drive::nextcloud::logout(http, nextcloud, store).await {
-            tracing::warn!(code = e.code(), "could not revoke the Nextcloud app password");
+        if crate::drive::nextcloud::saved_mode(store, nextcloud).is_some() {
+            nextcloud_outcome = Some(match crate::drive::nextcloud::logout(http, nextcloud, store).await {
+                Ok(true) => LogoutOutcome::Revoked,
+                Ok(false) => LogoutOutcome::LocalOnly("the file server did not revoke its app password".into()),
+                Err(e) => {
+                    tracing::warn!(code = e.code(), "could not revoke the Nextcloud app password");
+                    LogoutOutcome::LocalOnly(e.to_string())
+                }
+            });
         }
     }
     let outcome = auth::logout(http, profile, store).await;
@@ -26,5 +36,8 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
     let leftovers = store.delete_all(&[auth::SESSION_KEY, crate::chat::SECRET_KEY, "webdav"], &["nextcloud:"]);
     let outcome = outcome?;
     leftovers?;
-    Ok(outcome)
+    Ok(match (outcome, nextcloud_outcome) {
+        (LogoutOutcome::WasNotLoggedIn, Some(nc)) => nc,
+        (outcome, _) => outcome,
+    })
 }

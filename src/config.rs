@@ -347,6 +347,10 @@ pub struct Settings {
     pub notifications: Option<bool>,
     pub autostart: Option<bool>,
     pub paused: bool,
+    /// The server folder synced, relative to the member's Nextcloud files (`Team/Projects`);
+    /// `None` syncs the whole space. Like Nextcloud's own client and `nextcloudcmd --path`.
+    #[serde(default)]
+    pub remote_path: Option<String>,
 }
 
 impl Settings {

@@ -23,3 +23,69 @@ async fn status_shows_the_quota_and_drive_lists_the_trash() {
     let trash: serde_json::Value = serde_json::from_slice(&out.stdout).expect("trash JSON");
     assert!(trash.is_array(), "{trash}");
 }
+
+mod nextcloud_double;
+
+/// Issue 11, defects 7, 9 and 12 through the CLI, against a throwaway Nextcloud double: a
+/// server sub-folder synced with `--remote-path` (kept in the settings), items that could not be
+/// synced give exit code 7, and logout after a Login Flow v2 login says it logged out.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_path_failed_items_exit_code_and_logout_after_login_flow() {
+    use nextcloud_double::{write, Double};
+    use passerelle::drive::nextcloud::{self, ConnectOptions};
+    let nc = Double::start(Some(1_000_000));
+    let home = support::home();
+    let mut profile = support::profile();
+    profile.nextcloud = Some(nc.url.clone());
+    profile.webdav = None;
+    home.save_profile(&profile);
+    // Login Flow v2, approved at once, into the home's store (no login of our own).
+    let grant = nc.url.join("_test/login-flow/grant").unwrap();
+    let opener = passerelle::browser::Opener::hook(move |login| {
+        let (grant, login) = (grant.clone(), login.to_string());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new().post(grant).json(&serde_json::json!({"login": login, "user": "alice"})).send().await;
+        });
+        Ok(())
+    });
+    let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), ..ConnectOptions::default() };
+    let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.expect("login flow");
+    client.mkdirs("Team/Projects").await.unwrap();
+    client.mkdirs("Other").await.unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let plan = write(src.path(), "plan.txt", b"the plan");
+    nextcloud::bulk::put_file(&client, "Team/Projects/plan.txt", &plan, 1, passerelle::drive::remote::Precondition::Create).await.unwrap();
+    nextcloud::bulk::put_file(&client, "Other/x.txt", &plan, 1, passerelle::drive::remote::Precondition::Create).await.unwrap();
+
+    // 12: only the chosen server folder.
+    let folder = home.folder();
+    let out = support::cli(&home).args(["sync", "--once", "--remote-path", "/Team/Projects/", "--folder"]).arg(&folder).output().unwrap();
+    assert!(out.status.success(), "sync: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(folder.join("plan.txt")).unwrap(), b"the plan");
+    assert!(!folder.join("Other").exists() && !folder.join("Team").exists());
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.dirs().config.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["remote_path"], "Team/Projects");
+
+    // 7: an item that cannot fit fails the run with exit code 7 (the settings keep the folder).
+    write(&folder, "too-big.bin", &nextcloud_double::noise(2_000_000, 1));
+    write(&folder, "small.txt", b"fits");
+    let out = support::cli(&home).args(["sync", "--once", "--folder"]).arg(&folder).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("failed: too-big.bin"), "{stdout}");
+    assert_eq!(nc.read("Team/Projects/small.txt").await.unwrap(), b"fits");
+
+    // status reads the same folder's journal and says how fresh the quota is.
+    let out = support::cli(&home).args(["status", "--json", "--folder"]).arg(&folder).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(status["quota"]["may_lag_seconds"], 0, "oc:size gives a fresh count: {status}");
+    assert!(status["failures"].to_string().contains("too-big.bin"), "{status}");
+
+    // 9: logout after a Login Flow v2 login.
+    let out = support::cli(&home).arg("logout").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Logged out."), "{stderr}");
+    assert_eq!(nextcloud::saved_mode(&home.secrets(), &nc.url), None);
+}

@@ -20,7 +20,7 @@ use std::{
 use drive_support::*;
 use futures_util::{future::BoxFuture, StreamExt};
 use passerelle::drive::{
-    remote::{Capabilities, Download, Precondition, RemoteEntry, RemoteError, Upload},
+    remote::{Capabilities, Download, Precondition, RemoteEntry, RemoteError, Stored, Upload},
     run::{sync_once, FolderPaths, Outcome, RunOptions},
     Remote, WebDav,
 };
@@ -48,7 +48,7 @@ impl Remote for EditDuringUpload {
     fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>> {
         self.inner.get(path)
     }
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         if path != self.path || self.fired.swap(true, Ordering::SeqCst) {
             return self.inner.put(path, upload, pre);
         }
@@ -60,7 +60,7 @@ impl Remote for EditDuringUpload {
         let body = edit.chain(upload.body.map(Some)).filter_map(|chunk| async move { chunk }).boxed();
         self.inner.put(path, Upload { body, ..upload }, pre)
     }
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         self.inner.mkdir(path)
     }
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {

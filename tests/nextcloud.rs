@@ -38,9 +38,14 @@ fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
 async fn detects_nextcloud_and_reads_capabilities_only_with_the_csrf_header() {
     let nc = Double::start(None);
     let http = passerelle::http::client();
-    let info = nextcloud::detect(&http, &nc.url).await.expect("detect").expect("a Nextcloud");
+    let creds = Credentials::AppPassword { login: USER.into(), password: APP_PASSWORD.into() };
+    let info = nextcloud::server_info(&http, &nc.url, &creds).await.expect("server info").expect("a Nextcloud");
     assert_eq!(info.version, "34.0.1");
     assert!(info.chunking && info.bulk_upload && info.trash && info.versions);
+    // Anonymous: a real Nextcloud 34 shows no dav/files capabilities (observed), so neither
+    // does the double.
+    let anonymous = nextcloud::detect(&http, &nc.url).await.expect("detect").expect("a Nextcloud");
+    assert!(!anonymous.chunking && !anonymous.bulk_upload && !anonymous.trash && !anonymous.versions);
     assert_eq!(info.chunk_max_size, Some(100 * 1024 * 1024));
 
     let without = http.get(nc.url.join("ocs/v2.php/cloud/capabilities?format=json").unwrap()).send().await.unwrap();
@@ -49,7 +54,7 @@ async fn detects_nextcloud_and_reads_capabilities_only_with_the_csrf_header() {
 
     // Capabilities follow what the server advertises.
     nc.control("_test/capabilities", json!({"bulkupload": false, "chunking": false})).await;
-    let info = nextcloud::detect(&http, &nc.url).await.unwrap().unwrap();
+    let info = nextcloud::server_info(&http, &nc.url, &creds).await.unwrap().unwrap();
     assert!(!info.chunking && !info.bulk_upload);
 
     // A generic WebDAV/CalDAV server is not a Nextcloud: no extras.
@@ -275,8 +280,8 @@ async fn quota_skips_what_cannot_fit_handles_507_and_warns_at_90_percent() {
     // A file that fits.
     let remote = NextcloudRemote::new(client.clone(), "", None);
     remote.list_tree().await.unwrap();
-    let etag = remote.put("fits.bin", upload_of(noise(4_000_000, 1), 1_700_000_000), Precondition::Create).await.unwrap();
-    assert!(etag.is_some());
+    let stored = remote.put("fits.bin", upload_of(noise(4_000_000, 1), 1_700_000_000), Precondition::Create).await.unwrap();
+    assert!(stored.etag.is_some());
     assert_eq!(nc.read("fits.bin").await.unwrap(), noise(4_000_000, 1));
 
     // A file that does not: refused before a byte is sent, with the free space in the message.
@@ -297,8 +302,9 @@ async fn quota_skips_what_cannot_fit_handles_507_and_warns_at_90_percent() {
     bulk::put_file(&client, "other.bin", &other, 1, Precondition::Create).await.unwrap();
     let big = write(dir.path(), "late.bin", &noise(1_000_000, 4));
     let err = bulk::put_file(&client, "late.bin", &big, 1, Precondition::Create).await.err().expect("507");
-    assert!(matches!(err, NextcloudError::InsufficientStorage { free } if free == 500_000), "{err:?}");
-    assert_eq!(err.to_string(), "not enough space on the server (0 MB free)");
+    // Nextcloud 34's 507 reads "Insufficient space in /late.bin": no figures, none made up.
+    assert!(matches!(err, NextcloudError::InsufficientStorage { free: None }), "{err:?}");
+    assert_eq!(err.to_string(), "not enough space on the server");
     assert_eq!(nc.read("late.bin").await, None, "nothing half-written");
     // Chunked over quota: MKCOL works, the first chunk gets 507, the upload folder is removed.
     let chunky = write(dir.path(), "chunky.bin", &noise(6 * MIB as usize, 5));
@@ -307,7 +313,8 @@ async fn quota_skips_what_cannot_fit_handles_507_and_warns_at_90_percent() {
         .err()
         .expect("507 on the first chunk");
     assert_eq!(err.code(), "quota_exceeded");
-    assert_eq!(chunked::clean_abandoned(&client, Duration::ZERO).await.unwrap(), 0, "already cleaned up");
+    let id = chunked::upload_id("chunky.bin", 6 * MIB, 1);
+    assert_eq!(nc.propfind(&format!("remote.php/dav/uploads/{USER}/{id}"), "0").await.0, 404, "already cleaned up");
 
     // 90 %: a warning.
     let q = client.quota().await.unwrap();
@@ -548,4 +555,263 @@ async fn the_engine_syncs_through_nextcloud_and_turns_a_server_rename_into_a_loc
     assert_eq!(std::fs::read(root.join("docs/report-final.odt")).unwrap(), noise(300_000, 7));
     assert_eq!(nc.stats().await["methods"]["GET"].as_u64().unwrap_or(0), 0, "renamed locally, not downloaded");
     let _ = std::io::stdout().flush();
+}
+
+// ---------------------------------------------------------------- issue 11: Nextcloud for real
+
+/// Logs in with Login Flow v2 (granted at once) into `store`, keeping the facts at `facts`.
+async fn flow_login(nc: &Double, store: &passerelle::auth::SecretStore, facts: Option<std::path::PathBuf>) -> nextcloud::Nextcloud {
+    let (opener, _rx) = granting_opener(nc, "alice");
+    let options = ConnectOptions { opener, poll_every: Duration::from_millis(100), facts, ..ConnectOptions::default() };
+    nextcloud::connect(&passerelle::http::client(), &nc.url, None, store, &options).await.expect("login flow connect")
+}
+
+fn chunky(remote: &mut NextcloudRemote) {
+    remote.chunking = ChunkOptions { chunk_size: 5 * MIB, threshold: 5 * MIB, parallel: 2 };
+}
+
+/// Defect 1: capabilities are read as the member; anonymously a real Nextcloud shows no
+/// dav/files entries, so chunking, bulk, trash and versions all read as absent.
+#[tokio::test]
+async fn capabilities_are_read_with_the_members_credentials() {
+    let nc = Double::start(None);
+    let home = support::home();
+    let client = flow_login(&nc, &home.secrets(), None).await;
+    let info = client.info();
+    assert!(info.chunking, "chunking read as absent: {info:?}");
+    assert!(info.bulk_upload && info.trash && info.versions, "{info:?}");
+    assert_eq!(info.chunk_max_size, Some(100 * 1024 * 1024));
+}
+
+/// Defect 2: the assembly MOVE is guarded on the destination (Overwrite: F for a new file,
+/// `If: <dest> (["etag"])` for a known version); If-None-Match on it always got 412.
+#[tokio::test]
+async fn chunked_assembly_is_guarded_on_the_destination_not_on_the_source() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    let mut remote = NextcloudRemote::new(client.clone(), "", None);
+    chunky(&mut remote);
+    remote.list_tree().await.unwrap();
+    let v1 = noise(6 * MIB as usize, 21);
+    let first = remote.put("big.bin", upload_of(v1.clone(), 1_700_000_000), Precondition::Create).await.expect("new file, chunked");
+    assert_eq!(nc.read("big.bin").await.unwrap(), v1);
+    assert_eq!(nc.stats().await["chunk_puts"].as_array().unwrap().len(), 2, "it went chunked");
+    let etag = first.etag.expect("the assembly answers an ETag");
+    assert!(first.file_id.is_some(), "OC-FileId of the assembly MOVE");
+
+    // Replacing the version we know works.
+    let v2 = noise(6 * MIB as usize, 22);
+    let second = remote.put("big.bin", upload_of(v2.clone(), 1_700_000_100), Precondition::Replace(etag.clone())).await.expect("replace");
+    assert_eq!(nc.read("big.bin").await.unwrap(), v2);
+
+    // Changed on the server meanwhile: a conflict, never an overwrite.
+    let other = reqwest::Client::new()
+        .put(nc.url.join("remote.php/dav/files/alice/big.bin").unwrap())
+        .basic_auth(USER, Some(APP_PASSWORD))
+        .body(b"edited on the web".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 204);
+    let err = remote
+        .put("big.bin", upload_of(noise(6 * MIB as usize, 23), 1_700_000_200), Precondition::Replace(second.etag.unwrap()))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), "changed_meanwhile");
+    let err = remote.put("big.bin", upload_of(noise(6 * MIB as usize, 24), 1), Precondition::Create).await.err().expect("refused");
+    assert_eq!(err.code(), "changed_meanwhile", "a file that appeared meanwhile is not overwritten");
+    assert_eq!(nc.read("big.bin").await.unwrap(), b"edited on the web");
+
+    // The double answers like the real server: If-None-Match on the MOVE is checked against .file.
+    let http = reqwest::Client::new();
+    let up = nc.url.join(&format!("remote.php/dav/uploads/{USER}/raw")).unwrap();
+    let dest = nc.url.join(&format!("remote.php/dav/files/{USER}/raw.bin")).unwrap();
+    let mk = http.request(reqwest::Method::from_bytes(b"MKCOL").unwrap(), up.clone()).basic_auth(USER, Some(APP_PASSWORD))
+        .header("Destination", dest.as_str()).send().await.unwrap();
+    assert_eq!(mk.status().as_u16(), 201);
+    let put = http.put(format!("{up}/00001")).basic_auth(USER, Some(APP_PASSWORD)).body(vec![1u8; 10]).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    assert!(put.headers().get("ETag").is_none(), "chunk PUTs carry no ETag");
+    let (_, listing) = nc.propfind(&format!("remote.php/dav/uploads/{USER}/raw"), "1").await;
+    assert!(listing.contains("/raw/.file</d:href>"), "the upload folder lists .file: {listing}");
+    let mv = http.request(reqwest::Method::from_bytes(b"MOVE").unwrap(), format!("{up}/.file")).basic_auth(USER, Some(APP_PASSWORD))
+        .header("Destination", dest.as_str()).header("If-None-Match", "*").send().await.unwrap();
+    assert_eq!(mv.status().as_u16(), 412);
+    assert_eq!(nc.propfind(&format!("remote.php/dav/uploads/{USER}"), "1").await.0, 405, "the uploads root refuses listing");
+}
+
+/// Defect 2 (second half): a precondition refused on every pass ends as a failed item, never
+/// as "0 done, 0 failed".
+#[tokio::test]
+async fn a_refused_precondition_on_every_pass_is_a_failure_not_a_silent_success() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    nc.control("_test/capabilities", json!({"bulkupload": false})).await;
+    let client = nextcloud::Nextcloud::new(client.http().clone(), &nc.url, USER, client.credentials().clone(), {
+        let mut i = client.info().clone();
+        i.bulk_upload = false;
+        i
+    });
+    nc.control("_test/fail", json!({"user": USER, "path": "stubborn.txt", "mode": "precondition", "times": 100})).await;
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("Passerelle");
+    write(&root, "stubborn.txt", b"never accepted");
+    write(&root, "fine.txt", b"accepted");
+    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
+    let remote = NextcloudRemote::new(client, "", None);
+    let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {
+        panic!("not done")
+    };
+    let failed: Vec<_> = summary.report.failed.iter().map(|f| (f.path.as_str(), f.code.as_str())).collect();
+    assert_eq!(failed, vec![("stubborn.txt", "changed_meanwhile")], "{:?}", summary.report);
+    assert_eq!(nc.read("fine.txt").await.unwrap(), b"accepted");
+}
+
+/// Defects 3 and 4: the engine sends small new files in bulk and records every file id
+/// (bulk answer's fileid, PUT's OC-FileId, MKCOL's OC-FileId).
+#[tokio::test]
+async fn the_engine_bulk_uploads_small_files_and_records_every_file_id() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("Passerelle");
+    for i in 0..30 {
+        write(&root, &format!("d{}/f{i:02}.txt", i % 3), format!("small {i}\n").as_bytes());
+    }
+    write(&root, "d0/medium.bin", &noise(2 * MIB as usize, 5));
+    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
+    let remote = NextcloudRemote::new(client.clone(), "", None);
+    nc.reset().await;
+    let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {
+        panic!("not done")
+    };
+    assert!(summary.report.failed.is_empty(), "{:?}", summary.report.failed);
+    let stats = nc.stats().await;
+    assert_eq!(stats["bulk_posts"], 4, "30 small files in 4 bulk requests (one per transfer at once): {stats}");
+    assert_eq!(stats["puts"], 1, "only the 2 MiB file goes as a PUT: {stats}");
+    assert_eq!(nc.read("d2/f29.txt").await.unwrap(), b"small 29\n");
+
+    let records = passerelle::drive::journal::Journal::open(&paths.journal).unwrap().records().unwrap();
+    assert_eq!(records.len(), 30 + 1 + 3);
+    let mut cache = TreeCache::default();
+    let w = walk::walk(&client, "", &mut cache).await.unwrap();
+    for (path, rec) in &records {
+        let listed = w.get(path).unwrap_or_else(|| panic!("{path} listed"));
+        assert_eq!(rec.file_id, listed.file_id, "{path}: the journal has the server's file id");
+    }
+}
+
+/// Defect 5: chunked uploads are remembered (the uploads root cannot be listed) and cleaned.
+#[tokio::test]
+async fn abandoned_chunked_uploads_are_remembered_and_cleaned() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("folder.tree.json");
+    let mut remote = NextcloudRemote::new(client.clone(), "", Some(cache.clone()));
+    chunky(&mut remote);
+    remote.list_tree().await.unwrap();
+    // The local file is cut short mid-upload (a crash would leave the same on the server).
+    let body = futures_util::stream::iter(vec![
+        Ok(bytes::Bytes::from(noise(5 * MIB as usize, 1))),
+        Err(std::io::Error::other("disk unplugged")),
+    ]);
+    let upload = Upload { len: 12 * MIB, body: Box::pin(body), mtime: 1 };
+    assert!(remote.put("cut.bin", upload, Precondition::Create).await.is_err());
+    let ids = remote.open_uploads();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(nc.propfind(&format!("remote.php/dav/uploads/{USER}/{}", ids[0]), "0").await.0, 207);
+
+    // After a restart the id is still known, and cleaning removes the upload.
+    let restarted = NextcloudRemote::new(client, "", Some(cache));
+    assert_eq!(restarted.open_uploads(), ids);
+    assert_eq!(restarted.clean_uploads(Duration::ZERO).await.expect("clean"), 1);
+    assert_eq!(nc.propfind(&format!("remote.php/dav/uploads/{USER}/{}", ids[0]), "0").await.0, 404);
+    assert!(restarted.open_uploads().is_empty());
+}
+
+/// Defect 6: the server keeps serving an old quota figure for minutes; the pre-check counts
+/// what was uploaded since, and a 507 without figures never says "0 MB free".
+#[tokio::test]
+async fn quota_counts_what_the_servers_cached_figure_does_not_show_yet() {
+    let quota = 10_000_000;
+    let nc = Double::start(Some(quota));
+    let client = nc.connect().await;
+    client.mkdirs("work").await.unwrap();
+    // A sub-folder: its oc:size is not the account's, so only the cached figure is known.
+    let remote = NextcloudRemote::new(client.clone(), "work", None);
+    remote.list_tree().await.unwrap();
+    remote.put("a.bin", upload_of(noise(6_000_000, 1), 1), Precondition::Create).await.expect("fits");
+    remote.list_tree().await.unwrap();
+    let (_, props) = nc.propfind(&format!("remote.php/dav/files/{USER}/"), "0").await;
+    assert!(props.contains("<d:quota-used-bytes>0</d:quota-used-bytes>"), "the double serves the stale figure: {props}");
+    nc.reset().await;
+    let err = remote.put("b.bin", upload_of(noise(6_000_000, 2), 1), Precondition::Create).await.err().expect("cannot fit");
+    assert_eq!(err.code(), "quota_exceeded");
+    assert_eq!(nc.stats().await["puts"], 0, "refused before sending");
+    assert_eq!(remote.quota().unwrap().free, Some(4_000_000));
+
+    // On the account root, oc:size is counted fresh: the figures are right at once.
+    let q = client.quota().await.unwrap();
+    assert_eq!((q.used, q.free, q.fresh), (6_000_000, Some(4_000_000), true));
+}
+
+/// Defect 8: the versions collection also lists the current content; it is not an earlier
+/// version.
+#[tokio::test]
+async fn versions_leave_out_the_current_content() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "v1.txt", b"one");
+    bulk::put_file(&client, "n.txt", &f, 1_700_000_000, Precondition::Create).await.unwrap();
+    assert!(nextcloud::versions(&client, "n.txt").await.unwrap().is_empty(), "a new file has no earlier version");
+    let f = write(dir.path(), "v2.txt", b"two!");
+    bulk::put_file(&client, "n.txt", &f, 1_700_000_100, Precondition::Any).await.unwrap();
+    let vs = nextcloud::versions(&client, "n.txt").await.unwrap();
+    assert_eq!(vs.iter().map(|v| (v.mtime, v.size)).collect::<Vec<_>>(), vec![(1_700_000_000, 3)]);
+}
+
+/// Defect 10: with nothing saved, a background connection says to log in (nothing was sent,
+/// so nothing was "refused").
+#[tokio::test]
+async fn without_any_credentials_a_background_connection_says_to_log_in() {
+    let nc = Double::start(None);
+    let home = support::home();
+    let options = ConnectOptions { non_interactive: true, ..ConnectOptions::default() };
+    let err = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.err().expect("no login");
+    assert_eq!(err.code(), "not_logged_in", "{err}");
+}
+
+/// Defect 11: with the server facts kept beside the tree cache, a no-op sync is one request.
+#[tokio::test]
+async fn a_noop_sync_with_kept_server_facts_is_one_request() {
+    let nc = Double::start(None);
+    let home = support::home();
+    let store = home.secrets();
+    let dir = tempfile::tempdir().unwrap();
+    let facts = dir.path().join("folder.server.json");
+    flow_login(&nc, &store, Some(facts.clone())).await;
+    let root = dir.path().join("Passerelle");
+    write(&root, "a.txt", b"a");
+    let paths = FolderPaths::new(&dir.path().join("data"), &root, nc.url.as_str());
+    let cache = dir.path().join("folder.tree.json");
+    let options = ConnectOptions { non_interactive: true, facts: Some(facts.clone()), ..ConnectOptions::default() };
+    for _ in 0..2 {
+        let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &store, &options).await.unwrap();
+        let remote = NextcloudRemote::new(client, "", Some(cache.clone())).with_facts(facts.clone());
+        run::sync_once(&paths, &remote, &RunOptions::default(), None).await.unwrap();
+    }
+    nc.reset().await;
+    let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &store, &options).await.unwrap();
+    assert!(client.info().chunking, "the kept facts are the member's capabilities");
+    let remote = NextcloudRemote::new(client, "", Some(cache.clone())).with_facts(facts.clone());
+    run::sync_once(&paths, &remote, &RunOptions::default(), None).await.unwrap();
+    assert_eq!(nc.requests().await, 1, "status.php, capabilities and cloud/user are not asked again: {}", nc.stats().await);
+
+    // An error forgets them: the next connection reads them again.
+    assert!(nextcloud::logout(&passerelle::http::client(), &nc.url, &store).await.unwrap(), "app password revoked");
+    assert!(run::sync_once(&paths, &remote, &RunOptions::default(), None).await.is_err());
+    assert!(!facts.exists(), "forgotten after the error");
 }

@@ -489,6 +489,10 @@ impl Shell {
                             ChatEventKind::DirectMessage => {
                                 (NoticeKind::DirectMessage, t.f("notify.direct.title", &[("sender", &event.sender)]))
                             }
+                            ChatEventKind::Message => (
+                                NoticeKind::Mention,
+                                t.f("notify.message.title", &[("sender", &event.sender), ("room", &event.room)]),
+                            ),
                         };
                         let body = event.excerpt.clone().unwrap_or_else(|| t.t("notify.no_excerpt"));
                         notify::send(&app, kind, &title, &body);

@@ -157,10 +157,19 @@ impl TrayModel {
         Some(match state {
             ChatState::Loading => t.t("tray.chat.loading"),
             ChatState::NotConfigured => return None,
-            ChatState::Unavailable { .. } | ChatState::Failed { .. } => t.t("tray.chat.unavailable"),
-            ChatState::Offline { last: None, .. } => t.t("tray.chat.offline"),
+            ChatState::Unavailable { .. } | ChatState::Failed { .. } | ChatState::Offline { last: None, .. } => {
+                match state.problem().unwrap_or_default() {
+                    "offline" => t.t("tray.chat.offline"),
+                    "chat_login_refused" => t.t("tray.chat.refused"),
+                    "chat_two_factor" => t.t("tray.chat.two_factor"),
+                    "chat_token_refused" => t.t("tray.chat.token_refused"),
+                    _ => t.t("tray.chat.unavailable"),
+                }
+            }
             // The counts are old: say the server is down rather than show them as current.
-            ChatState::Offline { last: Some(c), .. } if c.total > 0 => t.f("tray.chat.offline_last", &[("count", &c.total.to_string())]),
+            ChatState::Offline { last: Some(c), .. } if c.total > 0 => {
+                t.f("tray.chat.offline_last", &[("count", &c.total.to_string())])
+            }
             ChatState::Offline { .. } => t.t("tray.chat.offline"),
             ChatState::Ready(c) => {
                 let count = if c.label.is_empty() { c.total.to_string() } else { c.label.clone() };
@@ -458,5 +467,18 @@ mod tests {
         assert_eq!(m.badge(), Badge::Count(120));
         let t = Catalog::load(Lang::Fr);
         assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : 120 non lus"));
+    }
+
+    /// Each chat failure has its own plain words (issue 13).
+    #[test]
+    fn chat_failures_read_plainly() {
+        let t = Catalog::load(Lang::Fr);
+        let line = |state: ChatState| TrayModel { chat: Some(state), ..Default::default() }.chat_line(&t).unwrap_or_default();
+        let failed = |code: &str| ChatState::Failed { code: code.into(), message: String::new() };
+        assert_eq!(line(ChatState::Offline { last: None, reason: String::new() }), "Discussion : hors ligne");
+        assert_eq!(line(ChatState::Unavailable { reason: String::new(), chat_url: None }), "Ouvrir la discussion");
+        assert!(line(failed("chat_login_refused")).starts_with("Discussion : connexion refusée par le serveur"));
+        assert!(line(failed("chat_two_factor")).contains("jeton d'accès personnel"));
+        assert!(line(failed("chat_token_refused")).contains("jeton d'accès personnel est refusé"));
     }
 }

@@ -1,6 +1,13 @@
 //! Rocket.Chat's realtime API: Meteor's DDP over one websocket (`/websocket`). Connects, logs in
-//! with `resume` (the REST login token), subscribes to the member's `stream-notify-user`
-//! streams and answers the server's pings. What arrives is handed over as [`Push`]es.
+//! with `resume` (the REST login token), declares the connection away (see the chat module's
+//! doc on presence), subscribes to the member's `stream-notify-user` streams
+//! (`subscriptions-changed`, `notification`) and answers the server's pings. What arrives is
+//! handed over as [`Push`]es.
+//!
+//! Errors follow meteor's `ddp-server` and Rocket.Chat's rate limiter
+//! (`apps/meteor/app/lib/server/startup/rateLimiter.ts`): a refused `resume` is a 403
+//! Meteor.Error ("You've been logged out by the server"); a rate-limited call or subscription
+//! is `too-many-requests` with `details.timeToReset` (ms), which says nothing of the token.
 //!
 //! TLS goes through rustls with the aws-lc-rs provider and the platform verifier, the same
 //! stack as the HTTP client, so the process has one TLS implementation.
@@ -12,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::{tungstenite::Message, Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
-use super::rest::Credentials;
+use super::{counts::Presence, rest::Credentials};
 
 /// How long each step of the handshake may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +29,8 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) enum SocketFailure {
     /// The `resume` login was refused: the token is dead, log in again over REST.
     LoginRefused(String),
+    /// The server's DDP rate limiter: wait this long, the token is fine.
+    RateLimited(Duration),
     /// Anything else: network, protocol, a closed socket. Retry later.
     Lost(String),
 }
@@ -31,8 +40,26 @@ pub(crate) enum SocketFailure {
 pub(crate) enum Push {
     /// `subscriptions-changed`: the action ("inserted", "updated", "removed") and the subscription.
     Subscription { action: String, value: Value },
-    /// `rooms-changed`: the room, with its `lastMessage`.
-    Room { value: Value },
+    /// `notification`: what the server's own rules chose to notify (`notifyDesktopUser` in
+    /// `app/lib/server/functions/notifications/desktop.ts`): `{title, text, payload: {_id, rid,
+    /// tmid, sender, type, message: {msg}, name}}`.
+    Notification { value: Value },
+}
+
+/// The streams of `stream-notify-user` the socket follows.
+const STREAMS: [&str; 2] = ["subscriptions-changed", "notification"];
+
+/// Reads a DDP error (of a `result` or a `nosub`): rate limit, refused login, or other.
+fn ddp_failure(error: &Value, what: &str) -> SocketFailure {
+    let reason = error["reason"].as_str().or_else(|| error["message"].as_str()).unwrap_or("refused");
+    if error["error"] == "too-many-requests" {
+        let wait = error["details"]["timeToReset"].as_u64().unwrap_or(10_000).max(1000);
+        return SocketFailure::RateLimited(Duration::from_millis(wait));
+    }
+    if what == "login" {
+        return SocketFailure::LoginRefused(reason.to_string());
+    }
+    lost(format!("the chat refused the {what}: {reason}"))
 }
 
 pub(crate) struct Socket {
@@ -42,6 +69,8 @@ pub(crate) struct Socket {
     /// How long a silent socket is trusted before we ping it, and then before we give up.
     idle: Duration,
     pinged: bool,
+    /// What the server was told about this connection's presence.
+    pub presence: Presence,
 }
 
 /// The websocket address for the chat's base URL: `ws(s)://HOST/PATH/websocket`.
@@ -85,7 +114,7 @@ impl Socket {
         .await
         .map_err(|_| lost("the chat's websocket did not answer in time"))?
         .map_err(|e| lost(format!("the chat's websocket cannot be reached: {e}")))?;
-        let mut socket = Socket { ws, user_id: creds.user_id.clone(), next_id: 0, idle, pinged: false };
+        let mut socket = Socket { ws, user_id: creds.user_id.clone(), next_id: 0, idle, pinged: false, presence: Presence::Online };
 
         socket.send(json!({"msg": "connect", "version": "1", "support": ["1"]})).await?;
         let connected = socket.until(|m| matches!(m["msg"].as_str(), Some("connected" | "failed"))).await?;
@@ -96,11 +125,21 @@ impl Socket {
         let id = socket.call("login", json!([{"resume": creds.auth_token}])).await?;
         let result = socket.until(|m| m["msg"] == "result" && m["id"] == id.as_str()).await?;
         if let Some(error) = result.get("error") {
-            let reason = error["reason"].as_str().or_else(|| error["message"].as_str()).unwrap_or("refused");
-            return Err(SocketFailure::LoginRefused(reason.to_string()));
+            return Err(ddp_failure(error, "login"));
         }
 
-        for stream in ["subscriptions-changed", "rooms-changed"] {
+        // The login made this connection "online" for colleagues: say it is away at once.
+        let id = socket.call("UserPresence:away", json!([])).await?;
+        let result = socket.until(|m| m["msg"] == "result" && m["id"] == id.as_str()).await?;
+        match result.get("error") {
+            None => socket.presence = Presence::Away,
+            Some(error) if error["error"] == "too-many-requests" => return Err(ddp_failure(error, "presence")),
+            Some(error) => {
+                tracing::warn!(reason = %error["reason"], "the chat server did not take the away status: the member may show online");
+            }
+        }
+
+        for stream in STREAMS {
             let id = socket.next_id();
             let event = format!("{}/{stream}", creds.user_id);
             socket.send(json!({"msg": "sub", "id": id, "name": "stream-notify-user", "params": [event, false]})).await?;
@@ -111,11 +150,10 @@ impl Socket {
                 })
                 .await?;
             if answer["msg"] == "nosub" {
-                let reason = answer["error"]["reason"].as_str().unwrap_or("refused");
-                return Err(lost(format!("the chat refused the {stream} stream: {reason}")));
+                return Err(ddp_failure(&answer["error"], &format!("{stream} stream")));
             }
         }
-        tracing::debug!("chat websocket connected, logged in and subscribed");
+        tracing::debug!(presence = ?socket.presence, "chat websocket connected, logged in and subscribed");
         Ok(socket)
     }
 
@@ -215,19 +253,19 @@ impl Socket {
     fn push(&self, value: &Value) -> Option<Push> {
         let fields = &value["fields"];
         let event = fields["eventName"].as_str()?;
-        let args = fields["args"].as_array();
-        let (action, body) = match args.map(Vec::as_slice) {
-            Some([action, body, ..]) => (action.as_str().unwrap_or_default().to_string(), body.clone()),
-            _ => {
-                tracing::warn!(event, "ignoring a chat event without arguments");
-                return None;
+        let stream = event.strip_prefix(self.user_id.as_str()).and_then(|s| s.strip_prefix('/'))?;
+        let args = fields["args"].as_array().map(Vec::as_slice);
+        match (stream, args) {
+            // `notifyUser(uid, 'subscriptions-changed', action, subscription)`.
+            ("subscriptions-changed", Some([action, body, ..])) => {
+                Some(Push::Subscription { action: action.as_str().unwrap_or_default().to_string(), value: body.clone() })
             }
-        };
-        let stream = event.strip_prefix(self.user_id.as_str()).and_then(|s| s.strip_prefix('/'));
-        match stream {
-            Some("subscriptions-changed") => Some(Push::Subscription { action, value: body }),
-            Some("rooms-changed") => Some(Push::Room { value: body }),
-            _ => None,
+            // `notifyUser(uid, 'notification', payload)`: one argument.
+            ("notification", Some([body, ..])) => Some(Push::Notification { value: body.clone() }),
+            (stream, _) => {
+                tracing::warn!(stream, "ignoring a chat event without the expected arguments");
+                None
+            }
         }
     }
 
@@ -247,6 +285,18 @@ mod tests {
         assert_eq!(u("https://chat.example.coop/"), "wss://chat.example.coop/websocket");
         assert_eq!(u("http://127.0.0.1:18083/"), "ws://127.0.0.1:18083/websocket");
         assert_eq!(u("https://example.coop/chat/"), "wss://example.coop/chat/websocket");
+    }
+
+    #[test]
+    fn ddp_errors_are_read() {
+        // meteor ddp-rate-limiter's error, as Rocket.Chat sends it.
+        let limited = json!({"isClientSafe": true, "error": "too-many-requests",
+            "reason": "Error, too many requests. Please slow down. You must wait 7 seconds before trying again.",
+            "details": {"timeToReset": 6500}, "errorType": "Meteor.Error"});
+        assert!(matches!(ddp_failure(&limited, "login"), SocketFailure::RateLimited(d) if d == Duration::from_millis(6500)));
+        let dead = json!({"error": 403, "reason": "You've been logged out by the server. Please log in again."});
+        assert!(matches!(ddp_failure(&dead, "login"), SocketFailure::LoginRefused(_)));
+        assert!(matches!(ddp_failure(&json!({"error": "not-allowed"}), "notification stream"), SocketFailure::Lost(_)));
     }
 
     /// The websocket's TLS is built on aws-lc-rs explicitly: no process-wide provider needed,

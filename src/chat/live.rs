@@ -3,11 +3,13 @@
 //! up, nothing else touches the server. When it drops: reconnect with
 //! exponential back-off and jitter, poll `updatedSince` at most every `poll_every` meanwhile,
 //! and catch up with `updatedSince` once the socket is back (subscribed first, so that nothing
-//! falls between the catch-up and the stream).
+//! falls between the catch-up and the stream). Notifications come from the server's own
+//! `<userId>/notification` stream, so its rules (room and user preferences, threads,
+//! @all/@here, highlights) decide, not ours.
 use std::{
     collections::{HashSet, VecDeque},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use rand::Rng;
@@ -18,7 +20,7 @@ use tokio::{
 };
 
 use super::{
-    counts::{self, Ledger, Subscription},
+    counts::{self, Ledger, Presence, Subscription},
     ddp::{Push, Socket, SocketFailure},
     rest::Rest,
     ChatError, ChatEvent, ChatEventKind, ChatOptions, ChatState, UNAVAILABLE,
@@ -30,8 +32,6 @@ const SEEN_CAPACITY: usize = 2048;
 const EXCERPT_CHARS: usize = 140;
 /// A socket that lived this long resets the back-off.
 const STABLE: Duration = Duration::from_secs(60);
-/// Messages older than the start by more than this are never notified (server clock slack).
-const CLOCK_SLACK_MS: i64 = 5_000;
 
 /// Exponential back-off with "equal jitter": half the delay fixed, half random, so that a
 /// hundred members whose server restarts do not all come back in the same second.
@@ -60,7 +60,10 @@ impl Backoff {
 
 /// What to do after an error.
 enum Flow {
+    /// The error is published; try again after this long.
     Retry(Duration),
+    /// Only the websocket must wait this long (the server's DDP rate limit): REST is fine.
+    Wait(Duration),
     Stop,
 }
 
@@ -88,10 +91,6 @@ impl Seen {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 pub(crate) struct Live {
     rest: Arc<Rest>,
     state: watch::Sender<ChatState>,
@@ -101,14 +100,16 @@ pub(crate) struct Live {
     /// False until a full load succeeded: the catch-up is then a full load.
     loaded: bool,
     seen: Seen,
-    /// Server time (ms) of the start: older messages are history, not news.
-    started_ms: i64,
     last_rest: Instant,
     /// The member's chat user id, from the credentials of the open socket.
     me: Option<String>,
     /// Since when the socket is down: polling starts only after `poll_every` of that, since a
     /// quick reconnect catches up anyway.
     down_since: Option<Instant>,
+    /// What the open socket told the server about the member's presence.
+    presence: Presence,
+    /// The member's chat user name, to tell mentions from other notifications.
+    username: Option<String>,
 }
 
 impl Live {
@@ -121,10 +122,11 @@ impl Live {
             ledger: Ledger::default(),
             loaded: false,
             seen: Seen::default(),
-            started_ms: now_ms(),
             last_rest: Instant::now(),
             me: None,
             down_since: None,
+            presence: Presence::Untouched,
+            username: None,
         }
     }
 
@@ -139,12 +141,18 @@ impl Live {
         });
     }
 
+    fn current_counts(&self) -> counts::ChatCounts {
+        let mut counts = self.ledger.counts(self.rest.base());
+        counts.presence = self.presence;
+        counts
+    }
+
     fn publish_counts(&self) {
-        self.publish(ChatState::Ready(self.ledger.counts(self.rest.base())));
+        self.publish(ChatState::Ready(self.current_counts()));
     }
 
     fn last_counts(&self) -> Option<counts::ChatCounts> {
-        self.loaded.then(|| self.ledger.counts(self.rest.base()))
+        self.loaded.then(|| self.current_counts())
     }
 
     /// Publishes what an error means and says whether to go on.
@@ -165,7 +173,7 @@ impl Live {
             ChatError::RateLimited { retry_after } => Flow::Retry(retry_after),
             ChatError::BadAnswer(reason) => {
                 tracing::warn!(%reason, "the chat server's answer is unreadable: keeping the last counts");
-                let mut counts = self.ledger.counts(self.rest.base());
+                let mut counts = self.current_counts();
                 counts.degraded = true;
                 self.publish(ChatState::Ready(counts));
                 Flow::Retry(backoff)
@@ -179,8 +187,10 @@ impl Live {
                 self.publish(ChatState::Offline { last: self.last_counts(), reason: e.to_string() });
                 Flow::Retry(backoff)
             }
-            ChatError::LoginRefused(_) => {
-                // Perhaps the chat's identity provider has a hiccup: try again, slowly.
+            ChatError::LoginRefused(ref detail) => {
+                // Perhaps the chat's identity provider has a hiccup: try again, slowly (the
+                // retry costs no Keycloak refresh: see `Rest::login`).
+                tracing::warn!(%detail, "{e}");
                 self.publish(ChatState::Failed { code: e.code().into(), message: e.to_string() });
                 Flow::Retry(self.options.max_backoff)
             }
@@ -197,13 +207,13 @@ impl Live {
         self.last_rest = Instant::now();
         let since = if self.loaded { self.ledger.newest() } else { None };
         let page = self.rest.subscriptions(since).await?;
+        if let Some(creds) = self.rest.known_credentials().await {
+            self.ledger.set_preferences(creds.preferences());
+        }
         if since.is_some() && self.loaded {
             self.ledger.apply(&page.update, &page.remove);
         } else {
             self.ledger.replace_all(&page.update);
-            if let Some(t) = page.server_time {
-                self.started_ms = t - 1000;
-            }
         }
         if self.ledger.newest().is_none() {
             // No dated subscription: the server's clock (a second early: `Date` drops the
@@ -221,11 +231,16 @@ impl Live {
         let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
         loop {
             let connected_at = Instant::now();
+            let mut at_least = Duration::ZERO;
+            let mut logged_in = true;
             match self.connected(&mut backoff).await {
-                Ok(()) | Err(Flow::Retry(_)) => {}
+                Ok(()) => {}
+                Err(Flow::Wait(wait)) => at_least = wait,
+                // No credentials (the error is published): a REST load would only log in again.
+                Err(Flow::Retry(wait)) => (at_least, logged_in) = (wait, false),
                 Err(Flow::Stop) => return,
             }
-            if !self.loaded {
+            if !self.loaded && logged_in {
                 // No socket yet and nothing shown: load over REST rather than wait for it.
                 if let Err(e) = self.load().await {
                     if let Flow::Stop = self.on_error(e, Duration::ZERO) {
@@ -237,7 +252,7 @@ impl Live {
             if connected_at.elapsed() >= STABLE {
                 backoff.reset();
             }
-            let wake = Instant::now() + backoff.next_delay();
+            let wake = Instant::now() + backoff.next_delay().max(at_least);
             if let Flow::Stop = self.wait_polling(wake).await {
                 return;
             }
@@ -256,7 +271,15 @@ impl Live {
                 Ok(socket) => {
                     self.me = Some(creds.user_id.clone());
                     self.down_since = None;
+                    self.presence = socket.presence;
+                    self.username = creds.username.clone();
+                    self.ledger.set_preferences(creds.preferences());
                     break socket;
+                }
+                Err(SocketFailure::RateLimited(wait)) => {
+                    // The server's DDP rate limiter, not a dead token: wait, keep the login.
+                    tracing::info!(wait_ms = wait.as_millis() as u64, "the chat's websocket asks to slow down");
+                    return Err(Flow::Wait(wait));
                 }
                 Err(SocketFailure::LoginRefused(reason)) if !relogged => {
                     tracing::info!(%reason, "the chat's websocket refused our login token");
@@ -278,8 +301,9 @@ impl Live {
             tokio::select! {
                 push = socket.next() => match push {
                     Ok(push) => self.on_push(push),
-                    Err(SocketFailure::LoginRefused(reason) | SocketFailure::Lost(reason)) => {
-                        tracing::info!(%reason, "the chat's websocket dropped");
+                    Err(failure) => {
+                        tracing::info!(?failure, "the chat's websocket dropped");
+                        self.presence = Presence::Untouched;
                         return Ok(());
                     }
                 },
@@ -287,7 +311,7 @@ impl Live {
                     catch_up = match self.load().await {
                         Ok(()) => None,
                         Err(e) => match self.on_error(e, self.options.poll_every) {
-                            Flow::Retry(after) => Some(Instant::now() + after),
+                            Flow::Retry(after) | Flow::Wait(after) => Some(Instant::now() + after),
                             Flow::Stop => {
                                 socket.close().await;
                                 return Err(Flow::Stop);
@@ -314,7 +338,9 @@ impl Live {
                 match self.on_error(e, self.options.poll_every) {
                     Flow::Stop => return Flow::Stop,
                     // `load` moved `last_rest`: the next poll is a period away (or after Retry-After).
-                    Flow::Retry(after) => self.last_rest = Instant::now() + after.saturating_sub(self.options.poll_every),
+                    Flow::Retry(after) | Flow::Wait(after) => {
+                        self.last_rest = Instant::now() + after.saturating_sub(self.options.poll_every)
+                    }
                 }
             }
         }
@@ -332,13 +358,16 @@ impl Live {
                     self.publish_counts();
                 }
             }
-            Push::Room { value } => self.on_room(&value),
+            Push::Notification { value } => self.on_notification(&value),
         }
     }
 
-    /// A room changed: its last message may deserve a notification.
-    fn on_room(&mut self, room: &Value) {
-        let Some(event) = notification(room, self.me.clone(), &self.ledger, self.rest.base(), self.started_ms) else { return };
+    /// The server chose to notify the member of a message.
+    fn on_notification(&mut self, value: &Value) {
+        let Some(event) = notification(value, self.me.as_deref(), self.username.clone(), &self.ledger, self.rest.base()) else {
+            tracing::warn!("ignoring an unreadable notification from the chat server");
+            return;
+        };
         if !self.seen.insert(&event.message_id) {
             return;
         }
@@ -348,37 +377,30 @@ impl Live {
     }
 }
 
-/// The notification a room's last message deserves, if any: a direct message or a mention of
-/// `me`, from someone else, newer than the start, in a room whose unread status is not hidden.
-pub(crate) fn notification(room: &Value, me: Option<String>, ledger: &Ledger, base: &url::Url, started_ms: i64) -> Option<ChatEvent> {
-    let me = me?;
-    let last = room.get("lastMessage")?;
-    let message_id = last.get("_id")?.as_str()?.to_string();
-    let rid = room.get("_id").or_else(|| last.get("rid")).and_then(Value::as_str)?.to_string();
-    let sender = last.get("u")?;
-    if sender.get("_id").and_then(Value::as_str) == Some(me.as_str()) {
+/// The event for one `notification` push (`notifyDesktopUser` in `app/lib/server/functions/
+/// notifications/desktop.ts`: `{title, text, payload: {_id, rid, tmid, sender: {_id, username,
+/// name}, type, message: {msg}, name}}`). The server already applied its rules; this only
+/// names the kind: a direct message, a mention of `username`, or another message.
+pub(crate) fn notification(value: &Value, me: Option<&str>, username: Option<String>, ledger: &Ledger, base: &url::Url) -> Option<ChatEvent> {
+    let payload = value.get("payload")?;
+    let message_id = payload.get("_id")?.as_str().filter(|id| !id.is_empty())?.to_string();
+    let rid = payload.get("rid")?.as_str().filter(|rid| !rid.is_empty())?.to_string();
+    let sender = payload.get("sender")?;
+    if me.is_some() && sender.get("_id").and_then(Value::as_str) == me {
         return None;
     }
-    if let Some(ts) = last.get("ts").and_then(counts::timestamp_ms) {
-        if ts < started_ms - CLOCK_SLACK_MS {
-            return None;
-        }
-    }
-    let sub = ledger.get(&rid);
-    if sub.is_some_and(|s| !s.counted()) {
-        return None;
-    }
-    let t = room.get("t").and_then(Value::as_str).unwrap_or_default();
-    let mentioned = last
-        .get("mentions")
-        .and_then(Value::as_array)
-        .is_some_and(|m| m.iter().any(|m| m.get("_id").and_then(Value::as_str) == Some(me.as_str())));
+    let t = payload.get("type").and_then(Value::as_str).unwrap_or_default();
+    let msg = payload.get("message").and_then(|m| m.get("msg")).and_then(Value::as_str).unwrap_or_default();
+    let mentioned = username.is_some_and(|u| {
+        msg.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '!' | '?' | '(' | ')'))
+            .any(|word| word.strip_prefix('@').is_some_and(|w| w.trim_end_matches('.') == u))
+    });
     let kind = if t == "d" {
         ChatEventKind::DirectMessage
     } else if mentioned {
         ChatEventKind::Mention
     } else {
-        return None;
+        ChatEventKind::Message
     };
     let sender_name = sender
         .get("name")
@@ -387,15 +409,11 @@ pub(crate) fn notification(room: &Value, me: Option<String>, ledger: &Ledger, ba
         .or_else(|| sender.get("username").and_then(Value::as_str))
         .unwrap_or_default()
         .to_string();
+    let sub = ledger.get(&rid);
     let room_name = match (sub, kind) {
         (Some(s), _) => s.display_name(),
         (None, ChatEventKind::DirectMessage) => sender_name.clone(),
-        (None, _) => room
-            .get("fname")
-            .or_else(|| room.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        (None, _) => payload.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
     };
     let url = match sub {
         Some(s) => counts::room_url(base, s),
@@ -404,13 +422,19 @@ pub(crate) fn notification(room: &Value, me: Option<String>, ledger: &Ledger, ba
                 id: None,
                 rid: rid.clone(),
                 kind: counts::RoomKind::from_code(t),
-                name: room.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                name: payload.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
                 fname: None,
                 unread: 0,
                 user_mentions: 0,
+                group_mentions: 0,
+                thread_unread: 0,
+                thread_user_mentions: 0,
+                thread_group_mentions: 0,
                 alert: false,
+                unread_alert: counts::UnreadAlert::Default,
                 open: true,
                 hide_unread_status: false,
+                hide_mention_status: false,
                 archived: false,
                 updated_at: None,
                 degraded: false,
@@ -418,7 +442,7 @@ pub(crate) fn notification(room: &Value, me: Option<String>, ledger: &Ledger, ba
             counts::room_url(base, &stub)
         }
     };
-    let excerpt = last.get("msg").and_then(Value::as_str).filter(|m| !m.is_empty()).map(|m| {
+    let excerpt = Some(msg).filter(|m| !m.is_empty()).map(|m| {
         let mut cut: String = m.chars().take(EXCERPT_CHARS).collect();
         if m.chars().count() > EXCERPT_CHARS {
             cut.push('…');
@@ -438,36 +462,34 @@ mod tests {
         url::Url::parse("https://chat.example.coop/").unwrap()
     }
 
-    fn room(t: &str, from: &str, mentions: &[&str], ts: i64) -> Value {
-        json!({"_id": "R1", "t": t, "name": "general", "fname": "Général", "lastMessage": {
-            "_id": "M1", "rid": "R1", "msg": "hello", "ts": {"$date": ts},
-            "u": {"_id": from, "username": from, "name": format!("{from} name")},
-            "mentions": mentions.iter().map(|m| json!({"_id": m, "username": m})).collect::<Vec<_>>()
+    /// A `notification` push as `desktop.ts` builds it.
+    fn push(t: &str, from: &str, msg: &str) -> Value {
+        json!({"title": "#general", "text": msg, "payload": {
+            "_id": "M1", "rid": "R1", "tmid": null, "type": t, "name": "general",
+            "sender": {"_id": from, "username": from, "name": format!("{from} name")},
+            "message": {"msg": msg}
         }})
     }
 
     #[test]
-    fn which_messages_notify() {
+    fn which_kind_of_notification() {
         let ledger = Ledger::default();
-        let me = || Some("me".to_string());
-        let now = 1_000_000;
-        let n = |room: &Value| notification(room, me(), &ledger, &base(), now).map(|e| e.kind);
-        assert_eq!(n(&room("c", "bob", &["me"], now)), Some(ChatEventKind::Mention));
-        assert_eq!(n(&room("c", "bob", &["carol"], now)), None, "someone else mentioned");
-        assert_eq!(n(&room("c", "me", &["me"], now)), None, "my own message");
-        assert_eq!(n(&room("d", "bob", &[], now)), Some(ChatEventKind::DirectMessage));
-        assert_eq!(n(&room("d", "bob", &[], now - 60_000)), None, "history, not news");
-        assert_eq!(n(&json!({"_id": "R1", "t": "c"})), None, "no last message");
-        assert_eq!(n(&json!({"lastMessage": 3})), None, "garbage");
+        let n = |v: &Value| notification(v, Some("me"), Some("alice".into()), &ledger, &base()).map(|e| e.kind);
+        assert_eq!(n(&push("c", "bob", "@alice tu as vu ?")), Some(ChatEventKind::Mention));
+        assert_eq!(n(&push("c", "bob", "merci @alice.")), Some(ChatEventKind::Mention));
+        assert_eq!(n(&push("c", "bob", "@alicette regarde")), Some(ChatEventKind::Message), "another name");
+        assert_eq!(n(&push("c", "bob", "@all réunion")), Some(ChatEventKind::Message));
+        assert_eq!(n(&push("d", "bob", "coucou")), Some(ChatEventKind::DirectMessage));
+        assert_eq!(n(&push("c", "me", "@alice")), None, "my own message");
+        assert_eq!(n(&json!({"payload": "x"})), None, "garbage");
+        assert_eq!(n(&json!({"payload": {"_id": "", "rid": "R1", "sender": {}}})), None, "omnichannel sends no _id");
 
-        let event = notification(&room("d", "bob", &[], now), me(), &ledger, &base(), now).unwrap();
+        let event = notification(&push("d", "bob", "hello"), Some("me"), None, &ledger, &base()).unwrap();
         assert_eq!((event.room.as_str(), event.sender.as_str()), ("bob name", "bob name"));
         assert_eq!(event.url, "https://chat.example.coop/direct/R1");
         assert_eq!(event.excerpt.as_deref(), Some("hello"));
-
-        let mut hidden = Ledger::default();
-        hidden.replace_all(&[json!({"rid": "R1", "t": "c", "name": "general", "unread": 1, "open": true, "hideUnreadStatus": true})]);
-        assert!(notification(&room("c", "bob", &["me"], now), me(), &hidden, &base(), now).is_none());
+        let event = notification(&push("p", "bob", "hello"), Some("me"), None, &ledger, &base()).unwrap();
+        assert_eq!((event.room.as_str(), event.url.as_str()), ("general", "https://chat.example.coop/group/general"));
     }
 
     #[test]

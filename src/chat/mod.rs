@@ -15,14 +15,28 @@
 //!   access-token login: show the chat link without counts), `NotConfigured` (no chat in the
 //!   profile), `Failed { code, message }` (stopped: a new login or token is needed).
 //!   Serialized with a `"state"` tag, e.g. `{"state":"ready","total":3,"label":"3",...}`.
-//! - [`ChatHandle::events`]` -> broadcast::Receiver<`[`ChatEvent`]`>`: a new mention or direct
-//!   message (room, sender, excerpt, url), at most once per message, never for what was already
-//!   there when the task started.
+//!   The failures a member must act on carry their error code in `Failed`: `chat_login_refused`,
+//!   `chat_two_factor`, `chat_token_refused`; the counts carry [`Presence`], how Passerelle's
+//!   connection shows the member to colleagues.
+//! - [`ChatHandle::events`]` -> broadcast::Receiver<`[`ChatEvent`]`>`: a message the server's own
+//!   notification rules chose for the member (its `<userId>/notification` stream: room and user
+//!   preferences, threads, @all/@here, highlights), at most once per message.
 //! - [`ChatHandle::rest_requests`]: REST requests made so far (the idle cost).
 //! - [`fetch_counts`]`(&session)`: one REST load, for the CLI.
 //! - [`use_personal_token`]`(&session, user_id, token)` and [`forget`]`(&session)`: the
 //!   advanced setting (a personal access token instead of the access-token login).
 //! - [`counts::count`], [`ChatCounts`], [`RoomCount`]: the pure counting rules and their result.
+//!
+//! Presence: Rocket.Chat registers a presence connection ("online") for a websocket login
+//! (`apps/meteor/server/startup/presence.ts`; 6.x for `resume` logins, later versions for any),
+//! and the member's status is online while any connection is (`ee/packages/presence/src/lib/
+//! processConnectionStatus.ts`). There is no login without one, and a member whose connections
+//! are all offline gets no notification at all (`shouldNotifyDesktop` in
+//! `app/lib/server/functions/notifications/desktop.ts`). So right after its login the socket
+//! calls `UserPresence:away` (`apps/meteor/server/methods/userPresence.ts`): colleagues see
+//! the member online only when another client of theirs is, e-mail notifications still go out
+//! (they are skipped only while online), and the member's own status choice (busy, invisible)
+//! still wins. The REST-only CLI registers no connection at all.
 //!
 //! Invariants: the counting rules know nothing of HTTP or sockets; tokens are never logged.
 pub mod counts;
@@ -40,10 +54,16 @@ use thiserror::Error;
 use tokio::sync::{broadcast, watch};
 use url::Url;
 
-pub use counts::{ChatCounts, RoomCount, RoomKind};
+pub use counts::{ChatCounts, Presence, RoomCount, RoomKind};
 pub use rest::CredentialKind;
 
 use crate::auth::{AuthError, SecretError, Session};
+
+/// The default fallback polling period: see [`ChatOptions::poll_every`].
+pub const POLL_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// Rocket.Chat's default REST limit per route and IP address: calls per minute.
+pub const SERVER_CALLS_PER_MINUTE: u32 = 10;
 
 /// The secret store key of the chat's login token.
 pub const SECRET_KEY: &str = "chat";
@@ -57,8 +77,11 @@ pub enum ChatError {
     NotConfigured,
     #[error("{UNAVAILABLE} ({0}); the chat still opens in the browser")]
     Unavailable(String),
-    #[error("the chat refused the login: {0}")]
+    /// The detail (the server's words, if any) is for the logs.
+    #[error("chat login refused by the server (is the Keycloak service set up for access-token login?)")]
     LoginRefused(String),
+    #[error("the chat account asks for a second factor at login, which the one login cannot give: use a personal access token (passerelle chat --token-user)")]
+    TwoFactorRequired,
     #[error("the chat refused the personal access token: set a new one")]
     PersonalTokenRefused,
     #[error("the chat server asks to slow down; trying again in {} s", retry_after.as_secs())]
@@ -82,6 +105,7 @@ impl ChatError {
             ChatError::NotConfigured => "chat_not_configured",
             ChatError::Unavailable(_) => "chat_unavailable",
             ChatError::LoginRefused(_) => "chat_login_refused",
+            ChatError::TwoFactorRequired => "chat_two_factor",
             ChatError::PersonalTokenRefused => "chat_token_refused",
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::Network(_) => "offline",
@@ -109,6 +133,19 @@ pub enum ChatState {
 }
 
 impl ChatState {
+    /// What keeps the counts from the member, as a stable code for the words of the front
+    /// ends: `offline` (nothing known yet), `chat_unavailable` (the server has no access-token
+    /// login: offer the chat link), `chat_login_refused`, `chat_two_factor` (offer the personal
+    /// access token), `chat_token_refused`, or another error's code. `None` when counts show.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            ChatState::Offline { last: None, .. } => Some("offline"),
+            ChatState::Unavailable { .. } => Some("chat_unavailable"),
+            ChatState::Failed { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     /// The counts to show, current or last known.
     pub fn counts(&self) -> Option<&ChatCounts> {
         match self {
@@ -122,8 +159,12 @@ impl ChatState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChatEventKind {
+    /// The message names the member (@user name).
     Mention,
     DirectMessage,
+    /// Any other message the server chose to notify (the member's preferences, @all/@here, a
+    /// highlighted word, a followed thread).
+    Message,
 }
 
 /// A message that deserves a notification.
@@ -150,6 +191,9 @@ pub struct ChatOptions {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     /// While the websocket is down, poll `subscriptions.get?updatedSince=` at most this often.
+    /// Rocket.Chat limits each route to 10 calls a minute per IP address (`ApiClass.ts`,
+    /// `API_Enable_Rate_Limiter_Limit_Calls_Default`), shared by everyone behind one office
+    /// NAT: the default keeps a team of 20 at 4 calls a minute.
     pub poll_every: Duration,
     /// A silent websocket is pinged after this long, and dropped after as long again.
     pub socket_idle: Duration,
@@ -160,7 +204,7 @@ impl Default for ChatOptions {
         ChatOptions {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(5 * 60),
-            poll_every: Duration::from_secs(60),
+            poll_every: POLL_EVERY,
             socket_idle: Duration::from_secs(45),
         }
     }
@@ -181,7 +225,11 @@ pub async fn fetch_counts(session: &Session) -> Result<ChatCounts, ChatError> {
     let rest = rest_for(session, Arc::default())?;
     let page = rest.subscriptions(None).await?;
     let mut ledger = counts::Ledger::default();
+    if let Some(creds) = rest.known_credentials().await {
+        ledger.set_preferences(creds.preferences());
+    }
     ledger.replace_all(&page.update);
+    // One REST load registers no presence connection: the member's status is left alone.
     Ok(ledger.counts(rest.base()))
 }
 
@@ -290,5 +338,31 @@ impl ChatHandle {
     /// REST requests made to the chat server since the start.
     pub fn rest_requests(&self) -> u64 {
         self.shared.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback polling of a whole office behind one address stays far below the server's
+    /// per-IP, per-route limit (10 calls a minute by default): a team of 20 uses under half.
+    #[test]
+    fn polling_stays_far_below_the_servers_rate_limit() {
+        let team = 20.0;
+        let calls_per_minute = team * 60.0 / ChatOptions::default().poll_every.as_secs_f64();
+        assert!(calls_per_minute <= f64::from(SERVER_CALLS_PER_MINUTE) / 2.0, "{calls_per_minute} calls a minute");
+    }
+
+    #[test]
+    fn failures_have_codes_and_plain_words() {
+        let refused = ChatError::LoginRefused("500".into());
+        assert_eq!(refused.code(), "chat_login_refused");
+        assert_eq!(
+            refused.to_string(),
+            "chat login refused by the server (is the Keycloak service set up for access-token login?)"
+        );
+        assert_eq!(ChatError::TwoFactorRequired.code(), "chat_two_factor");
+        assert!(ChatError::TwoFactorRequired.to_string().contains("--token-user"));
     }
 }

@@ -1,7 +1,14 @@
 //! Rocket.Chat's REST API, the two calls Passerelle needs: `POST /api/v1/login` with the
 //! Keycloak access token, and `GET /api/v1/subscriptions.get`. Keeps the chat credentials in the
-//! secret store under "chat", logs in again on 401 (one login at a time), and refuses to send
-//! anything before a 429's `Retry-After` has passed.
+//! secret store under "chat", logs in again on 401 (one login at a time), and sends nothing
+//! before a 429's reset time has passed.
+//!
+//! A failed login is read by [`classify_login_failure`], from what the two API generations
+//! answer (RocketChat/Rocket.Chat `apps/meteor/app/api/server/api.ts` for 6.x Restivus,
+//! `ApiClass.ts` for the 7.x Express API): 6.x answers every failure 401 `{status:"error",
+//! error, message}`; 7.x answers a `Meteor.Error` 401 `{success:false, status:"error", error,
+//! message}` and anything else (an expired token, an unknown service, a `Match` failure) 500
+//! `{success:false, error:"Internal server error"}`.
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -22,12 +29,61 @@ use crate::{auth::Session, config::plain_reqwest};
 /// The secret store key.
 pub(crate) const SECRET_KEY: &str = super::SECRET_KEY;
 
-/// What Rocket.Chat answers when no login handler accepts the options: the server has no
-/// access-token login for this service (for example the Passport-based OAuth of 2026 servers).
-const NO_HANDLER: &str = "Unrecognized options for login request";
+/// What the server says when it has no access-token login for the service: the login handler
+/// knows no such service (`apps/meteor/app/lib/server/oauth/oauth.ts`: "Unexpected AccessToken
+/// service NAME", or "No registered oauth service found for: NAME"), or the service has no
+/// configuration (meteor `service-configuration`: "Service not configured"). 6.x shows these
+/// words; 7.x hides the first and the last behind its 500.
+const NO_ACCESS_TOKEN_LOGIN: [&str; 3] =
+    ["Unexpected AccessToken service", "No registered oauth service found", "not configured"];
 
-/// When a 429 gives no usable `Retry-After`: Rocket.Chat's default window is a minute.
+/// When a 429 gives no usable reset time: Rocket.Chat's default window is a minute.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// What a failed `POST /api/v1/login` means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LoginFailure {
+    /// The token or the service's check of it failed (6.x: any 401 but the ones below; 7.x:
+    /// a 401, or its bare 500 that hides the reason): a refreshed token may do, once.
+    Rejected(String),
+    /// The server has no access-token login for this service.
+    NoAccessTokenLogin(String),
+    /// The account has two-factor login (`totp-required`, `apps/meteor/app/2fa/server/
+    /// loginHandler.ts`): no access token will do.
+    TwoFactor,
+    /// 429 (`ApiClass.ts` `enforceRateLimit`).
+    RateLimited,
+    /// Something else went wrong on the server: like being offline, try again later.
+    Server(String),
+}
+
+/// Reads a failed login answer. Pure: the table of cases is in the tests.
+pub(crate) fn classify_login_failure(status: u16, body: &str) -> LoginFailure {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let error = v.get("error").and_then(Value::as_str).unwrap_or_default();
+    let message = error_message(body);
+    if status == 429 {
+        return LoginFailure::RateLimited;
+    }
+    if status == 404 || status == 405 {
+        return LoginFailure::NoAccessTokenLogin("the server has no chat login API".into());
+    }
+    if error == "totp-required" {
+        return LoginFailure::TwoFactor;
+    }
+    if NO_ACCESS_TOKEN_LOGIN.iter().any(|m| message.contains(m)) {
+        return LoginFailure::NoAccessTokenLogin(message);
+    }
+    // 7.x (`ApiClass.ts`): the login threw something that is not a Meteor.Error. Its body is
+    // exactly this; a proxy's or a crash's 500 is not.
+    if status == 500 && v.get("success") == Some(&Value::Bool(false)) && error == "Internal server error" {
+        return LoginFailure::Rejected("the chat server hid the reason (500 Internal server error)".into());
+    }
+    match status {
+        400 | 401 | 403 => LoginFailure::Rejected(message),
+        _ => LoginFailure::Server(format!("{status} {message}").trim().to_string()),
+    }
+}
 
 /// How the credentials were obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +103,19 @@ pub(crate) struct Credentials {
     pub user_id: String,
     pub auth_token: String,
     pub kind: CredentialKind,
+    /// The member's chat user name, when the login told it.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The member's `unreadAlert` preference, from the login answer (absent: the server's
+    /// default, true).
+    #[serde(default)]
+    pub unread_alert: Option<bool>,
+}
+
+impl Credentials {
+    pub fn preferences(&self) -> super::counts::Preferences {
+        super::counts::Preferences { unread_alert: self.unread_alert.unwrap_or(true) }
+    }
 }
 
 /// An answer of `subscriptions.get`.
@@ -68,14 +137,23 @@ pub(crate) struct Rest {
     /// an `.await`.
     not_before: StdMutex<Option<Instant>>,
     requests: Arc<AtomicU64>,
+    /// True once a refreshed access token was tried after a refusal, until a login succeeds:
+    /// a server that keeps refusing does not cost a Keycloak refresh on every retry.
+    refresh_spent: std::sync::atomic::AtomicBool,
 }
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Reads `Retry-After` (seconds or an HTTP date), else Rocket.Chat's `X-RateLimit-Reset` (Unix ms).
+/// Reads Rocket.Chat's `X-RateLimit-Reset` (Unix ms; it sends no `Retry-After`), else a
+/// `Retry-After` a proxy may add (seconds or an HTTP date).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Duration {
+    if let Some(reset) = headers.get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()) {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        // A reset in the past (clocks apart): the window is over, wait a little anyway.
+        return Duration::from_millis(reset.saturating_sub(now_ms).max(1000));
+    }
     if let Some(value) = headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()) {
         if let Ok(secs) = value.trim().parse::<u64>() {
             return Duration::from_secs(secs);
@@ -83,12 +161,6 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Duration {
         if let Ok(date) = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822) {
             let wait = date.unix_timestamp() - now_secs() as i64;
             return Duration::from_secs(wait.max(0) as u64);
-        }
-    }
-    if let Some(reset) = headers.get("x-ratelimit-reset").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        if reset > now_ms {
-            return Duration::from_millis(reset - now_ms);
         }
     }
     DEFAULT_RETRY_AFTER
@@ -119,6 +191,7 @@ impl Rest {
             creds: Mutex::new(None),
             not_before: StdMutex::new(None),
             requests,
+            refresh_spent: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -154,6 +227,11 @@ impl Rest {
         };
         *creds = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// The credentials in use, if any (no login, no I/O).
+    pub async fn known_credentials(&self) -> Option<Credentials> {
+        self.creds.lock().await.clone()
     }
 
     /// Call after the server refused `rejected`: logs in again unless another caller already did.
@@ -194,17 +272,15 @@ impl Rest {
         ChatError::RateLimited { retry_after: wait }
     }
 
-    /// `POST /api/v1/login` with the access token; saves the result. Tries a refreshed access
-    /// token once when the chat server refuses the first.
+    /// `POST /api/v1/login` with the access token; saves the result. When the server rejects
+    /// the token, tries a refreshed one once (not again until a login succeeded).
     async fn login(&self) -> Result<Credentials, ChatError> {
         let mut token = self.session.access_token().await?;
-        for attempt in 0..2 {
+        let service = self.session.profile().chat_service.clone();
+        loop {
             let expires_in = self.session.info().await.access_token_expires_at.saturating_sub(now_secs()).max(1);
-            let body = serde_json::json!({
-                "serviceName": self.session.profile().chat_service,
-                "accessToken": token,
-                "expiresIn": expires_in,
-            });
+            // `expiresIn` must be an integer (`custom_oauth_server.ts`: `Match.Integer`).
+            let body = serde_json::json!({"serviceName": service, "accessToken": token, "expiresIn": expires_in});
             self.before_request().await;
             let response = self
                 .http
@@ -216,47 +292,56 @@ impl Rest {
             let status = response.status();
             let headers = response.headers().clone();
             let text = response.text().await.map_err(|e| ChatError::Network(plain_reqwest(&e)))?;
-            match status {
-                s if s.is_success() => {
-                    let v: Value = serde_json::from_str(&text)
-                        .map_err(|_| ChatError::BadAnswer("the chat login answer is not JSON".into()))?;
-                    let data = &v["data"];
-                    let (Some(user_id), Some(auth_token)) = (data["userId"].as_str(), data["authToken"].as_str()) else {
-                        return Err(ChatError::BadAnswer("the chat login answer has no userId or authToken".into()));
-                    };
-                    let creds = Credentials {
-                        server: self.base.to_string(),
-                        user_id: user_id.to_string(),
-                        auth_token: auth_token.to_string(),
-                        kind: CredentialKind::Login,
-                    };
-                    self.save(&creds)?;
-                    tracing::info!(user_id, "logged in to the chat");
-                    return Ok(creds);
+            if status.is_success() {
+                let creds = self.read_login(&text)?;
+                self.refresh_spent.store(false, Ordering::Relaxed);
+                self.save(&creds)?;
+                tracing::info!(user_id = %creds.user_id, "logged in to the chat");
+                return Ok(creds);
+            }
+            match classify_login_failure(status.as_u16(), &text) {
+                LoginFailure::RateLimited => return Err(self.rate_limited(&headers)),
+                LoginFailure::NoAccessTokenLogin(detail) => {
+                    tracing::warn!(%detail, %service, "the chat server has no access-token login for this service");
+                    return Err(ChatError::Unavailable(format!("the chat server does not accept the “{service}” login")));
                 }
-                StatusCode::TOO_MANY_REQUESTS => return Err(self.rate_limited(&headers)),
-                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
-                    return Err(ChatError::Unavailable("the server has no chat login API".into()))
+                LoginFailure::TwoFactor => {
+                    tracing::warn!("the chat account asks for a second factor: the access-token login cannot give one");
+                    return Err(ChatError::TwoFactorRequired);
                 }
-                StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN => {
-                    let message = error_message(&text);
-                    if message.contains(NO_HANDLER) {
-                        return Err(ChatError::Unavailable(format!(
-                            "the chat server does not accept the “{}” login",
-                            self.session.profile().chat_service
-                        )));
-                    }
-                    if attempt == 0 {
-                        tracing::info!(%message, "the chat refused the access token: trying a fresh one");
+                LoginFailure::Server(detail) => {
+                    return Err(ChatError::Server { status: status.as_u16(), message: detail });
+                }
+                LoginFailure::Rejected(detail) => {
+                    if !self.refresh_spent.swap(true, Ordering::Relaxed) {
+                        tracing::info!(%detail, "the chat refused the access token: trying a fresh one");
                         token = self.session.refresh_after_rejection(&token).await?;
                         continue;
                     }
-                    return Err(ChatError::LoginRefused(message));
+                    tracing::warn!(%detail, %service, "the chat refused the login again");
+                    return Err(ChatError::LoginRefused(detail));
                 }
-                s => return Err(ChatError::Server { status: s.as_u16(), message: error_message(&text) }),
             }
         }
-        Err(ChatError::LoginRefused("the chat refused the login".into()))
+    }
+
+    /// Reads `{status:"success", data:{userId, authToken, me}}`.
+    fn read_login(&self, text: &str) -> Result<Credentials, ChatError> {
+        let v: Value =
+            serde_json::from_str(text).map_err(|_| ChatError::BadAnswer("the chat login answer is not JSON".into()))?;
+        let data = &v["data"];
+        let (Some(user_id), Some(auth_token)) = (data["userId"].as_str(), data["authToken"].as_str()) else {
+            return Err(ChatError::BadAnswer("the chat login answer has no userId or authToken".into()));
+        };
+        let me = &data["me"];
+        Ok(Credentials {
+            server: self.base.to_string(),
+            user_id: user_id.to_string(),
+            auth_token: auth_token.to_string(),
+            kind: CredentialKind::Login,
+            username: me["username"].as_str().map(str::to_string),
+            unread_alert: me["settings"]["preferences"]["unreadAlert"].as_bool(),
+        })
     }
 
     fn save(&self, creds: &Credentials) -> Result<(), ChatError> {
@@ -272,6 +357,8 @@ impl Rest {
             user_id: user_id.to_string(),
             auth_token: token.to_string(),
             kind: CredentialKind::Personal,
+            username: None,
+            unread_alert: None,
         };
         *self.creds.lock().await = Some(creds.clone());
         match self.subscriptions(None).await {
@@ -309,6 +396,7 @@ impl Rest {
                 StatusCode::UNAUTHORIZED if attempt == 0 => {
                     creds = self.relogin_after(&creds.auth_token).await?;
                 }
+                StatusCode::UNAUTHORIZED if creds.kind == CredentialKind::Personal => return Err(ChatError::PersonalTokenRefused),
                 StatusCode::UNAUTHORIZED => return Err(ChatError::LoginRefused(error_message(&text))),
                 StatusCode::TOO_MANY_REQUESTS => return Err(self.rate_limited(&headers)),
                 s => return Err(ChatError::Server { status: s.as_u16(), message: error_message(&text) }),
@@ -363,11 +451,83 @@ mod tests {
         assert_eq!(retry_after(&h), DEFAULT_RETRY_AFTER);
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after(&h), Duration::from_secs(7));
+        // What Rocket.Chat sends: X-RateLimit-* and no Retry-After; Reset is in Unix ms.
         let mut h = HeaderMap::new();
         let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64 + 3_000;
+        h.insert("x-ratelimit-limit", "10".parse().unwrap());
+        h.insert("x-ratelimit-remaining", "0".parse().unwrap());
         h.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
         let d = retry_after(&h);
         assert!(d > Duration::from_secs(2) && d <= Duration::from_secs(3), "{d:?}");
+    }
+
+    /// What 6.x (Restivus, `api.ts`) and 7.x (Express, `ApiClass.ts`) answer to a failed
+    /// access-token login, and what it means.
+    #[test]
+    fn login_failures_by_version_and_body() {
+        use LoginFailure::*;
+        let cases: Vec<(&str, u16, &str, LoginFailure)> = vec![
+            (
+                "6.x expired token (custom_oauth_server.ts getIdentity)",
+                401,
+                r#"{"status":"error","message":"Failed to fetch identity from keycloak at https://id/userinfo. Unauthorized"}"#,
+                Rejected("Failed to fetch identity from keycloak at https://id/userinfo. Unauthorized".into()),
+            ),
+            (
+                "7.x expired token: a plain Error behind a 500",
+                500,
+                r#"{"success":false,"error":"Internal server error"}"#,
+                Rejected("the chat server hid the reason (500 Internal server error)".into()),
+            ),
+            (
+                "6.x unknown service (oauth.ts)",
+                401,
+                r#"{"status":"error","message":"Unexpected AccessToken service keycloak"}"#,
+                NoAccessTokenLogin("Unexpected AccessToken service keycloak".into()),
+            ),
+            (
+                "7.x unknown service: the same 500 as an expired token",
+                500,
+                r#"{"success":false,"error":"Internal server error"}"#,
+                Rejected("the chat server hid the reason (500 Internal server error)".into()),
+            ),
+            (
+                "7.x service removed from the oauth list (a Meteor.Error)",
+                401,
+                r#"{"success":false,"status":"error","error":145546287,"message":"No registered oauth service found for: keycloak"}"#,
+                NoAccessTokenLogin("No registered oauth service found for: keycloak".into()),
+            ),
+            (
+                "6.x two-factor",
+                401,
+                r#"{"status":"error","error":"totp-required","details":{"method":"totp"},"message":"TOTP Required"}"#,
+                TwoFactor,
+            ),
+            (
+                "7.x two-factor",
+                401,
+                r#"{"success":false,"status":"error","error":"totp-required","details":{"method":"totp"},"message":"TOTP Required"}"#,
+                TwoFactor,
+            ),
+            ("no login route", 404, "Not Found", NoAccessTokenLogin("the server has no chat login API".into())),
+            (
+                "429 (ApiClass.ts enforceRateLimit)",
+                429,
+                r#"{"success":false,"error":"Error, too many requests. Please slow down. You must wait 41 seconds before trying this endpoint again. [error-too-many-requests]"}"#,
+                RateLimited,
+            ),
+            ("a proxy's 502", 502, "<html>Bad Gateway</html>", Server("502".into())),
+            ("a crash's 500 with another body", 500, "oops", Server("500".into())),
+        ];
+        for (case, status, body, expected) in cases {
+            assert_eq!(classify_login_failure(status, body), expected, "{case}");
+        }
+        // The message the old code looked for is Meteor's answer to a body without accessToken,
+        // never to ours: it is a plain rejection now.
+        assert!(matches!(
+            classify_login_failure(401, r#"{"status":"error","error":400,"message":"Unrecognized options for login request"}"#),
+            Rejected(_)
+        ));
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct SyncArgs {
     /// The server folder's WebDAV URL (default: from the organisation profile).
     #[arg(long)]
     pub remote: Option<Url>,
+    /// The Nextcloud folder to sync, relative to your files (`Team/Projects`); kept in the
+    /// settings for the next runs. `/` syncs the whole space again.
+    #[arg(long)]
+    pub remote_path: Option<String>,
     /// User name for a generic WebDAV server. The password is read once from
     /// PASSERELLE_WEBDAV_PASSWORD or stdin, then kept in the keychain.
     #[arg(long)]
@@ -155,18 +159,51 @@ fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result
     Ok((folder, url, is_nextcloud, chosen))
 }
 
+/// The server folder is part of what the journal describes: another folder, another journal.
+fn nextcloud_folder(ctx: &Context, root: &std::path::Path, url: &Url, sub: &str) -> FolderPaths {
+    let id = if sub.is_empty() { url.to_string() } else { format!("{url}#{sub}") };
+    FolderPaths::new(&ctx.dirs.data, root, &id)
+}
+
+/// The server folder to sync: `--remote-path` (then kept in the settings), else the settings'.
+fn remote_path(ctx: &Context, given: Option<&str>) -> Result<String, Failure> {
+    let Some(given) = given else {
+        return Ok(ctx.settings.remote_path.clone().unwrap_or_default());
+    };
+    let path = given.trim_matches('/').to_string();
+    if path.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(Failure::new(exit::FAILURE, format!("{given:?} is not a folder path on the server")));
+    }
+    let mut settings = ctx.settings.clone();
+    settings.remote_path = (!path.is_empty()).then(|| path.clone());
+    if settings != ctx.settings {
+        settings.save(&ctx.dirs).map_err(|e| Failure::new(exit::FAILURE, format!("{e} [{}]", e.code())))?;
+    }
+    Ok(path)
+}
+
 async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Target, Failure> {
     let (root, url, is_nextcloud, chosen) = locate(ctx, args.folder.clone(), args.remote.clone())?;
-    let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
+    if !is_nextcloud && args.remote_path.is_some() {
+        return Err(Failure::new(exit::FAILURE, "--remote-path is for a Nextcloud server; give the folder's URL with --remote instead"));
+    }
+    let sub = if is_nextcloud { remote_path(ctx, args.remote_path.as_deref())? } else { String::new() };
+    let folder = if is_nextcloud {
+        nextcloud_folder(ctx, &root, &url, &sub)
+    } else {
+        FolderPaths::new(&ctx.dirs.data, &root, url.as_str())
+    };
     passerelle::folder::check_adoption(&root, chosen || args.adopt, folder.journal.exists()).map_err(folder_failure)?;
     if is_nextcloud {
         let session = ctx.session().ok();
-        let options = ConnectOptions { non_interactive: !interactive, ..ConnectOptions::default() };
+        let facts = folder.journal.with_extension("server.json");
+        let options = ConnectOptions { non_interactive: !interactive, facts: Some(facts.clone()), ..ConnectOptions::default() };
         let nc = nextcloud::connect(&ctx.http, &url, session.as_ref(), &ctx.store, &options)
             .await
             .map_err(|e| Failure::new(exit::LOGIN_REQUIRED, format!("{e} [{}]", e.code())))?;
         let cache = folder.journal.with_extension("tree.json");
-        return Ok(Target { folder, remote: Arc::new(NextcloudRemote::new(nc, "", Some(cache))) });
+        let remote = NextcloudRemote::new(nc, &sub, Some(cache)).with_facts(facts);
+        return Ok(Target { folder, remote: Arc::new(remote) });
     }
     let auth = webdav_auth(ctx, &url, args.webdav_user.as_deref())?;
     Ok(Target { folder, remote: Arc::new(WebDav::new(ctx.http.clone(), url, auth)) })
@@ -222,7 +259,11 @@ fn run_options(args: &SyncArgs) -> RunOptions {
 }
 
 pub async fn sync(ctx: Context, args: SyncArgs) -> Result<(), Failure> {
-    let target = connect(&ctx, &args, args.once || args.dry_run).await?;
+    // A person at a terminal can approve a Nextcloud login in the browser (Login Flow v2), in
+    // continuous mode too; a background start (no terminal) is told to log in instead.
+    use std::io::IsTerminal;
+    let interactive = args.once || args.dry_run || std::io::stdin().is_terminal();
+    let target = connect(&ctx, &args, interactive).await?;
     let options = run_options(&args);
     if args.once || args.dry_run {
         let outcome = run::sync_once(&target.folder, target.remote.as_ref(), &options, None).await.map_err(failure)?;
@@ -258,7 +299,15 @@ fn report(outcome: Outcome, json: bool) -> Result<(), Failure> {
                     println!("warning: {} ({})", x.path, x.reason);
                 }
             }
-            Ok(())
+            // Items that could not be synced (over quota, disk full, ...) are a failure of the
+            // run, with its own exit code, even though the rest went through.
+            match summary.report.failed.len() {
+                0 => Ok(()),
+                n => Err(Failure::new(
+                    exit::ITEMS_FAILED,
+                    format!("{n} item{} could not be synced; they will be tried again", if n == 1 { "" } else { "s" }),
+                )),
+            }
         }
         Outcome::DryRun { plan, refused, warnings } => {
             if !json {
@@ -330,8 +379,12 @@ async fn continuous(target: Target, options: RunOptions) -> Result<(), Failure> 
 }
 
 pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
-    let (root, url, _, _) = locate(&ctx, args.folder, args.remote)?;
-    let folder = FolderPaths::new(&ctx.dirs.data, &root, url.as_str());
+    let (root, url, is_nextcloud, _) = locate(&ctx, args.folder, args.remote)?;
+    let folder = if is_nextcloud {
+        nextcloud_folder(&ctx, &root, &url, ctx.settings.remote_path.as_deref().unwrap_or_default())
+    } else {
+        FolderPaths::new(&ctx.dirs.data, &root, url.as_str())
+    };
     let s = status::read(&folder).map_err(failure)?;
     // The quota is the server's to say; only Nextcloud says it. Never opens the browser.
     let (profile, session) = (ctx.settings.profile().ok().map(|p| p.0), ctx.session().ok());
@@ -352,9 +405,15 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
         Some(Ok(q)) => {
             // Binary units, as Nextcloud counts them (its 150 MB quota is 150 MiB).
             let mb = |b: u64| b / (1024 * 1024);
+            // The server's own figure, which it may keep for minutes: said as such, never as
+            // a fresh count.
+            let age = match q.may_lag_seconds {
+                0 => String::new(),
+                lag => format!(" (the server's figure, up to {} min old)", lag.div_ceil(60)),
+            };
             match q.total_bytes {
-                Some(total) => println!("quota: {} MB of {} MB", mb(q.used_bytes), mb(total)),
-                None => println!("quota: {} MB used", mb(q.used_bytes)),
+                Some(total) => println!("quota: {} MB of {} MB{age}", mb(q.used_bytes), mb(total)),
+                None => println!("quota: {} MB used{age}", mb(q.used_bytes)),
             }
             if let Some(w) = &q.warning {
                 println!("warning: {w}");

@@ -54,6 +54,8 @@ pub mod exit {
     /// The sync stopped to ask before deleting (safety stop).
     pub const NEEDS_CONFIRMATION: u8 = 5;
     pub const NOT_CONFIGURED: u8 = 6;
+    /// The sync ran, but some items could not be synced (over quota, disk full, ...).
+    pub const ITEMS_FAILED: u8 = 7;
 }
 
 /// How a command failed: the exit code and one plain line.

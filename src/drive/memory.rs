@@ -161,7 +161,7 @@ impl Remote for MemoryRemote {
         })
     }
 
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let path = path.to_string();
         Box::pin(async move {
             let mut body = upload.body;
@@ -194,22 +194,22 @@ impl Remote for MemoryRemote {
                 };
                 let etag = s.next;
                 s.items.insert(path.clone(), Item::File { data: Bytes::from(data), etag, id });
-                Ok(Some(format!("\"{etag}\"")))
+                Ok(Some(format!("\"{etag}\"")).into())
             })
         })
     }
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let r = self.with(|s| {
             if !parent_ok(s, path) {
                 return Err(RemoteError::Refused { status: 409, message: "no parent folder".into() });
             }
             match s.items.get(path) {
-                Some(Item::Dir) => Ok(()),
+                Some(Item::Dir) => Ok(Default::default()),
                 Some(_) => Err(RemoteError::Refused { status: 405, message: "a file is there".into() }),
                 None => {
                     s.items.insert(path.to_string(), Item::Dir);
-                    Ok(())
+                    Ok(Default::default())
                 }
             }
         });

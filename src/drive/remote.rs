@@ -76,6 +76,33 @@ pub enum Precondition {
     Any,
 }
 
+/// What the server recorded for an upload or a new folder, as far as its answer says (each
+/// field `None` when the server did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The new version's ETag (quoted, as listed).
+    pub etag: Option<String>,
+    /// The server-wide id (Nextcloud's `OC-FileId`, as the bare number `oc:fileid` lists).
+    pub file_id: Option<String>,
+}
+
+impl From<Option<String>> for Stored {
+    fn from(etag: Option<String>) -> Self {
+        Stored { etag, file_id: None }
+    }
+}
+
+/// How a server takes many small new files in one request (Nextcloud's bulk upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLimits {
+    /// At most this many files per request.
+    pub max_files: usize,
+    /// At most about this many bytes per request.
+    pub max_bytes: u64,
+    /// Only files up to this size go in bulk.
+    pub max_file_size: u64,
+}
+
 /// A body to upload: a stream of exactly `len` bytes (sent with `Content-Length`).
 pub struct Upload {
     pub len: u64,
@@ -187,10 +214,25 @@ pub trait Remote: Send + Sync {
 
     fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>>;
 
-    /// Uploads a file; returns its new ETag when the server says.
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>>;
+    /// Uploads a file; returns its new ETag and file id when the server says.
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>>;
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>>;
+    /// Creates a folder (an existing folder is fine); returns its file id when the server says.
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>>;
+
+    /// Whether [`Remote::put_new_many`] can be used, and within which limits.
+    fn bulk_limits(&self) -> Option<BulkLimits> {
+        None
+    }
+
+    /// Uploads several small *new* files (`(path, content, mtime)`) in one request, one result
+    /// per file in the same order. Only for files that were absent from the listing: a bulk
+    /// request carries no precondition, so the implementation must refuse (`Changed`) any file
+    /// it finds present meanwhile. A file that fails here is sent again alone by the caller.
+    fn put_new_many(&self, files: Vec<(String, Bytes, i64)>) -> BoxFuture<'_, Vec<Result<Stored, RemoteError>>> {
+        let n = files.len();
+        Box::pin(async move { (0..n).map(|_| Err(RemoteError::Protocol("bulk upload is not available".into()))).collect() })
+    }
 
     /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>>;

@@ -156,7 +156,10 @@ async fn run_locked(
     }
     let case_insensitive = local::case_insensitive(&folder.root);
     let mut summary = Summary::default();
+    // Items still changing when the passes ran out.
+    let mut unsettled: Vec<String> = Vec::new();
     for pass in 0..options.max_passes.max(1) {
+        unsettled.clear();
         let ignore = Ignore::load(&folder.root);
         let root = folder.root.clone();
         let scan_ignore = ignore.clone();
@@ -210,11 +213,19 @@ async fn run_locked(
         executor.stop_after = options.stop_after;
         executor.progress = progress;
         let report = executor.execute(&plan).await?;
+        unsettled = report.deferred.clone();
         merge(&mut summary.report, report.clone());
         if !(plan.another_pass || report.changed_meanwhile > 0) {
             break;
         }
         records = lock(journal).records()?;
+    }
+    // A precondition refused on every pass (e.g. a server that answers 412 whatever we do)
+    // must not end as "0 done, 0 failed": it is a failure, reported and retried later.
+    for path in unsettled {
+        let reason = format!("{path} kept changing on the server while being synced; it will be tried again");
+        lock(journal).record_failure(&path, "changed_meanwhile", &reason, now_unix())?;
+        summary.report.failed.push(super::execute::ItemError { path, code: "changed_meanwhile".into(), reason });
     }
     Ok(Outcome::Done(summary))
 }
@@ -227,6 +238,7 @@ fn merge(into: &mut Report, r: Report) {
     into.done += r.done;
     into.failed.extend(r.failed);
     into.changed_meanwhile += r.changed_meanwhile;
+    into.deferred.extend(r.deferred);
     into.bytes_up += r.bytes_up;
     into.bytes_down += r.bytes_down;
     into.conflicts.extend(r.conflicts);

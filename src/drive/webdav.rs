@@ -594,7 +594,7 @@ impl Remote for WebDav {
         })
     }
 
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let path = path.to_string();
         Box::pin(async move {
             self.check_precondition(&path, &pre).await?;
@@ -652,28 +652,29 @@ impl Remote for WebDav {
                     return Err(e);
                 }
                 // The MOVE answer carries no ETag: the caller asks for it.
-                return Ok(None);
+                return Ok(None.into());
             }
             Ok(response
                 .headers()
                 .get(header::ETAG)
                 .or_else(|| response.headers().get("OC-ETag"))
                 .and_then(|v| v.to_str().ok())
-                .map(quoted))
+                .map(quoted)
+                .into())
         })
     }
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<super::remote::Stored, RemoteError>> {
         let url = self.url(path, true);
         let path = path.to_string();
         Box::pin(async move {
             let method = Method::from_bytes(b"MKCOL").map_err(|e| RemoteError::Protocol(e.to_string()))?;
             let build = || self.http.request(method.clone(), url.clone());
             match self.send(&build).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(Default::default()),
                 // 405: something is there already; fine if it is a folder.
                 Err(RemoteError::Refused { status: 405, .. }) => match self.propfind(&path, "0", true).await {
-                    Ok(items) if items.iter().any(|(_, e)| e.kind == Kind::Dir) => Ok(()),
+                    Ok(items) if items.iter().any(|(_, e)| e.kind == Kind::Dir) => Ok(Default::default()),
                     _ => Err(RemoteError::Refused { status: 405, message: format!("{path} exists and is not a folder") }),
                 },
                 Err(e) => Err(e),

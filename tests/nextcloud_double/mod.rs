@@ -80,14 +80,26 @@ impl Double {
     }
 
     pub async fn connect(&self) -> Nextcloud {
-        let info = nextcloud::detect(&passerelle::http::client(), &self.url).await.expect("detect").expect("a Nextcloud");
-        Nextcloud::new(
-            passerelle::http::client(),
-            &self.url,
-            USER,
-            Credentials::AppPassword { login: USER.into(), password: APP_PASSWORD.into() },
-            info,
-        )
+        let creds = Credentials::AppPassword { login: USER.into(), password: APP_PASSWORD.into() };
+        // The capabilities as the account sees them (anonymous callers see no dav/files).
+        let info = nextcloud::server_info(&passerelle::http::client(), &self.url, &creds)
+            .await
+            .expect("server info")
+            .expect("a Nextcloud");
+        Nextcloud::new(passerelle::http::client(), &self.url, USER, creds, info)
+    }
+
+    /// A file or folder's properties, straight from the server (PROPFIND Depth 0), raw XML.
+    pub async fn propfind(&self, area_path: &str, depth: &str) -> (u16, String) {
+        let r = self
+            .http
+            .request(reqwest::Method::from_bytes(b"PROPFIND").expect("method"), self.url.join(area_path).expect("url"))
+            .basic_auth(USER, Some(APP_PASSWORD))
+            .header("Depth", depth)
+            .send()
+            .await
+            .expect("PROPFIND");
+        (r.status().as_u16(), r.text().await.expect("body"))
     }
 
     /// The content of a file, straight from the server.

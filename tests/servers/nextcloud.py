@@ -25,6 +25,17 @@ behaviours listed in /work/shared/reference/services.md (observed on a real Next
   as user_oidc does with --check-bearer=1, switchable off to exercise the 401 fallback;
 - trashbin and versions DAV endpoints with restore.
 
+Behaviours observed on a real Nextcloud 34.0.1 (issue 11), each marked where it is coded:
+capabilities' dav/files entries only for an authenticated caller; chunk assembly preconditions
+checked against the source `.file`; the uploads root answering 405 to PROPFIND; an upload
+folder's listing including `.file`; chunk PUTs without ETag; 507 on a chunk reading
+"Insufficient space in /"; bulk: 400 for a part without Content-Length, `[]` when nothing was
+written, answers sent as text/html, "Could not create path ..." for a missing parent; quota
+properties cached (stale) for --quota-cache seconds (300 by default, about what was observed);
+every ancestor getting the same new folder ETag; backslash, names over 250 bytes, control
+characters and `../` refused with 400, NFD folded into NFC; PROPFIND Depth: infinity answered;
+Login Flow v2 poll 404 `[]` until granted, 200 once, then 404.
+
 Read-only shares are simulated by setting a permission string on a subtree (control endpoint).
 
 Test control endpoints live under /_test/ and are never counted:
@@ -36,9 +47,11 @@ Test control endpoints live under /_test/ and are never counted:
   POST /_test/users       {"user": "...", "app_password": "...", "quota": bytes}   (create/reset a user)
   POST /_test/seed        {"user", "files": n, "per_folder": k, "size": bytes, "prefix": "seed"}
   POST /_test/permissions {"user", "path", "permissions"}   (subtree, e.g. "SRGDNV" = read-only share)
-  POST /_test/fail        {"user", "path"[, "mode": "checksum"]}   next write of that path fails
+  POST /_test/fail        {"user", "path"[, "mode": "checksum"|"precondition", "times": n]}
+                          next write of that path fails (precondition: its next n PUTs get 412)
                           (bulk: per-file error; mode checksum: its bulk part fails the md5 check)
   POST /_test/capabilities {"bulkupload": bool, "chunking": bool}
+  POST /_test/quota-cache  {"seconds": n}   how long quota properties stay stale (0: always fresh)
 
 Usage: nextcloud.py --port 18085 --data DIR [--issuer URL] [--user alice:APP_PASSWORD ...]
 It prints the port it listens on as its first line of output, then serves until killed.
@@ -48,10 +61,12 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import time
+import unicodedata
 import urllib.parse
 from email.utils import formatdate
 from xml.etree import ElementTree as ET
@@ -107,6 +122,15 @@ class Node:
         return sum(c.tree_size() for c in self.children.values())
 
 
+class FutureFile:
+    """The `.file` of an upload folder as Sabre's precondition check sees it: a file whose ETag
+    is the upload folder's (apps/dav/lib/Upload/FutureFile.php)."""
+    is_dir = False
+
+    def __init__(self, etag):
+        self.etag = etag
+
+
 class User:
     def __init__(self, store, name, quota):
         self.name = name
@@ -116,6 +140,7 @@ class User:
         self.uploads = {}  # id -> {"dest": [...], "total": int|None, "chunks": {n: (blob, size)}, "mtime": t}
         self.trash = []  # list of dicts
         self.versions = {}  # fileid -> list of {"ts", "blob", "size", "etag"}
+        self.quota_seen = None  # (monotonic time, used) of the figure served by PROPFIND
 
     def free(self):
         return max(0, self.quota - self.used)
@@ -134,8 +159,10 @@ class Store:
         self.polls = {}  # poll token -> login token
         self.bearer = True
         self.caps = {"bulkupload": True, "chunking": True}
+        self.quota_cache = 300
         self.fail_next = set()  # (user, path)
         self.bad_checksum = set()  # (user, path): the next bulk part for it fails its md5 check
+        self.refuse_412 = {}  # (user, path) -> how many more PUTs of it answer 412
         self.reset_stats()
         self.userinfo_cache = {}
 
@@ -166,8 +193,40 @@ def decode_segments(raw):
     return [urllib.parse.unquote(s) for s in raw.split("/") if s != ""]
 
 
+def invalid_name(segs):
+    """Why Nextcloud refuses these names, or None, with its words. Observed on Nextcloud 34.0.1
+    (/work/nc34-findings.md section 8; the checks are lib/private/Files/FilenameValidator.php's):
+    a backslash, a name over 250 bytes, control characters and `../` get 400."""
+    for seg in segs:
+        if seg in (".", "..") or "/" in seg:
+            return 'Invalid path "/' + "/".join(segs) + '"'
+        if len(seg.encode("utf-8")) > 250:
+            return "Filename is too long"
+        if "\\" in seg:
+            return '"\\" is not allowed inside a file or folder name.'
+        if any(ord(c) < 0x20 or ord(c) == 0x7f for c in seg):
+            return "Filename contains at least one invalid character"
+    return None
+
+
+def invalid_path(message):
+    # The envelope of OCA\DAV\Connector\Sabre\Exception\InvalidPath (observed on 34.0.1).
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" xmlns:o="http://owncloud.org/ns">\n'
+        "  <s:exception>OCA\\DAV\\Connector\\Sabre\\Exception\\InvalidPath</s:exception>\n"
+        f"  <s:message>{xml_escape(message)}</s:message>\n"
+        '  <o:retry xmlns:o="o:">false</o:retry>\n'
+        f'  <o:reason xmlns:o="o:">{xml_escape(message)}</o:reason>\n'
+        "</d:error>\n"
+    )
+    return web.Response(status=400, body=body.encode(), content_type="application/xml", charset="utf-8")
+
+
 def href(prefix, segments, is_dir):
-    h = prefix + "/".join(urllib.parse.quote(s, safe="") for s in segments)
+    # Nextcloud writes lower-case percent escapes in hrefs (observed on 34.0.1: caf%c3%a9.txt).
+    quoted = [re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), urllib.parse.quote(s, safe="")) for s in segments]
+    h = prefix + "/".join(quoted)
     if is_dir and not h.endswith("/"):
         h += "/"
     return h
@@ -177,11 +236,12 @@ def http_date(ts):
     return formatdate(ts, usegmt=True)
 
 
-def sabre_error(status, exception, message, headers=None):
+def sabre_error(status, exception, message, headers=None, exception_class=None):
+    cls = exception_class or f"Sabre\\DAV\\Exception\\{exception}"
     body = (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
-        f"  <s:exception>Sabre\\DAV\\Exception\\{exception}</s:exception>\n"
+        f"  <s:exception>{cls}</s:exception>\n"
         f"  <s:message>{xml_escape(message)}</s:message>\n"
         "</d:error>\n"
     )
@@ -209,11 +269,13 @@ def lookup(root, segments):
 
 
 def propagate(node):
-    """A change below a folder gives it, and every ancestor, a new ETag (observed)."""
+    """A change below a folder gives it, and every ancestor, the same new ETag (observed on
+    Nextcloud 34.0.1: the propagator writes one new value up the whole path)."""
+    etag = folder_etag()
     n = node
     while n is not None:
         if n.is_dir:
-            n.etag = folder_etag()
+            n.etag = etag
         n = n.parent
 
 
@@ -383,9 +445,9 @@ class Server:
         for prefix in ("/ocs/v2.php", "/ocs/v1.php"):
             if route.startswith(prefix):
                 route = route[len(prefix):]
-        if route == "/cloud/capabilities" and request.method == "GET":
-            return ocs(self.capabilities())
         user = await self.authenticate(request)
+        if route == "/cloud/capabilities" and request.method == "GET":
+            return ocs(self.capabilities(user is not None))
         if user is None:
             return ocs([], status=401, statuscode=997, message="Current user is not logged in")
         if route == "/cloud/user" and request.method == "GET":
@@ -403,14 +465,24 @@ class Server:
             return ocs([])
         return ocs([], status=404, statuscode=998, message="Invalid query")
 
-    def capabilities(self):
+    def capabilities(self, authenticated):
+        version = {"major": 34, "minor": 0, "micro": 1, "string": "34.0.1", "edition": "", "extendedSupport": False}
+        if not authenticated:
+            # Observed on Nextcloud 34.0.1: an anonymous caller sees only app_api, bruteforce
+            # and theming; dav, files and the rest need an authenticated request.
+            return {"version": version, "capabilities": {
+                "app_api": {"loglevel": 2, "version": "34.0.0"},
+                "bruteforce": {"delay": 0, "allow-listed": False},
+                "theming": {"name": "Nextcloud", "url": "https://nextcloud.com", "slogan": "a safe home for all your data",
+                            "color": "#00679e", "color-text": "#ffffff", "background-plain": False},
+            }}
         dav = {}
         if self.store.caps["chunking"]:
             dav["chunking"] = "1.0"
         if self.store.caps["bulkupload"]:
             dav["bulkupload"] = "1.0"
         return {
-            "version": {"major": 34, "minor": 0, "micro": 1, "string": "34.0.1", "edition": "", "extendedSupport": False},
+            "version": version,
             "capabilities": {
                 "core": {"pollinterval": 60, "webdav-root": "remote.php/webdav"},
                 "dav": dav,
@@ -502,9 +574,16 @@ class Server:
             key = (body["user"], "/" + "/".join(split(body["path"])))
             if body.get("mode") == "checksum":
                 st.bad_checksum.add(key)
+            elif body.get("mode") == "precondition":
+                st.refuse_412[key] = int(body.get("times", 1))
             else:
                 st.fail_next.add(key)
             return web.json_response({})
+        if path == "/_test/quota-cache":
+            st.quota_cache = float(body.get("seconds", 300))
+            for u in st.users.values():
+                u.quota_seen = None
+            return web.json_response({"seconds": st.quota_cache})
         if path == "/_test/capabilities":
             for k in ("bulkupload", "chunking"):
                 if k in body:
@@ -590,9 +669,9 @@ class Server:
             if name == "getcontenttype" and not node.is_dir:
                 return "application/octet-stream"
             if name == "quota-used-bytes" and node.is_dir:
-                return str(node.tree_size())
+                return str(self.quota_figures(u)[0] if node is u.root else node.tree_size())
             if name == "quota-available-bytes" and node.is_dir:
-                return str(u.free())
+                return str(self.quota_figures(u)[1])
             return None
         if ns == OC:
             if name == "fileid":
@@ -606,15 +685,34 @@ class Server:
             return None
         return None
 
+    def quota_figures(self, u):
+        """(used, free) as the quota properties give them: a figure read within the last
+        --quota-cache seconds is served again unchanged. Observed on Nextcloud 34.0.1:
+        quota-used-bytes still said 0 after a 100 MiB upload, for up to about 5 minutes. The
+        507 checks on PUT and chunks use the true figures (QuotaPlugin::checkQuota)."""
+        now = time.monotonic()
+        seen = u.quota_seen
+        if seen is None or now - seen[0] >= self.store.quota_cache:
+            recount(u)
+            u.quota_seen = seen = (now, u.used)
+        used = seen[1]
+        return used, max(0, u.quota - used)
+
     async def propfind(self, request, u, node, segs, prefix):
         depth = request.headers.get("Depth", "1").lower()
-        if depth not in ("0", "1"):
-            return sabre_error(400, "BadRequest", "Depth infinity is not allowed on this server")
+        if depth not in ("0", "1", "infinity"):
+            return sabre_error(400, "BadRequest", "The HTTP Depth header may only be \"0\", \"1\" or \"infinity\"")
         asked = parse_propfind(await request.text())
         responses = [self.props_for(u, node, segs, asked, prefix)]
-        if depth == "1" and node.is_dir:
-            for name in sorted(node.children):
-                responses.append(self.props_for(u, node.children[name], segs + [name], asked, prefix))
+        # Depth: infinity is answered (observed on Nextcloud 34.0.1), the whole subtree.
+        def below(n, at):
+            for name in sorted(n.children):
+                child = n.children[name]
+                responses.append(self.props_for(u, child, at + [name], asked, prefix))
+                if depth == "infinity" and child.is_dir:
+                    below(child, at + [name])
+        if depth != "0" and node.is_dir:
+            below(node, segs)
         return multistatus(responses)
 
     def dest_segments(self, request, u):
@@ -627,7 +725,7 @@ class Server:
         raw = urllib.parse.unquote(p)
         if not (raw + "/").startswith(prefix):
             return None
-        return decode_segments(p)[4:]
+        return [unicodedata.normalize("NFC", x) for x in decode_segments(p)[4:]]
 
     def file_headers(self, node, mtime_accepted=False):
         h = {"ETag": f'"{node.etag}"', "OC-ETag": f'"{node.etag}"', "OC-FileId": f"{node.fileid:08d}{self.store.instance}"}
@@ -648,6 +746,34 @@ class Server:
             tags = [t.strip() for t in if_none.split(",")]
             if "*" in tags or f'"{node.etag}"' in tags:
                 return sabre_error(412, "PreconditionFailed", "An If-None-Match header was specified, but the ETag matched (or * was specified).")
+        return None
+
+    def check_if_header(self, request, u):
+        """The RFC 4918 `If:` header with tagged lists of ETags, as Sabre evaluates it
+        (3rdparty/sabre/dav/lib/DAV/Server.php checkPreconditions/getIfConditions): each
+        `<uri> (["etag"])` needs the node at uri to be a file with that ETag; `Not` negates;
+        a tagged URI with nothing there throws NotFound (404)."""
+        header = request.headers.get("If")
+        if not header:
+            return None
+        import re
+        for m in re.finditer(r'<([^>]*)>\s*\(([^)]*)\)', header):
+            uri, cond = m.group(1), m.group(2)
+            negate = cond.strip().lower().startswith("not")
+            em = re.search(r'\[([^\]]*)\]', cond)
+            if not em:
+                continue
+            etag = em.group(1)
+            p = urllib.parse.urlsplit(uri).path
+            segs = decode_segments(p)
+            if segs[:4] != ["remote.php", "dav", "files", u.name]:
+                continue
+            target = lookup(u.root, [unicodedata.normalize("NFC", x) for x in segs[4:]])
+            if target is None:
+                return sabre_error(404, "NotFound", f"File with name {'/'.join(segs[4:])} could not be located")
+            valid = (not target.is_dir) and f'"{target.etag}"' == etag
+            if valid == negate:
+                return sabre_error(412, "PreconditionFailed", f"Failed to find a valid token/etag combination for {uri}")
         return None
 
     def add_version(self, u, node):
@@ -698,6 +824,21 @@ class Server:
     async def files(self, request, u, segs):
         m = request.method
         prefix = self.files_prefix(u.name)
+        if m in ("PUT", "MKCOL") and segs:
+            bad = invalid_name(segs[-1:])
+            if bad:
+                await request.read()
+                return invalid_path(bad)
+        if m in ("MOVE", "COPY"):
+            dest = self.dest_segments(request, u)
+            bad = invalid_name(dest[-1:]) if dest else None
+            if bad:
+                return invalid_path(bad)
+        if any(x in (".", "..") or "/" in x for x in segs):
+            return invalid_path(invalid_name(segs))
+        # Names are stored in NFC: an NFD spelling reaches the NFC item (observed on
+        # Nextcloud 34.0.1: a PUT of the NFD twin overwrote the NFC file).
+        segs = [unicodedata.normalize("NFC", x) for x in segs]
         node = lookup(u.root, segs)
         if m == "PROPFIND":
             if node is None:
@@ -728,7 +869,8 @@ class Server:
                 d.perms = parent.perms
             parent.children[segs[-1]] = d
             propagate(parent)
-            return web.Response(status=201)
+            # OC-FileId on MKCOL, no ETag (observed on 34.0.1; FilesPlugin::sendFileIdHeader on afterBind).
+            return web.Response(status=201, headers={"OC-FileId": f"{d.fileid:08d}{self.store.instance}"})
         if m == "DELETE":
             if node is None or not segs:
                 return sabre_error(404, "NotFound", "File not found")
@@ -763,6 +905,8 @@ class Server:
                 node.name = dest[-1]
                 node.parent = dparent
                 dparent.children[node.name] = node
+                # A renamed file keeps its ETag, in the MOVE answer and in listings (observed on
+                # Nextcloud 34.0.1, PUT then MOVE then PROPFIND).
                 propagate(old_parent)
                 target = node
             else:
@@ -770,7 +914,8 @@ class Server:
                 dparent.children[target.name] = target
             propagate(dparent)
             recount(u)
-            headers = self.file_headers(target) if not target.is_dir else {"OC-FileId": f"{target.fileid:08d}{self.store.instance}", "ETag": f'"{target.etag}"'}
+            # A folder's MOVE answers OC-FileId and no ETag (observed on 34.0.1).
+            headers = self.file_headers(target) if not target.is_dir else {"OC-FileId": f"{target.fileid:08d}{self.store.instance}"}
             return web.Response(status=204 if existing is not None else 201, headers=headers)
         if m == "OPTIONS":
             return web.Response(status=200, headers={"DAV": "1, 3, extended-mkcol", "Allow": "OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, PROPPATCH, COPY, MOVE, REPORT"})
@@ -818,6 +963,12 @@ class Server:
         if pre is not None:
             return pre
         key = (u.name, "/" + "/".join(segs))
+        if self.store.refuse_412.get(key, 0) > 0:
+            # Test switch: a server that refuses the precondition whatever is sent (as the
+            # assembly MOVE with If-None-Match did on Nextcloud 34.0.1).
+            self.store.refuse_412[key] -= 1
+            await request.read()
+            return sabre_error(412, "PreconditionFailed", "An If-None-Match header was specified, but the ETag matched (or * was specified).")
         if key in self.store.fail_next:
             self.store.fail_next.discard(key)
             await request.read()
@@ -829,7 +980,7 @@ class Server:
             if int(length) > u.free():
                 await request.read()
                 return sabre_error(507, "InsufficientStorage",
-                                   f"Insufficient space in /{u.name}/files/{'/'.join(segs)}, {length} required, {u.free()} available")
+                                   f"Insufficient space in /{'/'.join(segs)}")
         blob, size = await self.receive_body(request)
         if length is not None and size != int(length):
             os.remove(blob)
@@ -844,16 +995,11 @@ class Server:
         m = request.method
         prefix = f"/remote.php/dav/uploads/{u.name}/"
         if not segs:
-            if m == "PROPFIND":
-                asked = parse_propfind(await request.text())
-                out = [(prefix, [(DAV, "resourcetype", "<d:collection/>")], [])]
-                if request.headers.get("Depth", "1") == "1":
-                    for uid in sorted(u.uploads):
-                        out.append((prefix + urllib.parse.quote(uid) + "/",
-                                    [(DAV, "resourcetype", "<d:collection/>"),
-                                     (DAV, "getlastmodified", http_date(u.uploads[uid]["mtime"]))], []))
-                return multistatus(out)
-            return sabre_error(405, "MethodNotAllowed", "Not allowed")
+            # UploadHome::getChildren throws MethodNotAllowed (apps/dav/lib/Upload/UploadHome.php),
+            # observed on Nextcloud 34.0.1 as 405 to a PROPFIND of the uploads root.
+            if m == "PROPFIND" and request.headers.get("Depth", "1") == "0":
+                return multistatus([(prefix, [(DAV, "resourcetype", "<d:collection/>")], [])])
+            return sabre_error(405, "MethodNotAllowed", "Listing members of this collection is disabled")
         uid = segs[0]
         up = u.uploads.get(uid)
         if len(segs) == 1:
@@ -863,19 +1009,29 @@ class Server:
                 dest = self.dest_segments(request, u)
                 total = request.headers.get("OC-Total-Length")
                 u.uploads[uid] = {"dest": dest, "total": int(total) if total and total.isdigit() else None,
-                                  "chunks": {}, "mtime": int(time.time())}
+                                  "chunks": {}, "mtime": int(time.time()), "etag": folder_etag()}
                 return web.Response(status=201)
             if up is None:
                 return sabre_error(404, "NotFound", "Upload not found")
             if m == "PROPFIND":
                 depth = request.headers.get("Depth", "1")
-                out = [(prefix + urllib.parse.quote(uid) + "/", [(DAV, "resourcetype", "<d:collection/>")], [])]
+                out = [(prefix + urllib.parse.quote(uid) + "/", [(DAV, "resourcetype", "<d:collection/>"),
+                                                                  (DAV, "getetag", f"&quot;{up['etag']}&quot;")], [])]
                 if depth == "1":
+                    # The listing includes the FutureFile `.file` (observed on Nextcloud 34.0.1;
+                    # apps/dav/lib/Upload/UploadFolder.php adds it to the children), whose ETag is
+                    # the upload folder's (FutureFile::getETag).
+                    total = sum(size for _, size in up["chunks"].values())
+                    out.append((prefix + urllib.parse.quote(uid) + "/.file",
+                                [(DAV, "getcontentlength", str(total)), (DAV, "resourcetype", ""),
+                                 (DAV, "getetag", f"&quot;{up['etag']}&quot;"),
+                                 (DAV, "getlastmodified", http_date(up["mtime"]))], []))
                     for n in sorted(up["chunks"]):
                         blob, size = up["chunks"][n]
+                        md5 = up.get("md5", {}).get(n, "")
                         out.append((prefix + urllib.parse.quote(uid) + "/" + f"{n:05d}",
                                     [(DAV, "getcontentlength", str(size)), (DAV, "resourcetype", ""),
-                                     (DAV, "getetag", f"&quot;{n}-{size}&quot;")], []))
+                                     (DAV, "getetag", f"&quot;{md5}&quot;")], []))
                 return multistatus(out)
             if m == "DELETE":
                 for blob, _ in up["chunks"].values():
@@ -897,11 +1053,11 @@ class Server:
             if not 1 <= n <= CHUNK_MAX:
                 return sabre_error(400, "BadRequest", "Chunk number out of range")
             recount(u)
-            # Over quota: MKCOL succeeded, the first chunk gets 507 (observed).
+            # Over quota: MKCOL succeeded, the first chunk gets 507 reading "Insufficient space
+            # in /": no figures (observed on Nextcloud 34.0.1; QuotaPlugin::checkQuota).
             if up["total"] is not None and up["total"] > u.free():
                 await request.read()
-                return sabre_error(507, "InsufficientStorage",
-                                   f"Insufficient space in /{u.name}/uploads/{uid}, {up['total']} required, {u.free()} available")
+                return sabre_error(507, "InsufficientStorage", "Insufficient space in /")
             self.store.stats["chunk_puts"].append(n)
             blob, size = await self.receive_body(request)
             length = request.headers.get("Content-Length")
@@ -912,7 +1068,15 @@ class Server:
             if old and os.path.exists(old[0]):
                 os.remove(old[0])
             up["chunks"][n] = (blob, size)
-            return web.Response(status=201, headers={"ETag": f'"{n}-{size}"'})
+            # A chunk's listed ETag is the md5 of its bytes (observed on 34.0.1).
+            digest = hashlib.md5()
+            with open(blob, "rb") as fh:
+                for piece in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(piece)
+            up.setdefault("md5", {})[n] = digest.hexdigest()
+            up["etag"] = folder_etag()
+            # No ETag on a chunk PUT (observed on Nextcloud 34.0.1).
+            return web.Response(status=201)
         if m == "GET":
             c = up["chunks"].get(int(name)) if name.isdigit() else None
             if c is None:
@@ -933,14 +1097,27 @@ class Server:
         if parent is None or not parent.is_dir:
             return sabre_error(409, "Conflict", "Parent node does not exist")
         node = parent.children.get(dest[-1])
-        if node is not None and node.is_dir:
-            return sabre_error(409, "Conflict", "A folder exists at the destination")
-        pre = self.check_preconditions(request, node)
+        # Sabre's Server::checkPreconditions runs on the request URI, the source `.file`
+        # (a FutureFile whose ETag is the upload folder's): If-None-Match: * always fails, and
+        # If-Match with the target's ETag fails too (observed on Nextcloud 34.0.1: 412).
+        pre = self.check_preconditions(request, FutureFile(up["etag"]))
         if pre is not None:
             return pre
+        # What Sabre does evaluate on the destination: the RFC 4918 `If:` header's tagged
+        # lists (Server::checkPreconditions, the ETag of the node at each tagged URI; a URI with
+        # nothing there is a 404 NotFound from Tree::getNodeForPath) and `Overwrite: F`
+        # (Server::getCopyAndMoveInfo: 412 when the destination exists), both before the
+        # chunking plugin's beforeMove (CorePlugin::httpMove).
+        tagged = self.check_if_header(request, u)
+        if tagged is not None:
+            return tagged
+        if node is not None and request.headers.get("Overwrite", "T").upper() == "F":
+            return sabre_error(412, "PreconditionFailed", "The destination node already exists, and the overwrite header is set to false", )
+        if node is not None and node.is_dir:
+            return sabre_error(409, "Conflict", "A folder exists at the destination")
         recount(u)
         if total > u.free() + (node.size if node else 0):
-            return sabre_error(507, "InsufficientStorage", f"Insufficient space, {total} required, {u.free()} available")
+            return sabre_error(507, "InsufficientStorage", f"Insufficient space in /{'/'.join(dest)}")
         blob = self.store.new_blob_path()
         with open(blob, "wb") as out:
             for n in sorted(up["chunks"]):
@@ -958,23 +1135,30 @@ class Server:
         self.store.stats["bulk_posts"] += 1
         u = self.store.user(user)
         ctype = request.headers.get("Content-Type", "")
-        if not ctype.startswith("multipart/related") or "boundary=" in ctype is False:
-            return sabre_error(400, "BadRequest", "Content-Type must be multipart/related")
+        # Observed on 34.0.1: a wrong Content-Type or no boundary is a Sabre 400 (XML).
+        if not ctype.startswith("multipart/related") or "boundary=" not in ctype:
+            return sabre_error(400, "BadRequest", "Error while parsing boundary in Content-Type header.")
         boundary = None
         for part in ctype.split(";"):
             part = part.strip()
             if part.startswith("boundary="):
                 boundary = part[len("boundary="):].strip('"')
         if not boundary:
-            return sabre_error(400, "BadRequest", "Boundary not found")
+            return sabre_error(400, "BadRequest", "Error while parsing boundary in Content-Type header.")
         body = await request.read()
         written = {}
         delim = b"--" + boundary.encode()
         pos = 0
 
+        def php_json(written):
+            # PHP's json_encode of an empty array is `[]` (observed: nothing written gives `[]`).
+            return (json.dumps(written) if written else "[]").encode()
+
         def bad(status, msg):
-            return web.Response(status=status, body=json.dumps(written).encode(), content_type="application/json",
-                                headers={"X-Error": msg})
+            # BulkUploadPlugin::httpPost: a parse error answers 400 with the files written so
+            # far; the body goes out as text/html (observed on Nextcloud 34.0.1). `msg` is only
+            # logged by the server.
+            return web.Response(status=status, body=php_json(written), content_type="text/html")
 
         # Skip to the first boundary.
         i = body.find(delim, pos)
@@ -1003,7 +1187,9 @@ class Server:
                 k, _, v = line.decode("utf-8", "replace").partition(":")
                 headers[k.strip().lower()] = v.strip()
             if "content-length" not in headers:
-                return bad(411, "The Content-Length header must not be null.")
+                # MultipartRequestParser throws LengthRequired, but httpPost turns every parse
+                # error into 400 (observed on Nextcloud 34.0.1: 400, not 411).
+                return bad(400, "The Content-Length header must not be null.")
             length = int(headers["content-length"])
             content = body[pos:pos + length]
             if len(content) != length:
@@ -1030,7 +1216,8 @@ class Server:
             if hashlib.md5(content).hexdigest() != md5:
                 return bad(400, "Computed md5 hash is incorrect.")
             written[fpath] = self.bulk_write(u, fpath, content, headers.get("x-oc-mtime"))
-        return web.json_response(written)
+        # 200 with the per-file answers, as text/html (observed on Nextcloud 34.0.1).
+        return web.Response(status=200, body=php_json(written), content_type="text/html")
 
     def bulk_write(self, u, fpath, content, mtime):
         segs = split(fpath)
@@ -1040,9 +1227,15 @@ class Server:
             return {"error": True, "message": "Injected failure"}
         if not segs:
             return {"error": True, "message": "Invalid path"}
+        # Bulk names (observed on 34.0.1): `..` gives "Invalid path", a backslash becomes a slash
+        # (then usually "Could not create path").
+        if any(x in (".", "..") for x in segs):
+            return {"error": True, "message": f'Invalid path "{fpath}"'}
+        segs = [unicodedata.normalize("NFC", x) for x in split("/".join(segs).replace("\\", "/"))]
         parent = lookup(u.root, segs[:-1])
         if parent is None or not parent.is_dir:
-            return {"error": True, "message": f"Parent folder of {fpath} does not exist"}
+            # Folder::newFile (lib/private/Files/Node/Folder.php), observed on Nextcloud 34.0.1.
+            return {"error": True, "message": f'Could not create path "/{u.name}/files/{"/".join(segs)}"'}
         node = parent.children.get(segs[-1])
         if node is not None and node.is_dir:
             return {"error": True, "message": f"{fpath} is a folder"}
@@ -1050,7 +1243,9 @@ class Server:
             return {"error": True, "message": "Could not write file: read-only"}
         recount(u)
         if len(content) > u.free():
-            return {"error": True, "message": f"Insufficient space, {len(content)} required, {u.free()} available"}
+            # Bulk never answers 507: a part that does not fit gets the same words as a missing
+            # parent (observed on 34.0.1).
+            return {"error": True, "message": f'Could not create path "/{u.name}/files/{"/".join(segs)}"'}
         blob = self.store.new_blob_path()
         with open(blob, "wb") as fh:
             fh.write(content)
@@ -1160,7 +1355,11 @@ class Server:
             asked = parse_propfind(await request.text())
             out = [(base, [(DAV, "resourcetype", "<d:collection/>")], [])]
             if request.headers.get("Depth", "1") == "1":
-                for v in sorted(vs, key=lambda v: -v["ts"]):
+                # The current content is listed too, named by the file's mtime
+                # (apps/files_versions/lib/Versions/LegacyVersionsBackend.php getVersionsForFile).
+                current = {"ts": node.mtime, "size": node.size, "etag": node.etag, "blob": node.blob}
+                listed = [current] + [v for v in vs if v["ts"] != node.mtime]
+                for v in sorted(listed, key=lambda v: -v["ts"]):
                     values = {(DAV, "getcontentlength"): str(v["size"]), (DAV, "getlastmodified"): http_date(v["ts"]),
                               (DAV, "getetag"): f"&quot;{v['etag']}&quot;", (DAV, "resourcetype"): "",
                               (DAV, "getcontenttype"): "application/octet-stream"}
@@ -1193,11 +1392,14 @@ def main():
     ap.add_argument("--issuer", default=os.environ.get("PASSERELLE_TEST_ISSUER"))
     ap.add_argument("--user", action="append", default=[], help="USER:APP_PASSWORD[:QUOTA]")
     ap.add_argument("--no-bearer", action="store_true")
+    ap.add_argument("--quota-cache", type=float, default=300,
+                    help="seconds the quota properties stay stale (observed: up to about 5 minutes)")
     args = ap.parse_args()
 
     shutil.rmtree(args.data, ignore_errors=True)
     store = Store(args.data)
     store.bearer = not args.no_bearer
+    store.quota_cache = args.quota_cache
     for spec in args.user:
         name, pw, *rest = spec.split(":")
         store.user(name, int(rest[0]) if rest else DEFAULT_QUOTA)

@@ -30,6 +30,9 @@ pub struct QuotaReport {
     pub percent_used: Option<u64>,
     /// Set from 90 % use, in plain words.
     pub warning: Option<String>,
+    /// The figures are the server's, which it keeps for up to this long (observed on Nextcloud
+    /// 34.0.1: still 0 used minutes after a 100 MiB upload): never a fresh count.
+    pub may_lag_seconds: u64,
 }
 
 impl From<Quota> for QuotaReport {
@@ -40,6 +43,7 @@ impl From<Quota> for QuotaReport {
             total_bytes: q.total,
             percent_used: q.percent_used(),
             warning: q.warning(),
+            may_lag_seconds: if q.fresh { 0 } else { super::remote::QUOTA_FIGURE_LAG.as_secs() },
         }
     }
 }

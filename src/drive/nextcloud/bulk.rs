@@ -141,7 +141,14 @@ pub async fn upload(nc: &Nextcloud, files: Vec<BulkFile>, options: &BulkOptions)
 
     let outcomes: Vec<_> = stream::iter(batches)
         .map(|batch| async move {
-            let answer = send_batch(nc, &batch).await;
+            let mut parts = Vec::with_capacity(batch.len());
+            for f in &batch {
+                match tokio::fs::read(&f.source).await {
+                    Ok(content) => parts.push((f.path.clone(), bytes::Bytes::from(content), f.mtime)),
+                    Err(e) => return (batch.clone(), Err(NextcloudError::Io(format!("{}: {e}", f.source.display())))),
+                }
+            }
+            let answer = send_batch(nc, &parts).await;
             (batch, answer)
         })
         .buffer_unordered(options.parallel.max(1))
@@ -182,27 +189,26 @@ pub async fn upload(nc: &Nextcloud, files: Vec<BulkFile>, options: &BulkOptions)
     report
 }
 
-type PartResult = (String, Result<Uploaded, String>);
+pub(crate) type PartResult = (String, Result<Uploaded, String>);
 
-/// One bulk POST. `Ok` holds the per-file answers (also on a 400/411, which lists the files
-/// written before the server stopped).
-async fn send_batch(nc: &Nextcloud, batch: &[BulkFile]) -> Result<Vec<PartResult>, NextcloudError> {
+/// One bulk POST of `(path from the files root, content, mtime)` parts. `Ok` holds the
+/// per-file answers (also on a 400, which lists the files written before the server stopped;
+/// Nextcloud 34 sends them as text/html, `[]` when none: observed).
+pub(crate) async fn send_batch(nc: &Nextcloud, batch: &[(String, bytes::Bytes, i64)]) -> Result<Vec<PartResult>, NextcloudError> {
     let boundary = format!("passerelle-{:032x}", rand::random::<u128>());
     let mut body = Vec::new();
-    for f in batch {
-        let content = tokio::fs::read(&f.source).await.map_err(|e| NextcloudError::Io(format!("{}: {e}", f.source.display())))?;
-        let md5 = Md5::digest(&content);
-        let path = format!("/{}", f.path.trim_start_matches('/'));
+    for (path, content, mtime) in batch {
+        let md5 = Md5::digest(content);
+        let path = format!("/{}", path.trim_start_matches('/'));
         body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         body.extend_from_slice(
             format!(
-                "X-File-Path: {path}\r\nX-File-MD5: {md5:x}\r\nOC-Checksum: md5:{md5:x}\r\nX-OC-Mtime: {}\r\nContent-Length: {}\r\n\r\n",
-                f.mtime,
+                "X-File-Path: {path}\r\nX-File-MD5: {md5:x}\r\nOC-Checksum: md5:{md5:x}\r\nX-OC-Mtime: {mtime}\r\nContent-Length: {}\r\n\r\n",
                 content.len()
             )
             .as_bytes(),
         );
-        body.extend_from_slice(&content);
+        body.extend_from_slice(content);
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
@@ -218,8 +224,10 @@ async fn send_batch(nc: &Nextcloud, batch: &[BulkFile]) -> Result<Vec<PartResult
         return Err(failure(answer, "bulk upload").await);
     }
     let text = answer.text().await.map_err(reqwest_error)?;
+    // Nothing written is `[]` (PHP's empty array), not `{}` (observed on Nextcloud 34.0.1).
     let map: std::collections::BTreeMap<String, PartAnswer> = match serde_json::from_str(&text) {
         Ok(m) => m,
+        Err(_) if text.trim() == "[]" => Default::default(),
         // A 400 whose body is not the map: nothing is known to be written.
         Err(_) if status != 200 => Default::default(),
         Err(e) => return Err(NextcloudError::Protocol(format!("bulk answer: {e}"))),

@@ -6,7 +6,6 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use bytes::Bytes;
@@ -186,15 +185,24 @@ pub(crate) async fn finish(
                 .header("Destination", destination.as_str())
                 .header("OC-Total-Length", len)
                 .header("X-OC-Mtime", mtime.to_string());
+            // If-Match / If-None-Match would be checked against the source `.file` (observed:
+            // always 412). What Sabre evaluates on the destination, before the chunking
+            // plugin's beforeMove (CorePlugin::httpMove): `Overwrite: F` (Server::
+            // getCopyAndMoveInfo, 412 when something is there) and the RFC 4918 `If:` header's
+            // tagged list (Server::checkPreconditions: the ETag of the node at that URI).
             match &pre {
-                Some(Precondition::Create) => b.header(header::IF_NONE_MATCH, "*"),
-                Some(Precondition::Replace(e)) => b.header(header::IF_MATCH, format!("\"{}\"", bare_etag(e))),
+                Some(Precondition::Create) => b.header("Overwrite", "F"),
+                Some(Precondition::Replace(e)) => {
+                    b.header("If", format!("<{}> ([\"{}\"])", destination.as_str(), bare_etag(e)))
+                }
                 _ => b,
             }
         })
         .await?;
     match answer.status().as_u16() {
         201 | 204 => Ok(uploaded_from_headers(path, answer.headers())),
+        // The file we meant to replace is gone (the tagged URI has no node): changed meanwhile.
+        404 if matches!(pre, Some(Precondition::Replace(_))) => Err(NextcloudError::Changed(path.to_string())),
         400 => {
             // Wrong total: the chunks on the server do not make this file; start over next time.
             let e = failure(answer, path).await;
@@ -213,26 +221,4 @@ pub async fn delete_upload(nc: &Nextcloud, id: &str) -> Result<(), NextcloudErro
         200 | 204 | 404 => Ok(()),
         _ => Err(failure(answer, id).await),
     }
-}
-
-/// Deletes our upload folders untouched for longer than `older_than` (abandoned after a crash or
-/// because the file changed since). Returns how many were removed.
-pub async fn clean_abandoned(nc: &Nextcloud, older_than: Duration) -> Result<usize, NextcloudError> {
-    let Some(items) = nc.propfind(nc.dav_url("uploads", ""), 1, dav::VERSION_PROPS).await? else { return Ok(0) };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let mut removed = 0;
-    for item in items.iter().skip(1) {
-        let name = item.name();
-        if !name.starts_with("passerelle-") {
-            continue;
-        }
-        if item.mtime.is_some_and(|t| now - t >= older_than.as_secs() as i64) {
-            delete_upload(nc, name).await?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }

@@ -13,7 +13,7 @@ use super::{dav, reqwest_error, NextcloudError};
 use crate::auth::Session;
 
 /// What `status.php` and the capabilities say.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerInfo {
     pub product: String,
     pub version: String,
@@ -56,10 +56,32 @@ pub(crate) fn normalise_base(base: &Url) -> Url {
     b
 }
 
-/// Reads `status.php` and the capabilities. `Ok(None)` when the server is not a Nextcloud (a
-/// generic WebDAV server): the engine then uses none of the extras.
+/// Reads `status.php` and the capabilities an anonymous caller sees. `Ok(None)` when the server
+/// is not a Nextcloud (a generic WebDAV server): the engine then uses none of the extras.
+///
+/// A real Nextcloud shows an anonymous caller only `app_api`, `bruteforce` and `theming`
+/// (observed on 34.0.1): chunking, bulk upload, trash and versions read as absent here. Use
+/// [`server_info`] with the credentials for what the account can use.
 pub async fn detect(http: &reqwest::Client, base: &Url) -> Result<Option<ServerInfo>, NextcloudError> {
-    let base = normalise_base(base);
+    read_info(http, base, None).await
+}
+
+/// Like [`detect`], with the capabilities read as the member (the dav and files entries are
+/// only given to an authenticated request).
+pub async fn server_info(
+    http: &reqwest::Client,
+    base: &Url,
+    creds: &Credentials,
+) -> Result<Option<ServerInfo>, NextcloudError> {
+    read_info(http, base, Some(creds)).await
+}
+
+/// Whether `status.php` says an installed Nextcloud answers at `base` (one request).
+pub(crate) async fn is_nextcloud(http: &reqwest::Client, base: &Url) -> Result<bool, NextcloudError> {
+    Ok(read_status(http, &normalise_base(base)).await?.is_some())
+}
+
+async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<(String, String)>, NextcloudError> {
     let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
     let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
     if !answer.status().is_success() {
@@ -71,16 +93,31 @@ pub async fn detect(http: &reqwest::Client, base: &Url) -> Result<Option<ServerI
     }
     let product = status.get("productname").and_then(Value::as_str).unwrap_or("Nextcloud").to_string();
     let version = status.get("versionstring").and_then(Value::as_str).unwrap_or_default().to_string();
+    Ok(Some((product, version)))
+}
+
+async fn authorize(b: RequestBuilder, creds: Option<&Credentials>) -> Result<RequestBuilder, NextcloudError> {
+    Ok(match creds {
+        None => b,
+        Some(Credentials::Bearer(session)) => {
+            let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+            b.bearer_auth(token)
+        }
+        Some(Credentials::AppPassword { login, password }) => b.basic_auth(login, Some(password)),
+    })
+}
+
+async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credentials>) -> Result<Option<ServerInfo>, NextcloudError> {
+    let base = normalise_base(base);
+    let Some((product, version)) = read_status(http, &base).await? else { return Ok(None) };
     let caps_url = base
         .join("ocs/v2.php/cloud/capabilities?format=json")
         .map_err(|e| NextcloudError::Protocol(e.to_string()))?;
-    let caps = http
-        .get(caps_url)
-        .header("OCS-APIRequest", "true")
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(reqwest_error)?;
+    let caps = http.get(caps_url).header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
+    let caps = authorize(caps, creds).await?.send().await.map_err(reqwest_error)?;
+    if creds.is_some() && caps.status() == StatusCode::UNAUTHORIZED {
+        return Err(NextcloudError::Unauthorized);
+    }
     let caps: Value = if caps.status().is_success() { caps.json().await.unwrap_or(Value::Null) } else { Value::Null };
     let c = &caps["ocs"]["data"]["capabilities"];
     let files = &c["files"];
@@ -290,7 +327,9 @@ pub(crate) async fn failure(answer: Response, what: &str) -> NextcloudError {
         401 => NextcloudError::Unauthorized,
         404 => NextcloudError::NotFound(what.to_string()),
         412 => NextcloudError::Changed(what.to_string()),
-        507 => NextcloudError::InsufficientStorage { free: free_from_message(&message).unwrap_or(0) },
+        // Nextcloud 34's 507 reads "Insufficient space in /name" (observed): no figures, so
+        // none is made up.
+        507 => NextcloudError::InsufficientStorage { free: free_from_message(&message) },
         _ => NextcloudError::Http { status, message },
     }
 }

@@ -78,8 +78,12 @@ pub struct ConnectOptions {
     pub poll_every: Duration,
     pub timeout: Duration,
     pub cancel: Cancel,
-    /// Never open the browser: fail with `Unauthorized` instead (background sync).
+    /// Never open the browser: fail with `Unauthorized` (or `NotLoggedIn` when nothing is
+    /// saved) instead (background sync).
     pub non_interactive: bool,
+    /// Where to keep what connecting learnt (server facts, user id), beside the folder's tree
+    /// cache: while fresh (a day), connecting sends no request at all.
+    pub facts: Option<std::path::PathBuf>,
 }
 
 impl Default for ConnectOptions {
@@ -90,6 +94,7 @@ impl Default for ConnectOptions {
             timeout: DEFAULT_FLOW_TIMEOUT,
             cancel: Cancel::new(),
             non_interactive: false,
+            facts: None,
         }
     }
 }
@@ -149,8 +154,91 @@ async fn whoami(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Resu
     }
 }
 
+/// Server facts are read again after this long, or at once after an error.
+pub const FACTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What connecting learnt: kept beside the tree cache so that a no-op `sync --once` costs its
+/// one PROPFIND and nothing else (no status.php, capabilities or cloud/user).
+#[derive(Serialize, Deserialize)]
+struct Facts {
+    base: String,
+    user: String,
+    mode: Mode,
+    login: Option<String>,
+    info: client::ServerInfo,
+    /// Unix seconds.
+    read_at: i64,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Forgets the kept server facts, so the next connection reads them again (after an error).
+pub fn forget_facts(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(error = %e, "could not remove the kept server facts");
+        }
+    }
+}
+
+fn from_facts(
+    http: &reqwest::Client,
+    base: &Url,
+    path: &std::path::Path,
+    saved: Option<&Saved>,
+    session: Option<&Session>,
+) -> Option<Nextcloud> {
+    let facts: Facts = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let age = unix_now() - facts.read_at;
+    if facts.base != base.as_str() || !(0..FACTS_MAX_AGE.as_secs() as i64).contains(&age) {
+        return None;
+    }
+    // Only with the very credentials the facts were read with.
+    let creds = match (saved?, facts.mode) {
+        (Saved { mode: Mode::AppPassword, login: Some(login), app_password: Some(password) }, Mode::AppPassword)
+            if facts.login.as_deref() == Some(login.as_str()) =>
+        {
+            Credentials::AppPassword { login: login.clone(), password: password.clone() }
+        }
+        (Saved { mode: Mode::Bearer, .. }, Mode::Bearer) => Credentials::Bearer(session?.clone()),
+        _ => return None,
+    };
+    tracing::debug!(age, "using the kept server facts");
+    Some(Nextcloud::new(http.clone(), base, &facts.user, creds, facts.info))
+}
+
+fn keep_facts(path: &std::path::Path, nc: &Nextcloud) {
+    let (mode, login) = match nc.credentials() {
+        Credentials::Bearer(_) => (Mode::Bearer, None),
+        Credentials::AppPassword { login, .. } => (Mode::AppPassword, Some(login.clone())),
+    };
+    let facts = Facts {
+        base: nc.base().to_string(),
+        user: nc.user().to_string(),
+        mode,
+        login,
+        info: nc.info().clone(),
+        read_at: unix_now(),
+    };
+    let tmp = path.with_extension("tmp");
+    if let Some(dir) = path.parent() {
+        // The folder's data dir may not exist yet on a first sync (the journal makes it later).
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let written = serde_json::to_vec(&facts)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not keep the server facts");
+    }
+}
+
 /// Connects to the Nextcloud at `base`: the remembered app password, else the session's bearer
-/// token, else Login Flow v2 in the browser. The mode that worked is remembered.
+/// token, else Login Flow v2 in the browser. The mode that worked is remembered. With
+/// `options.facts`, facts read less than a day ago are used without asking the server.
 #[tracing::instrument(skip_all, fields(server = %base))]
 pub async fn connect(
     http: &reqwest::Client,
@@ -160,13 +248,47 @@ pub async fn connect(
     options: &ConnectOptions,
 ) -> Result<Nextcloud, NextcloudError> {
     let base = normalise_base(base);
-    let info = super::detect(http, &base).await?.ok_or_else(|| NextcloudError::NotNextcloud(base.to_string()))?;
     let saved = load(store, &base)?;
+    if let Some(path) = &options.facts {
+        if let Some(nc) = from_facts(http, &base, path, saved.as_ref(), session) {
+            return Ok(nc);
+        }
+    }
+    let nc = connect_fresh(http, &base, session, store, options, saved).await?;
+    if let Some(path) = &options.facts {
+        keep_facts(path, &nc);
+    }
+    Ok(nc)
+}
+
+/// The capabilities as this account sees them (anonymous callers are shown almost nothing).
+async fn account_info(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Result<client::ServerInfo, NextcloudError> {
+    client::server_info(http, base, creds).await?.ok_or_else(|| NextcloudError::NotNextcloud(base.to_string()))
+}
+
+async fn connect_fresh(
+    http: &reqwest::Client,
+    base: &Url,
+    session: Option<&Session>,
+    store: &SecretStore,
+    options: &ConnectOptions,
+    saved: Option<Saved>,
+) -> Result<Nextcloud, NextcloudError> {
+    let base = base.clone();
+    // Is it a Nextcloud at all (status.php)? A plain sentence if not. The capabilities are read
+    // once the credentials are known (anonymous callers are shown almost nothing).
+    if !client::is_nextcloud(http, &base).await? {
+        return Err(NextcloudError::NotNextcloud(base.to_string()));
+    }
+    let nothing_saved = saved.is_none();
 
     if let Some(Saved { mode: Mode::AppPassword, login: Some(login), app_password: Some(password) }) = saved.clone() {
         let creds = Credentials::AppPassword { login, password };
         match whoami(http, &base, &creds).await {
-            Ok(user) => return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info)),
+            Ok(user) => {
+                let info = account_info(http, &base, &creds).await?;
+                return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
+            }
             Err(NextcloudError::Unauthorized) => {
                 tracing::info!("the saved app password was refused (revoked?); logging in again");
             }
@@ -180,6 +302,7 @@ pub async fn connect(
             Ok(user) => {
                 save(store, &base, &Saved { mode: Mode::Bearer, login: None, app_password: None })?;
                 tracing::info!("the server accepts the session's bearer token");
+                let info = account_info(http, &base, &creds).await?;
                 return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
             }
             Err(NextcloudError::Unauthorized) => {
@@ -190,11 +313,13 @@ pub async fn connect(
     }
 
     if options.non_interactive {
-        return Err(NextcloudError::Unauthorized);
+        // Nothing was refused when nothing was sent: say to log in, not "refused".
+        return Err(if nothing_saved && session.is_none() { NextcloudError::NotLoggedIn } else { NextcloudError::Unauthorized });
     }
     let granted = login_flow(http, &base, options).await?;
     let creds = Credentials::AppPassword { login: granted.login_name.clone(), password: granted.app_password.clone() };
     let user = whoami(http, &base, &creds).await?;
+    let info = account_info(http, &base, &creds).await?;
     save(
         store,
         &base,

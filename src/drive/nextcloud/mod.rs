@@ -37,10 +37,10 @@ pub mod walk;
 use thiserror::Error;
 
 pub use account::{account, quota_report, QuotaReport};
-pub use client::{detect, Credentials, Nextcloud, ServerInfo};
+pub use client::{detect, server_info, Credentials, Nextcloud, ServerInfo};
 pub use login::{
-    connect, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
-    DEFAULT_FLOW_TIMEOUT,
+    connect, forget_facts, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,
+    DEFAULT_FLOW_TIMEOUT, FACTS_MAX_AGE,
 };
 pub use quota::{not_enough_space, Quota, WARN_AT_PERCENT};
 pub use remote::NextcloudRemote;
@@ -61,6 +61,8 @@ pub enum NextcloudError {
     /// log in again.
     #[error("the login server cannot be reached to renew the login: {0}")]
     LoginUnreachable(String),
+    #[error("you are not logged in to the file server yet: run “passerelle sync” in a terminal to log in")]
+    NotLoggedIn,
     #[error("the Nextcloud login was cancelled")]
     LoginCancelled,
     #[error("the Nextcloud login was not approved in the browser in time")]
@@ -71,8 +73,9 @@ pub enum NextcloudError {
     UnsafeLink(String),
     #[error("the keychain could not be used: {0}")]
     Secrets(String),
-    #[error("not enough space on the server ({} MB free)", free / (1024 * 1024))]
-    InsufficientStorage { free: u64 },
+    /// `free` only when known: a 507's body has no figures ("Insufficient space in /name").
+    #[error("not enough space on the server{}", match free { Some(f) => format!(" ({} MB free)", f / (1024 * 1024)), None => String::new() })]
+    InsufficientStorage { free: Option<u64> },
     #[error("{0} is in a read-only share")]
     ReadOnly(String),
     #[error("{0} is not on the server")]
@@ -96,6 +99,7 @@ impl NextcloudError {
             NextcloudError::Offline(_) => "offline",
             NextcloudError::Unauthorized => "login_required",
             NextcloudError::LoginUnreachable(_) => "login_unreachable",
+            NextcloudError::NotLoggedIn => "not_logged_in",
             NextcloudError::LoginCancelled => "login_cancelled",
             NextcloudError::LoginExpired => "login_expired",
             NextcloudError::Browser(_) => "browser",
@@ -127,7 +131,10 @@ impl From<NextcloudError> for super::RemoteError {
         match e {
             NextcloudError::Offline(m) => R::Offline(m),
             NextcloudError::LoginUnreachable(m) => R::LoginUnreachable(m),
-            NextcloudError::Unauthorized | NextcloudError::LoginCancelled | NextcloudError::LoginExpired => {
+            NextcloudError::Unauthorized
+            | NextcloudError::NotLoggedIn
+            | NextcloudError::LoginCancelled
+            | NextcloudError::LoginExpired => {
                 R::Unauthorized
             }
             NextcloudError::InsufficientStorage { .. } => R::InsufficientStorage,

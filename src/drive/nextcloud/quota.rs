@@ -16,13 +16,28 @@ pub struct Quota {
     pub free: Option<u64>,
     /// used + free, when limited.
     pub total: Option<u64>,
+    /// Counted now, not the server's cached figure (which may be up to 5 minutes old).
+    pub fresh: bool,
 }
 
 impl Quota {
+    /// From the quota properties alone: the server's cached figure.
     pub fn from_props(used: Option<i64>, available: Option<i64>) -> Quota {
         let used = used.unwrap_or(0).max(0) as u64;
         let free = available.filter(|a| *a >= 0).map(|a| a as u64);
-        Quota { used, free, total: free.map(|f| f + used) }
+        Quota { used, free, total: free.map(|f| f + used), fresh: false }
+    }
+
+    /// From the account root's quota properties and its `oc:size`: the total is stable, the
+    /// size is counted fresh (observed on Nextcloud 34.0.1), so used and free are up to date
+    /// even while the quota properties are stale.
+    pub fn from_root(used: Option<i64>, available: Option<i64>, size: Option<u64>) -> Quota {
+        let stale = Quota::from_props(used, available);
+        match (size, stale.total) {
+            (Some(size), Some(total)) => Quota { used: size, free: Some(total.saturating_sub(size)), total: Some(total), fresh: true },
+            (Some(size), None) => Quota { used: size, free: None, total: None, fresh: true },
+            _ => stale,
+        }
     }
 
     /// Whether a file of `size` bytes fits in what is free.
@@ -61,14 +76,14 @@ impl Quota {
 
 /// The status of a file skipped for lack of space.
 pub fn not_enough_space(free: u64) -> String {
-    NextcloudError::InsufficientStorage { free }.to_string()
+    NextcloudError::InsufficientStorage { free: Some(free) }.to_string()
 }
 
 impl Nextcloud {
     /// The quota, from the files root.
     pub async fn quota(&self) -> Result<Quota, NextcloudError> {
         let root = self.root_item("").await?;
-        Ok(Quota::from_props(root.quota_used, root.quota_available))
+        Ok(Quota::from_root(root.quota_used, root.quota_available, root.size))
     }
 }
 

@@ -22,18 +22,30 @@ use super::{
     NextcloudError,
 };
 use crate::drive::{
-    remote::{self, Capabilities, Download, Precondition, Remote, RemoteEntry, RemoteError, RemoteListing, Upload},
+    remote::{self, BulkLimits, Capabilities, Download, Precondition, Remote, RemoteEntry, RemoteError, RemoteListing, Stored, Upload},
     Kind,
 };
 
 /// An upload folder untouched this long was abandoned (a crash, or the file changed since).
 const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// How long the server may keep serving an old quota figure: `quota-used-bytes` still said 0
+/// used after a 100 MiB upload for up to about 5 minutes (observed on Nextcloud 34.0.1).
+pub const QUOTA_FIGURE_LAG: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A Nextcloud folder as a sync remote. Paths are relative to `root` (below the files root).
 pub struct NextcloudRemote {
     nc: Nextcloud,
     root: String,
     cache_file: Option<PathBuf>,
+    /// Our chunked uploads still open on the server (id -> unix seconds started), kept beside
+    /// the tree cache: the uploads root refuses listing (405 "Listing members of this
+    /// collection is disabled", observed on Nextcloud 34.0.1), so what we do not remember we
+    /// cannot clean.
+    uploads_file: Option<PathBuf>,
+    /// The server facts kept by [`super::connect`], forgotten on an error so that the next
+    /// run reads them again (the server may have changed, or the credentials).
+    facts_file: Option<PathBuf>,
     pub chunking: ChunkOptions,
     state: Mutex<State>,
 }
@@ -43,9 +55,44 @@ struct State {
     cache: TreeCache,
     /// The last walk, for permission checks before uploading.
     last: Option<Walk>,
-    quota: Option<Quota>,
+    /// The server's quota figure, and when we first saw this very figure.
+    quota: Option<(Quota, std::time::Instant)>,
+    /// What we uploaded, when: counted against a figure that may predate it.
+    uploaded: Vec<(std::time::Instant, u64)>,
     /// Abandoned chunk uploads were looked for (once per process, after a real change).
     cleaned: bool,
+    /// Chunked uploads we started and did not finish or delete: id -> unix seconds started.
+    open_uploads: BTreeMap<String, i64>,
+    /// Uploads running in this process (never cleaned from under them).
+    running: std::collections::BTreeSet<String>,
+}
+
+impl State {
+    /// The server's figure minus what we uploaded since it may have been computed: uploads
+    /// from up to [`QUOTA_FIGURE_LAG`] before we first saw it (the server may have kept it
+    /// that long). Errs on the side of "does not fit": an upload already counted by the
+    /// server may be counted twice for a few minutes, never an upload forgotten.
+    fn effective_quota(&self) -> Option<Quota> {
+        let (mut q, seen) = self.quota?;
+        // A fresh count already holds everything uploaded before it was read.
+        let since = if q.fresh { seen } else { seen.checked_sub(QUOTA_FIGURE_LAG).unwrap_or(seen) };
+        let recent: u64 = self.uploaded.iter().filter(|(t, _)| *t >= since).map(|(_, n)| n).sum();
+        q.take(recent);
+        Some(q)
+    }
+
+    fn saw_quota(&mut self, figure: Quota) {
+        let now = std::time::Instant::now();
+        match self.quota {
+            // The same figure again: the server is still serving its cached value.
+            Some((q, seen)) if q == figure && !figure.fresh => self.quota = Some((q, seen)),
+            _ => self.quota = Some((figure, now)),
+        }
+        let keep_from = self.quota.and_then(|(_, seen)| seen.checked_sub(QUOTA_FIGURE_LAG));
+        if let Some(keep_from) = keep_from {
+            self.uploaded.retain(|(t, _)| *t >= keep_from);
+        }
+    }
 }
 
 impl NextcloudRemote {
@@ -53,22 +100,37 @@ impl NextcloudRemote {
     /// that the first poll after a restart is also one request.
     pub fn new(nc: Nextcloud, root: &str, cache_file: Option<PathBuf>) -> NextcloudRemote {
         let cache = cache_file.as_deref().map(TreeCache::load).unwrap_or_default();
+        let uploads_file = cache_file.as_deref().map(|p| p.with_extension("uploads.json"));
+        let open_uploads = uploads_file
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         NextcloudRemote {
             nc,
             root: root.trim_matches('/').to_string(),
             cache_file,
+            uploads_file,
+            facts_file: None,
             chunking: ChunkOptions::default(),
-            state: Mutex::new(State { cache, ..State::default() }),
+            state: Mutex::new(State { cache, open_uploads, ..State::default() }),
         }
+    }
+
+    /// Forgets the facts kept at `path` when listing fails (see [`super::ConnectOptions::facts`]).
+    pub fn with_facts(mut self, path: PathBuf) -> NextcloudRemote {
+        self.facts_file = Some(path);
+        self
     }
 
     pub fn nextcloud(&self) -> &Nextcloud {
         &self.nc
     }
 
-    /// The quota seen by the last listing.
+    /// The quota as it stands: the server's last figure minus what was uploaded since that
+    /// figure may have been computed (the server caches it for minutes).
     pub fn quota(&self) -> Option<Quota> {
-        self.state.lock().map(|s| s.quota).unwrap_or(None)
+        self.state.lock().map(|s| s.effective_quota()).unwrap_or(None)
     }
 
     fn full(&self, path: &str) -> String {
@@ -80,6 +142,12 @@ impl NextcloudRemote {
         // The cache is taken out while the walk runs: a std Mutex is never held across `.await`.
         let mut cache = self.state.lock().map(|mut s| std::mem::take(&mut s.cache)).unwrap_or_default();
         let result = walk::walk(&self.nc, &self.root, &mut cache).await;
+        if let (Err(e), Some(facts)) = (&result, &self.facts_file) {
+            // Not for a server that is merely unreachable: the facts are still right.
+            if !matches!(e, NextcloudError::Offline(_)) {
+                super::forget_facts(facts);
+            }
+        }
         if let Some(path) = &self.cache_file {
             if let Ok(w) = &result {
                 if !w.unchanged {
@@ -92,7 +160,9 @@ impl NextcloudRemote {
         if let Ok(mut s) = self.state.lock() {
             s.cache = cache;
             if let Ok(w) = &result {
-                s.quota = w.quota;
+                if let Some(q) = w.quota {
+                    s.saw_quota(q);
+                }
                 s.last = Some(w.clone());
             }
         }
@@ -108,21 +178,75 @@ impl NextcloudRemote {
                 return Err(NextcloudError::ReadOnly(path.to_string()));
             }
         }
-        if let Some(q) = s.quota {
+        if let Some(q) = s.effective_quota() {
             if !q.fits(len) {
-                return Err(NextcloudError::InsufficientStorage { free: q.free.unwrap_or(0) });
+                return Err(NextcloudError::InsufficientStorage { free: q.free });
             }
         }
         Ok(())
     }
 
-    fn took(&self, len: u64) {
-        if let Ok(mut s) = self.state.lock() {
-            if let Some(q) = s.quota.as_mut() {
-                q.take(len);
+    /// Remembers (or forgets) an upload id, on disk when there is a cache file.
+    fn note_upload(&self, id: &str, open: bool) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if open {
+            let now = unix_now();
+            s.open_uploads.entry(id.to_string()).or_insert(now);
+            s.running.insert(id.to_string());
+        } else {
+            s.open_uploads.remove(id);
+            s.running.remove(id);
+        }
+        if let Some(path) = &self.uploads_file {
+            let written = serde_json::to_vec(&s.open_uploads).map_err(std::io::Error::other).and_then(|b| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, b).and_then(|()| std::fs::rename(&tmp, path))
+            });
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not remember the open chunked uploads");
             }
         }
     }
+
+    /// The upload ids we remember as still open on the server.
+    pub fn open_uploads(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.open_uploads.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Deletes our remembered chunked uploads started longer than `older_than` ago and not
+    /// running now (abandoned after a crash, or because the file changed since). Returns how
+    /// many were removed.
+    pub async fn clean_uploads(&self, older_than: std::time::Duration) -> Result<usize, NextcloudError> {
+        let now = unix_now();
+        let stale: Vec<String> = self
+            .state
+            .lock()
+            .map(|s| {
+                s.open_uploads
+                    .iter()
+                    .filter(|(id, started)| !s.running.contains(*id) && now - **started >= older_than.as_secs() as i64)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut removed = 0;
+        for id in stale {
+            chunked::delete_upload(&self.nc, &id).await?;
+            self.note_upload(&id, false);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn took(&self, len: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.uploaded.push((std::time::Instant::now(), len));
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn parent_entry<'a>(w: &'a Walk, path: &str) -> Option<&'a Entry> {
@@ -163,10 +287,10 @@ impl Remote for Prefetched {
     fn get(&self, _: &str) -> BoxFuture<'_, Result<Download, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
-    fn put(&self, _: &str, _: Upload, _: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, _: &str, _: Upload, _: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
-    fn mkdir(&self, _: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, _: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         Box::pin(async { Err(RemoteError::Protocol("not available on a prefetched listing".into())) })
     }
     fn delete(&self, _: &str, _: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {
@@ -177,9 +301,92 @@ impl Remote for Prefetched {
     }
 }
 
+/// Bulk batches: 100 files (what nextcloudcmd sends per request), about 4 MiB, files up to
+/// 1 MiB (larger ones are few, and go as single PUTs or chunked).
+pub const BULK_LIMITS: BulkLimits = BulkLimits { max_files: 100, max_bytes: 4 << 20, max_file_size: 1 << 20 };
+
+impl NextcloudRemote {
+    /// The names present now in the folders that held these files' parents at the last walk
+    /// (one Depth-1 PROPFIND per such folder): a bulk request has no precondition, so a file
+    /// that appeared there since must not be overwritten. Folders we created in this run were
+    /// empty when made.
+    async fn present_now(&self, paths: &[String]) -> Result<std::collections::HashSet<String>, NextcloudError> {
+        let known: std::collections::BTreeSet<String> = {
+            let s = self.state.lock().map_err(|_| NextcloudError::Protocol("state lock".into()))?;
+            paths
+                .iter()
+                .map(|p| p.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default())
+                .filter(|dir| s.last.as_ref().is_some_and(|w| w.folders.contains_key(dir)))
+                .collect()
+        };
+        let mut present = std::collections::HashSet::new();
+        for dir in known {
+            let Some(items) = self.nc.propfind(self.nc.files_url(&self.full(&dir)), 1, dav::ROOT_PROPS).await? else {
+                continue;
+            };
+            for i in items.iter().skip(1) {
+                present.insert(remote::join(&dir, i.name()));
+            }
+        }
+        Ok(present)
+    }
+}
+
 impl Remote for NextcloudRemote {
     fn capabilities(&self) -> Capabilities {
         Capabilities { folder_etags: true, file_ids: true, sets_mtime: true }
+    }
+
+    fn bulk_limits(&self) -> Option<BulkLimits> {
+        self.nc.info().bulk_upload.then_some(BULK_LIMITS)
+    }
+
+    fn put_new_many(&self, files: Vec<(String, Bytes, i64)>) -> BoxFuture<'_, Vec<Result<Stored, RemoteError>>> {
+        Box::pin(async move {
+            let paths: Vec<String> = files.iter().map(|(p, _, _)| p.trim_matches('/').to_string()).collect();
+            let mut out: Vec<Option<Result<Stored, RemoteError>>> = vec![None; files.len()];
+            let present = match self.present_now(&paths).await {
+                Ok(p) => p,
+                Err(e) => return files.iter().map(|_| Err(RemoteError::from(e.clone()))).collect(),
+            };
+            let mut parts = Vec::new();
+            let mut index = Vec::new();
+            for (i, ((_, content, mtime), path)) in files.into_iter().zip(&paths).enumerate() {
+                if present.contains(path) {
+                    out[i] = Some(Err(RemoteError::Changed(path.clone())));
+                } else if let Err(e) = self.check_upload(path, content.len() as u64, false) {
+                    out[i] = Some(Err(e.into()));
+                } else {
+                    parts.push((self.full(path), content, mtime));
+                    index.push(i);
+                }
+            }
+            if !parts.is_empty() {
+                match bulk::send_batch(&self.nc, &parts).await {
+                    Ok(answers) => {
+                        let by_path: HashMap<String, Result<bulk::Uploaded, String>> =
+                            answers.into_iter().map(|(p, r)| (p.trim_matches('/').to_string(), r)).collect();
+                        for ((full, content, _), i) in parts.iter().zip(index) {
+                            out[i] = Some(match by_path.get(full.trim_matches('/')) {
+                                Some(Ok(u)) => {
+                                    self.took(content.len() as u64);
+                                    Ok(Stored { etag: quoted(&u.etag), file_id: u.file_id.clone() })
+                                }
+                                Some(Err(message)) => Err(RemoteError::Refused { status: 200, message: message.clone() }),
+                                None => Err(RemoteError::Refused { status: 400, message: "not written by the bulk request".into() }),
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let e = RemoteError::from(e);
+                        for i in index {
+                            out[i] = Some(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            out.into_iter().map(|r| r.unwrap_or_else(|| Err(RemoteError::Protocol("no answer".into())))).collect()
+        })
     }
 
     fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>> {
@@ -217,7 +424,7 @@ impl Remote for NextcloudRemote {
             // a no-op poll (which stays one request).
             let clean = !w.unchanged && self.state.lock().map(|mut s| !std::mem::replace(&mut s.cleaned, true)).unwrap_or(false);
             if clean && self.nc.info().chunking {
-                match chunked::clean_abandoned(&self.nc, ABANDONED_AFTER).await {
+                match self.clean_uploads(ABANDONED_AFTER).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, "cleaned up abandoned chunked uploads"),
                     Err(e) => tracing::warn!(error = %e, "could not clean up abandoned chunked uploads"),
@@ -274,14 +481,27 @@ impl Remote for NextcloudRemote {
         })
     }
 
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         let path = path.trim_matches('/').to_string();
         Box::pin(async move {
             let size = upload.len;
             self.check_upload(&path, size, matches!(pre, Precondition::Replace(_)))?;
             let full = self.full(&path);
             let done = if self.nc.info().chunking && upload.len > self.chunking.threshold {
-                chunked_from_stream(&self.nc, upload, &full, pre, &self.chunking).await
+                let id = chunked::upload_id(&full, upload.len, upload.mtime);
+                self.note_upload(&id, true);
+                let done = chunked_from_stream(&self.nc, upload, &full, pre, &self.chunking).await;
+                match &done {
+                    // Finished, or deleted by the upload itself (over quota, wrong total).
+                    Ok(_) | Err(NextcloudError::InsufficientStorage { .. }) => self.note_upload(&id, false),
+                    // Kept for a resume; no longer running in this process.
+                    Err(_) => {
+                        if let Ok(mut s) = self.state.lock() {
+                            s.running.remove(&id);
+                        }
+                    }
+                }
+                done
             } else {
                 let len = upload.len;
                 let body = reqwest::Body::wrap_stream(upload.body);
@@ -295,19 +515,20 @@ impl Remote for NextcloudRemote {
                 tracing::debug!(%path, "the server did not confirm the modification time");
             }
             self.took(size);
-            Ok(quoted(&done.etag))
+            Ok(Stored { etag: quoted(&done.etag), file_id: done.file_id })
         })
     }
 
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         let path = path.trim_matches('/').to_string();
         Box::pin(async move {
             let method = Method::from_bytes(b"MKCOL").map_err(|e| RemoteError::Protocol(e.to_string()))?;
             let answer = self.nc.send(method, self.nc.files_url(&self.full(&path)), |b| b).await?;
             match answer.status().as_u16() {
-                201 => Ok(()),
+                // FilesPlugin::sendFileIdHeader answers OC-FileId on afterBind (MKCOL included).
+                201 => Ok(Stored { etag: None, file_id: bulk::uploaded_from_headers(&path, answer.headers()).file_id }),
                 405 => match self.stat(&path).await? {
-                    Some(e) if e.kind == Kind::Dir => Ok(()),
+                    Some(e) if e.kind == Kind::Dir => Ok(Stored { etag: None, file_id: e.file_id }),
                     _ => Err(RemoteError::Refused { status: 405, message: format!("{path} exists and is not a folder") }),
                 },
                 403 => Err(NextcloudError::ReadOnly(path).into()),

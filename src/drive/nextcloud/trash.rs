@@ -81,8 +81,21 @@ async fn file_id(nc: &Nextcloud, path: &str) -> Result<String, NextcloudError> {
 }
 
 /// The earlier versions of a file, newest first.
+///
+/// The server's versions collection also lists the current content, named by the file's
+/// mtime (files_versions' LegacyVersionsBackend::getVersionsForFile puts `$currentVersion`
+/// first): it is left out, so what is listed is what restoring would bring back.
 pub async fn versions(nc: &Nextcloud, path: &str) -> Result<Vec<Version>, NextcloudError> {
-    let id = file_id(nc, path).await?;
+    let item = nc
+        .propfind(nc.files_url(path), 0, dav::FILE_PROPS)
+        .await?
+        .and_then(|items| items.into_iter().next())
+        .ok_or_else(|| NextcloudError::NotFound(path.to_string()))?;
+    if item.is_dir {
+        return Err(NextcloudError::Http { status: 400, message: format!("{path} is a folder; folders have no versions") });
+    }
+    let id = item.file_id.ok_or_else(|| NextcloudError::Protocol("the server gave no file id".into()))?;
+    let current = item.mtime.map(|t| t.to_string());
     let items = nc
         .propfind(nc.dav_url("versions", &format!("versions/{id}")), 1, dav::VERSION_PROPS)
         .await?
@@ -90,7 +103,7 @@ pub async fn versions(nc: &Nextcloud, path: &str) -> Result<Vec<Version>, Nextcl
     let mut out: Vec<Version> = items
         .into_iter()
         .skip(1)
-        .filter(|i| !i.is_dir)
+        .filter(|i| !i.is_dir && Some(i.name().to_string()) != current)
         .map(|i| Version { id: i.name().to_string(), mtime: i.mtime.unwrap_or(0), size: i.size.unwrap_or(0) })
         .collect();
     out.sort_by(|a, b| b.mtime.cmp(&a.mtime));

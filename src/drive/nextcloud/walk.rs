@@ -145,7 +145,9 @@ pub async fn walk(nc: &Nextcloud, root: &str, cache: &mut TreeCache) -> Result<W
     let mut walk = Walk::default();
     let top = nc.root_item(&root).await?;
     walk.requests += 1;
-    walk.quota = Some(Quota::from_props(top.quota_used, top.quota_available));
+    // On the account root, oc:size is the space used, counted fresh; a sub-folder's is only its own.
+    let size = if root.is_empty() { top.size } else { None };
+    walk.quota = Some(Quota::from_root(top.quota_used, top.quota_available, size));
     let top_entry = Entry::from_item(&top);
     let top_etag = top_entry.etag.clone().unwrap_or_default();
     walk.root = Some(top_entry);
