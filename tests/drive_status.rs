@@ -12,7 +12,7 @@ use std::{
 use futures_util::future::BoxFuture;
 use passerelle::drive::{
     memory::MemoryRemote,
-    remote::{Download, Precondition, Upload},
+    remote::{Download, Precondition, Stored, Upload},
     run::FolderPaths,
     task::{Drive, DriveConfig, DriveStatus, FailedItem},
     Remote, RemoteEntry, RemoteError,
@@ -40,13 +40,13 @@ impl Remote for Server {
     fn get(&self, path: &str) -> BoxFuture<'_, Result<Download, RemoteError>> {
         self.inner.get(path)
     }
-    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Option<String>, RemoteError>> {
+    fn put(&self, path: &str, upload: Upload, pre: Precondition) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         if path.ends_with(self.full_for) {
             return Box::pin(async { Err(RemoteError::InsufficientStorage) });
         }
         self.inner.put(path, upload, pre)
     }
-    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<(), RemoteError>> {
+    fn mkdir(&self, path: &str) -> BoxFuture<'_, Result<Stored, RemoteError>> {
         self.inner.mkdir(path)
     }
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>> {
