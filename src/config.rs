@@ -237,7 +237,7 @@ impl Profile {
         if !response.status().is_success() {
             return Err(unreachable(format!("the server answered {}", response.status())));
         }
-        let text = response.text().await.map_err(|e| unreachable(plain_reqwest(&e)))?;
+        let text = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.map_err(|e| unreachable(e.to_string()))?;
         Profile::from_json(&text)
     }
 

@@ -103,3 +103,106 @@ mod tests {
         assert_eq!(hop("http://cloud.coop:8080/a", "https://cloud.coop:8443/a"), Hop::Refuse);
     }
 }
+
+/// The most a WebDAV or CalDAV answer (a PROPFIND listing, a REPORT) may weigh: a folder of
+/// 100,000 items is about 40 MiB of XML.
+pub const DAV_ANSWER_LIMIT: u64 = 64 * 1024 * 1024;
+/// The most a JSON answer (chat, OCS, OIDC) or an error page may weigh.
+pub const JSON_ANSWER_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The server sent (or announced) more than the cap: a broken or hostile server.
+    #[error("the server's answer is larger than {} MiB", limit / (1024 * 1024))]
+    TooLarge { limit: u64 },
+    #[error("the answer was cut short: {0}")]
+    Transport(String),
+    #[error("the answer is not the JSON expected: {0}")]
+    Json(String),
+}
+
+/// Reads a response body, at most `limit` bytes: a bigger one stops at the first chunk past
+/// the cap (or at once when `Content-Length` says so), so memory never holds more than that.
+/// Every answer read whole goes through here (or [`text_limited`] / [`json_limited`]).
+pub async fn read_limited(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| BodyError::Transport(crate::config::plain_reqwest(&e)))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// [`read_limited`] as text (invalid UTF-8 replaced, as XML parsers then refuse it plainly).
+pub async fn text_limited(response: reqwest::Response, limit: u64) -> Result<String, BodyError> {
+    let body = read_limited(response, limit).await?;
+    Ok(match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// [`read_limited`] parsed as JSON.
+pub async fn json_limited<T: serde::de::DeserializeOwned>(response: reqwest::Response, limit: u64) -> Result<T, BodyError> {
+    let body = read_limited(response, limit).await?;
+    serde_json::from_slice(&body).map_err(|e| BodyError::Json(e.to_string()))
+}
+
+#[cfg(test)]
+mod body_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Serves one answer of `size` bytes on 127.0.0.1, with `Content-Length` or chunked.
+    async fn serve(size: usize, announce: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let body = vec![b'x'; size];
+            if announce {
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n");
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+            } else {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
+                for piece in body.chunks(64 * 1024) {
+                    let _ = conn.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).await;
+                    let _ = conn.write_all(piece).await;
+                    let _ = conn.write_all(b"\r\n").await;
+                }
+                let _ = conn.write_all(b"0\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    /// Issue 12, item 19: answers were read whole, whatever their size. Over the cap, the read
+    /// stops with `TooLarge`, announced or not.
+    #[tokio::test]
+    async fn bodies_over_the_cap_are_refused() {
+        let http = client();
+        for announce in [true, false] {
+            let url = serve(3 * 1024 * 1024, announce).await;
+            let answer = http.get(&url).send().await.unwrap();
+            let e = read_limited(answer, 1024 * 1024).await.unwrap_err();
+            assert!(matches!(e, BodyError::TooLarge { limit: 1_048_576 }), "announced {announce}: {e}");
+
+            let url = serve(1000, announce).await;
+            let answer = http.get(&url).send().await.unwrap();
+            assert_eq!(read_limited(answer, 1000).await.unwrap().len(), 1000, "announced {announce}");
+        }
+        let url = serve(10, true).await;
+        let e = json_limited::<serde_json::Value>(http.get(&url).send().await.unwrap(), 100).await.unwrap_err();
+        assert!(matches!(e, BodyError::Json(_)), "{e}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The next meetings against a real CalDAV server (Radicale from the test stack): discovery,
 //! the REPORT, recurrences across the October 2026 DST change in Paris, cancellations, links,
 //! the ctag cache; then the pure parts (bad input, starting soon, freshness) and the CLI.
+mod hostile;
 mod support;
 
 use std::collections::HashSet;
@@ -11,6 +12,7 @@ use passerelle::{
     config::Profile,
     visio::JoinOptions,
 };
+use hostile::{multistatus, TinyServer, XML};
 use url::Url;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/calendar");
@@ -424,4 +426,173 @@ fn joining_a_meeting_from_its_link() {
     zoom.link = Some(Url::parse("https://us02web.zoom.us/j/1").unwrap());
     assert_eq!(zoom.join_url(&p, options.clone()).unwrap().as_str(), "https://us02web.zoom.us/j/1");
     assert_eq!(meeting("n", "2026-10-26T08:30:00Z", MeetingKind::None).join_url(&p, options), Option::None);
+}
+
+/// One event repeating by `rule` from `start` (UTC), 0 or more seconds long.
+fn repeating(uid: &str, start: &str, rule: &str, seconds: i64) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//hostile//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n\
+DTSTART:{start}\r\nDURATION:PT{seconds}S\r\nRRULE:{rule}\r\nSUMMARY:{uid}\r\nLOCATION:https://visio.example.coop/{uid}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+fn starts(meetings: &[Meeting]) -> Vec<DateTime<Utc>> {
+    meetings.iter().map(|m| m.start).collect()
+}
+
+/// Issue 12, item 6: one invitation `FREQ=MINUTELY` since 1970 took 55 s per expansion (every
+/// 5 minutes, on the async runtime). The expansion now starts near the window: every minute of
+/// the window is there, and the work is what a day of minutes costs, not 29 million steps.
+#[test]
+fn a_rule_every_minute_since_1970_costs_a_day_of_minutes() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let jitsi = Url::parse("https://visio.example.coop").unwrap();
+    let ics = repeating("minutely", "19700101T000000Z", "FREQ=MINUTELY", 0);
+    let out = calendar::expand(&ics, &window, Some(&jitsi), chrono_tz::UTC, "c").unwrap();
+    assert_eq!(out.warnings, Vec::<String>::new());
+    let got = starts(&out.meetings);
+    assert_eq!(got.len(), 24 * 60);
+    assert_eq!(got.first(), Some(&t("2026-11-29T10:00:00Z")));
+    assert_eq!(got.last(), Some(&t("2026-11-30T09:59:00Z")));
+    assert!(got.windows(2).all(|w| w[1] - w[0] == Duration::minutes(1)));
+    assert!(out.work < 10_000, "work {}: the expansion did not start near the window", out.work);
+
+    // Every 7 minutes, 30 minutes long: the grid of 1970 is kept, and the ones still running at
+    // the window's start are there too.
+    let ics = repeating("seven", "19700101T000000Z", "FREQ=MINUTELY;INTERVAL=7", 1800);
+    let out = calendar::expand(&ics, &window, Some(&jitsi), chrono_tz::UTC, "c").unwrap();
+    let got = starts(&out.meetings);
+    let epoch = t("1970-01-01T00:00:00Z");
+    let expected: Vec<DateTime<Utc>> = (0..)
+        .map(|k| epoch + Duration::minutes(7 * k))
+        .skip_while(|s| *s + Duration::minutes(30) <= window.start)
+        .take_while(|s| *s < window.end)
+        .collect();
+    assert_eq!(got, expected);
+    assert!(out.work < 10_000, "work {}", out.work);
+}
+
+/// Issue 12, item 6: `FREQ=SECONDLY` from a week ago returned no meeting at all, because the
+/// 2,000-occurrence cap counted from a day before the window. The cap now counts from the
+/// window: the next 2,000 seconds are there, with a warning that the rest is not shown.
+#[test]
+fn a_rule_every_second_shows_the_window_not_the_day_before() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let ics = repeating("secondly", "20261122T100000Z", "FREQ=SECONDLY", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    let got = starts(&out.meetings);
+    assert_eq!(got.len(), 2_000);
+    assert_eq!(got[0], window.start);
+    assert_eq!(got[1999], window.start + Duration::seconds(1999));
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].contains("2000"), "{:?}", out.warnings);
+    assert!(out.work < 20_000, "work {}", out.work);
+
+    // Since 1970 it is the same work: the start is moved, not walked.
+    let ics = repeating("secondly-1970", "19700101T000000Z", "FREQ=SECONDLY", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    assert_eq!(starts(&out.meetings)[..2], [window.start, window.start + Duration::seconds(1)]);
+    assert!(out.work < 20_000, "work {}", out.work);
+
+    // A COUNT cannot be moved (it counts from the start): too much to walk is a warning, not
+    // a minute of CPU.
+    let ics = repeating("counted", "19700101T000000Z", "FREQ=SECONDLY;COUNT=4000000000", 0);
+    let out = calendar::expand(&ics, &window, None, chrono_tz::UTC, "c").unwrap();
+    assert!(out.meetings.is_empty());
+    assert!(out.warnings.iter().any(|w| w.contains("repeats too often")), "{:?}", out.warnings);
+    assert_eq!(out.work, 0);
+}
+
+/// Issue 12, item 6: the work of one refresh is bounded too, whatever the number of hostile
+/// events; the events expanded before the budget ran out still show, and ordinary events are
+/// not affected by the limits.
+#[test]
+fn one_refresh_has_a_bounded_amount_of_work() {
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+    let resources: Vec<calendar::Resource> = (0..10)
+        .map(|i| calendar::Resource {
+            href: format!("/cal/{i}.ics"),
+            calendar: "c".into(),
+            ics: repeating(&format!("e{i}"), "19700101T000000Z", "FREQ=MINUTELY", 0),
+        })
+        .collect();
+    let limits = calendar::Limits { event_work: 10_000, refresh_work: 12_000, occurrences: 2_000 };
+    let out = calendar::meetings_from_limited(&resources, &window, None, chrono_tz::UTC, limits);
+    // Each event costs about 3,000 (its periods and its 1,440 occurrences): three fit, the
+    // fourth runs out midway, the others are skipped with a warning.
+    let full: HashSet<&str> =
+        out.meetings.iter().map(|m| m.uid.as_str()).filter(|u| out.meetings.iter().filter(|m| &m.uid == u).count() == 1440).collect();
+    assert_eq!(full.len(), 3, "{full:?}");
+    assert!(out.meetings.len() < 4 * 1440);
+    assert!(out.warnings.iter().filter(|w| w.contains("too many repeating events")).count() >= 5, "{:?}", out.warnings);
+
+    let ordinary = [calendar::Resource { href: "/cal/daily.ics".into(), calendar: "c".into(), ics: fixture("daily.ics") }];
+    let wide = Window::new(t("2026-10-20T00:00:00Z"), Duration::days(14));
+    let bounded = calendar::meetings_from(&ordinary, &wide, None, chrono_tz::Europe::Paris);
+    assert!(!bounded.meetings.is_empty());
+    assert!(bounded.warnings.is_empty(), "{:?}", bounded.warnings);
+}
+
+/// A CalDAV server whose links are chosen by the test: the principal, the calendar home and a
+/// second calendar may point to `elsewhere`.
+async fn hostile_caldav(principal: String, home: String, stolen: String) -> TinyServer {
+    TinyServer::start(move |request| {
+        let (method, path) = (request.method.as_str(), request.path.as_str());
+        let calendar = "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype><cs:getctag>1</cs:getctag>";
+        let body = match (method, path) {
+            ("PROPFIND", "/") => multistatus(&[("/", &format!("<d:current-user-principal><d:href>{principal}</d:href></d:current-user-principal>"))]),
+            ("PROPFIND", "/principals/alice/") => multistatus(&[(
+                "/principals/alice/",
+                &format!("<c:calendar-home-set><d:href>{home}</d:href></c:calendar-home-set>"),
+            )]),
+            ("PROPFIND", "/calendars/alice/") => multistatus(&[
+                ("/calendars/alice/", "<d:resourcetype><d:collection/></d:resourcetype>"),
+                ("/calendars/alice/work/", &format!("{calendar}<d:displayname>Travail</d:displayname>")),
+                (&stolen, &format!("{calendar}<d:displayname>Ailleurs</d:displayname>")),
+            ]),
+            ("REPORT", "/calendars/alice/work/") => multistatus(&[(
+                "/calendars/alice/work/a.ics",
+                &format!("<c:calendar-data>{}</c:calendar-data>", repeating("a", "20261129T110000Z", "FREQ=DAILY;COUNT=1", 600)),
+            )]),
+            _ => return (404, XML, Vec::new()),
+        };
+        (207, XML, body)
+    })
+    .await
+}
+
+/// Issue 12, item 4: CalDAV links were followed to any origin, and the next PROPFIND carried
+/// the Bearer token or the Basic password there. Now a principal or a calendar home on another
+/// origin stops the discovery with `other_server`, a calendar elsewhere is left out, and the
+/// other server never hears from us.
+#[tokio::test]
+async fn caldav_links_to_another_server_are_not_followed() {
+    let elsewhere = TinyServer::start(|_| (207, XML, multistatus(&[]))).await;
+    let other = |path: &str| elsewhere.url.join(path).unwrap().to_string();
+    let auth = || CalDavAuth::Basic { user: "alice".into(), password: "secret".into() };
+    let window = Window::next_24h(t("2026-11-29T10:00:00Z"));
+
+    // The principal on another server.
+    let server = hostile_caldav(other("/principals/alice/"), "/calendars/alice/".into(), "/calendars/alice/x/".into()).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let e = client.calendars().await.unwrap_err();
+    assert_eq!(e.code(), "other_server", "{e}");
+
+    // The calendar home on another server (an absolute URL in the principal's answer).
+    let server = hostile_caldav("/principals/alice/".into(), other("/calendars/alice/"), "/calendars/alice/x/".into()).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let e = client.calendars().await.unwrap_err();
+    assert_eq!(e.code(), "other_server", "{e}");
+
+    // One calendar of the home on another server: the others still come.
+    let server = hostile_caldav("/principals/alice/".into(), "/calendars/alice/".into(), other("/calendars/alice/stolen/")).await;
+    let client = CalDav::new(passerelle::http::client(), server.url.clone(), auth());
+    let names: Vec<String> = client.calendars().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["Travail"]);
+    let fetched = client.fetch(window).await.unwrap();
+    assert_eq!(fetched.resources.len(), 1);
+    assert!(server.seen().iter().all(|r| r.authorized()), "every request to the member's server is authenticated");
+
+    let contacted: Vec<String> = elsewhere.seen().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(contacted, Vec::<String>::new(), "the other server was contacted");
 }

@@ -104,6 +104,31 @@ fn new_local_items_are_uploaded_parents_first() {
     assert!(matches!(&plan.actions[0], Action::Upload { pre: Precondition::Create, .. }));
 }
 
+/// Issue 12, item 15: a local symbolic link (left out of the sync) was replaced by a remote
+/// file of the same name. A link is listed as `Kind::Link`: nothing takes its name, nothing
+/// goes below it, the remote item is reported, and a synced item turned into a link is not
+/// deleted on the server.
+#[test]
+fn a_local_link_keeps_its_name() {
+    const L: Kind = Kind::Link;
+    let scene = s()
+        .local("notes", L, 1)
+        .remote("notes", F, 2)
+        .local("docs", L, 3)
+        .remote("docs", D, 4)
+        .remote("docs/a.txt", F, 5)
+        .synced("was-a-file", F, 6)
+        .local("was-a-file", L, 7)
+        .local("alone", L, 8);
+    let plan = scene.plan();
+    assert_eq!(plan.actions.iter().map(Action::summary).collect::<Vec<_>>(), Vec::<String>::new());
+    let kept: Vec<&str> = plan.kept_by_links.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(kept, ["docs", "notes", "was-a-file"]);
+    assert!(plan.safety_stops(&options()).is_empty());
+    // Beside it, the rest syncs as usual.
+    expect(s().local("notes", L, 1).remote("notes", F, 2).remote("b", F, 3), &["download b"]);
+}
+
 #[test]
 fn new_remote_items_are_downloaded() {
     expect(s().remote("a", F, 1).remote("d", D, 2).remote("d/b", F, 3), &["mkdir local d", "download a", "download d/b"]);

@@ -6,6 +6,7 @@ mod commands;
 mod error;
 use passerelle::i18n;
 mod icon;
+mod ipc_commands;
 mod logs;
 mod notify;
 mod shell;

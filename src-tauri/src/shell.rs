@@ -53,8 +53,9 @@ pub struct Shell {
     /// The model the current menu was built from: menu indices refer to it.
     shown: Mutex<TrayModel>,
     catalog: RwLock<Catalog>,
-    /// The ad-hoc room of this run: "copy the invite" then "start a visio" meet in the same room.
-    room: Mutex<Option<String>>,
+    /// The ad-hoc room: fresh for each "start a visio", except the room of an invite just
+    /// copied (see `visio::AdHocRoom`).
+    room: Mutex<visio::AdHocRoom>,
     /// What the sync's dialogs show: the file refused for lack of space, the last conflicts.
     details: Mutex<DialogDetails>,
     /// Files the "not enough space" dialog was already opened for: once each.
@@ -96,7 +97,7 @@ impl Shell {
             model: watch::channel(TrayModel::default()).0,
             shown: Mutex::new(TrayModel::default()),
             catalog: RwLock::new(catalog),
-            room: Mutex::new(None),
+            room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
             space_asked: Mutex::new(Default::default()),
             theme: Theme::detect(),
@@ -642,18 +643,20 @@ impl Shell {
                 }
             }
             MenuAction::Visio | MenuAction::VisioAudio => {
-                let url = self.meeting(action == MenuAction::VisioAudio, None)?;
+                let room = lock(&self.room).for_start(chrono::Utc::now());
+                let url = self.meeting(action == MenuAction::VisioAudio, room)?;
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::TeamRoom(i) => {
                 let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 let Some(name) = shown.teams.get(i) else { return Ok(()) };
                 let room = visio::team_room(session.profile(), name)?.room.clone();
-                let url = self.meeting(false, Some(room))?;
+                let url = self.meeting(false, room)?;
                 visio::open(&opener(app), &url)?;
             }
             MenuAction::CopyInvite => {
-                let url = self.meeting(false, None)?;
+                let room = lock(&self.room).for_invite(chrono::Utc::now());
+                let url = self.meeting(false, room)?;
                 visio::copy_invite(&PluginClipboard(app.clone()), &url)?;
                 notify::send(app, NoticeKind::InviteCopied, &t.t("notify.invite_copied.title"), &t.t("notify.invite_copied.body"));
             }
@@ -671,14 +674,10 @@ impl Shell {
         Ok(())
     }
 
-    /// A meeting URL with the member's name: the given room, else this run's ad-hoc room.
-    fn meeting(&self, audio_only: bool, room: Option<String>) -> Result<url::Url, ShellError> {
+    /// A meeting URL in `room` with the member's name.
+    fn meeting(&self, audio_only: bool, room: String) -> Result<url::Url, ShellError> {
         let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
         let jitsi = visio::jitsi_host(session.profile())?;
-        let room = match room {
-            Some(room) => room,
-            None => lock(&self.room).get_or_insert_with(visio::new_room).clone(),
-        };
         let options = JoinOptions { display_name: Some(session.identity().name.clone()), audio_only, ..JoinOptions::default() };
         Ok(visio::meeting_url(jitsi, &room, &options)?)
     }

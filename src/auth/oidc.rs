@@ -64,10 +64,9 @@ impl Provider {
         if !response.status().is_success() {
             return Err(unreachable(format!("the server answered {}", response.status())));
         }
-        let provider: Provider = response
-            .json()
+        let provider: Provider = crate::http::json_limited(response, crate::http::JSON_ANSWER_LIMIT)
             .await
-            .map_err(|e| unreachable(format!("its discovery document is unreadable ({})", plain_reqwest(&e))))?;
+            .map_err(|e| unreachable(format!("its discovery document is unreadable ({e})")))?;
         if provider.issuer.trim_end_matches('/') != issuer_text {
             return Err(AuthError::WrongIssuer { expected: issuer_text.into(), found: provider.issuer });
         }
@@ -104,9 +103,11 @@ impl Provider {
             .map_err(|e| TokenFailure::Network(plain_reqwest(&e)))?;
         let status = response.status();
         if status.is_success() {
-            return response.json().await.map_err(|e| TokenFailure::Network(plain_reqwest(&e)));
+            return crate::http::json_limited(response, crate::http::JSON_ANSWER_LIMIT)
+                .await
+                .map_err(|e| TokenFailure::Network(e.to_string()));
         }
-        let body = response.text().await.unwrap_or_default();
+        let body = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.unwrap_or_default();
         match serde_json::from_str::<OAuthError>(&body) {
             Ok(err) => Err(TokenFailure::Refused {
                 error: err.error,
@@ -213,16 +214,16 @@ impl Provider {
         id_token: &str,
         nonce: &Nonce,
     ) -> Result<Identity, AuthError> {
-        let jwks: CoreJsonWebKeySet = http
+        let jwks = http
             .get(self.jwks_uri.clone())
             .timeout(Duration::from_secs(20))
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?
-            .json()
+            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
+        let jwks: CoreJsonWebKeySet = crate::http::json_limited(jwks, crate::http::JSON_ANSWER_LIMIT)
             .await
-            .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are unreadable: {}", plain_reqwest(&e))))?;
+            .map_err(|e| AuthError::InvalidIdToken(format!("the signing keys are unreadable: {e}")))?;
         let issuer = IssuerUrl::new(self.issuer.clone()).map_err(|e| AuthError::InvalidIdToken(e.to_string()))?;
         let verifier = CoreIdTokenVerifier::new_public_client(ClientId::new(client_id.to_string()), issuer, jwks);
         let token: CoreIdToken = serde_json::from_value(serde_json::Value::String(id_token.to_string()))

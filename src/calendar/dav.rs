@@ -152,7 +152,10 @@ impl CalDav {
         if status != StatusCode::MULTI_STATUS && !status.is_success() {
             return Err(CalendarError::Refused { status: status.as_u16(), what: url.path().to_string() });
         }
-        response.text().await.map_err(unreachable)
+        crate::http::text_limited(response, crate::http::DAV_ANSWER_LIMIT).await.map_err(|e| match e {
+            e @ crate::http::BodyError::TooLarge { .. } => CalendarError::TooLarge(e.to_string()),
+            e => CalendarError::Unreachable(e.to_string()),
+        })
     }
 
     async fn propfind(&self, url: &Url, depth: &str, props: &str) -> Result<Vec<Response>, CalendarError> {
@@ -172,11 +175,11 @@ impl CalDav {
         let answer = self.propfind(&self.root, "0", "<d:current-user-principal/>").await?;
         let principal = first_href(&answer, DAV, "current-user-principal")
             .ok_or_else(|| CalendarError::Discovery(format!("{} names no current-user-principal", self.root)))?;
-        let principal = self.root.join(&principal).map_err(|e| CalendarError::Xml(e.to_string()))?;
+        let principal = follow(&self.root, &self.root, &principal)?;
         let answer = self.propfind(&principal, "0", "<c:calendar-home-set/>").await?;
         let home = first_href(&answer, CALDAV, "calendar-home-set")
             .ok_or_else(|| CalendarError::Discovery("the account has no calendar-home-set".into()))?;
-        let home = principal.join(&home).map_err(|e| CalendarError::Xml(e.to_string()))?;
+        let home = follow(&self.root, &principal, &home)?;
         tracing::debug!(%home, "found the calendar home");
         self.state.lock().await.home = Some(home.clone());
         Ok(home)
@@ -248,6 +251,18 @@ impl CalDav {
     }
 }
 
+/// A link from the server's answer, resolved against `base`, only when it stays on the origin
+/// of `root` (scheme, host and port): every request carries the member's token or password, so
+/// an answer must not choose another server for them.
+fn follow(root: &Url, base: &Url, href: &str) -> Result<Url, CalendarError> {
+    let url = base.join(href).map_err(|e| CalendarError::Xml(e.to_string()))?;
+    if url.origin() != root.origin() {
+        tracing::warn!(link = %url.origin().ascii_serialization(), "the calendar server linked to another server");
+        return Err(CalendarError::OtherServer { origin: url.origin().ascii_serialization() });
+    }
+    Ok(url)
+}
+
 const CALENDAR_PROPS: &str =
     "<d:resourcetype/><d:displayname/><cs:getctag/><d:sync-token/><c:supported-calendar-component-set/>";
 
@@ -269,7 +284,8 @@ fn calendars_in(answer: Vec<Response>, home: &Url) -> Vec<CalendarInfo> {
                 continue;
             }
         }
-        let Ok(url) = home.join(&response.href) else { continue };
+        // The home is on the root's origin (see `follow`); a calendar elsewhere is left out.
+        let Ok(url) = follow(home, home, &response.href) else { continue };
         let name = response
             .prop(DAV, "displayname")
             .map(|p| p.text.trim().to_string())

@@ -15,6 +15,8 @@ use super::{Meeting, MeetingKind, Window};
 pub struct Expanded {
     pub meetings: Vec<Meeting>,
     pub warnings: Vec<String>,
+    /// Work spent expanding repetitions (rule periods walked plus occurrences looked at).
+    pub work: u64,
 }
 
 /// A start or end as written in the file, resolved.
@@ -136,28 +138,177 @@ fn cancelled(event: &Event) -> bool {
     matches!(event.get_status(), Some(EventStatus::Cancelled))
 }
 
-/// The master's occurrences (original starts) whose span may touch the window.
-fn occurrences(master: &Event, span: &Span, window: &Window, local: chrono_tz::Tz) -> Result<Vec<Moment>, String> {
+/// How much work expanding may take: rule periods walked plus occurrences produced. A rule
+/// walks one period per step of its frequency, so without a bound an event `FREQ=SECONDLY`
+/// since 1970 cost an hour of CPU at every refresh, and anyone who can invite the member can
+/// send one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Work for one event; an event that would need more is skipped with a warning.
+    pub event_work: u64,
+    /// Work for all the events of one refresh.
+    pub refresh_work: u64,
+    /// Occurrences of one event kept, counted from the window's start (the tray needs the
+    /// next ones, not the ten-thousandth).
+    pub occurrences: usize,
+}
+
+impl Limits {
+    /// A day of a rule repeating every second fits (86,400 periods); a refresh holds about
+    /// twenty such events, or thousands of ordinary ones.
+    pub const DEFAULT: Limits = Limits { event_work: 200_000, refresh_work: 2_000_000, occurrences: 2_000 };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+/// What is left of a refresh's work, shared by every event it expands.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limits: Limits,
+    left: u64,
+}
+
+impl Budget {
+    pub fn new(limits: Limits) -> Budget {
+        Budget { limits, left: limits.refresh_work }
+    }
+
+    /// Work done so far.
+    pub fn spent(&self) -> u64 {
+        self.limits.refresh_work - self.left
+    }
+
+    fn take(&mut self, work: u64) -> bool {
+        match self.left.checked_sub(work) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Length in seconds of one period of a frequency (the shortest a month or a year can be, so
+/// that the number of periods is never underestimated).
+fn period_seconds(freq: rrule::Frequency) -> i64 {
+    use rrule::Frequency::*;
+    match freq {
+        Secondly => 1,
+        Minutely => 60,
+        Hourly => 3_600,
+        Daily => 86_400,
+        Weekly => 7 * 86_400,
+        Monthly => 28 * 86_400,
+        Yearly => 365 * 86_400,
+    }
+}
+
+/// The same occurrences from `from` on, with DTSTART moved forward close to `from`, so that
+/// the walk does not start in 1970. Done only where the move is exact: one RRULE without COUNT
+/// (COUNT counts from the original start) and a frequency of fixed length on the wall clock
+/// (seconds to weeks). The validated rule already carries the BYxxx values it took from the
+/// original DTSTART, so moving DTSTART by whole periods keeps every occurrence after it.
+fn start_near(set: rrule::RRuleSet, from: DateTime<Utc>) -> rrule::RRuleSet {
+    let [rule] = set.get_rrule().as_slice() else { return set };
+    if rule.get_count().is_some() || !set.get_exrule().is_empty() {
+        return set;
+    }
+    if matches!(rule.get_freq(), rrule::Frequency::Monthly | rrule::Frequency::Yearly) {
+        return set;
+    }
+    let step = period_seconds(rule.get_freq()) * i64::from(rule.get_interval().max(1));
+    let start = *set.get_dt_start();
+    let tz = start.timezone();
+    // Wall-clock arithmetic in the rule's zone, with two hours to spare for a DST change.
+    let gap = (from.with_timezone(&tz).naive_local() - start.naive_local()).num_seconds() - 7_200;
+    let periods = gap.div_euclid(step);
+    if periods <= 0 {
+        return set;
+    }
+    let Some(moved) = start.naive_local().checked_add_signed(Duration::seconds(periods * step)) else { return set };
+    let Some(moved) = tz.from_local_datetime(&moved).earliest() else { return set };
+    rrule::RRuleSet::new(moved)
+        .set_rrules(vec![rule.clone()])
+        .set_rdates(set.get_rdate().clone())
+        .set_exdates(set.get_exdate().clone())
+}
+
+/// Rule periods between `a` and `b`: what walking the rules from `a` to `b` costs at least.
+fn periods_between(set: &rrule::RRuleSet, a: DateTime<Utc>, b: DateTime<Utc>) -> u64 {
+    let span = (b - a).num_seconds().max(0);
+    set.get_rrule()
+        .iter()
+        .map(|r| (span / (period_seconds(r.get_freq()) * i64::from(r.get_interval().max(1)))) as u64)
+        .sum()
+}
+
+/// The master's occurrences (original starts) whose span may touch the window, at most
+/// `limits.occurrences` of them, and a note when some were left out.
+fn occurrences(
+    master: &Event,
+    span: &Span,
+    window: &Window,
+    local: chrono_tz::Tz,
+    budget: &mut Budget,
+) -> Result<(Vec<Moment>, Option<String>, u64), String> {
     let set = master.get_recurrence().map_err(|e| format!("its repetition cannot be read: {e}"))?;
-    // Occurrences that began before the window but still run count too; the slack covers the
-    // all-day case, whose "local" midnight rrule computes in the machine's zone.
-    let from = window.start - span.length - Duration::days(1);
-    let to = window.end + Duration::days(1);
-    let result = set
-        .after(from.with_timezone(&rrule::Tz::UTC))
-        .before(to.with_timezone(&rrule::Tz::UTC))
-        .all(2000);
-    Ok(result
-        .dates
-        .into_iter()
-        .map(|dt| match span.start {
+    // Occurrences that began before the window but still run count too. Dates and floating
+    // times are expanded on the machine's wall clock and read in the member's zone: a day of
+    // slack covers the difference.
+    let slack = if matches!(span.start, Moment::Date(_)) || is_floating(master) { Duration::days(1) } else { Duration::zero() };
+    let from = window.start - span.length - slack;
+    let to = window.end + slack;
+    let set = start_near(set, from);
+    let limits = budget.limits;
+    // The walk up to the window is paid first; then each occurrence and the periods before it.
+    let mut walked = set.get_dt_start().with_timezone(&Utc).min(from);
+    let mut work = periods_between(&set, walked, from);
+    if work > limits.event_work {
+        return Err("it repeats too often to be shown".into());
+    }
+    if !budget.take(work) {
+        return Err("the calendars hold too many repeating events to expand them all".into());
+    }
+    walked = walked.max(from);
+    let (from, to) = (from.with_timezone(&rrule::Tz::UTC), to.with_timezone(&rrule::Tz::UTC));
+    let mut found = Vec::new();
+    let mut note = None;
+    // `limit()`: rrule gives up on a rule that matches nothing for 100,000 periods in a row, so
+    // the walk past the last occurrence is bounded too.
+    let set = set.limit();
+    for dt in &set {
+        if dt > to {
+            break;
+        }
+        let at = dt.with_timezone(&Utc);
+        let cost = periods_between(&set, walked, at) + 1;
+        walked = walked.max(at);
+        work += cost;
+        if work > limits.event_work || !budget.take(cost) {
+            note = Some("some of its repetitions were not expanded: it repeats too often".to_string());
+            break;
+        }
+        if dt < from {
+            continue;
+        }
+        found.push(match span.start {
             // A DATE or floating DTSTART is expanded on the wall clock: take the wall-clock value
             // back and read it in the member's zone.
             Moment::Date(_) => Moment::Date(dt.naive_local().date()),
             Moment::Time(_) if is_floating(master) => Moment::Time(local_instant(local, dt.naive_local())),
             Moment::Time(_) => Moment::Time(dt.with_timezone(&Utc)),
-        })
-        .collect())
+        });
+        if found.len() >= limits.occurrences {
+            note = Some(format!("only its next {} repetitions are shown", limits.occurrences));
+            break;
+        }
+    }
+    Ok((found, note, work))
 }
 
 fn is_floating(event: &Event) -> bool {
@@ -191,8 +342,20 @@ fn meeting(event: &Event, uid: &str, key: &str, start: Moment, span: &Span, cx: 
 
 /// Parses one calendar resource and returns its occurrences overlapping `window`. An
 /// unreadable file is an `Err` (the caller warns and goes on); an unreadable event inside a
-/// readable file is a warning and the others still come out.
+/// readable file is a warning and the others still come out. Bounded by [`Limits::DEFAULT`].
 pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz::Tz, calendar: &str) -> Result<Expanded, String> {
+    expand_with(ics, window, jitsi, local, calendar, &mut Budget::new(Limits::DEFAULT))
+}
+
+/// [`expand`] drawing on a refresh's shared `budget`.
+pub fn expand_with(
+    ics: &str,
+    window: &Window,
+    jitsi: Option<&Url>,
+    local: chrono_tz::Tz,
+    calendar: &str,
+    budget: &mut Budget,
+) -> Result<Expanded, String> {
     let ics = ics.trim_start_matches('\u{feff}');
     if !ics.trim_start().to_ascii_uppercase().starts_with("BEGIN:VCALENDAR") {
         return Err("it is not iCalendar data".into());
@@ -230,9 +393,13 @@ pub fn expand(ics: &str, window: &Window, jitsi: Option<&Url>, local: chrono_tz:
             if cancelled(master) {
                 continue;
             }
-            let result = span(master, local).and_then(|s| occurrences(master, &s, window, local).map(|o| (s, o)));
+            let result = span(master, local).and_then(|s| occurrences(master, &s, window, local, budget).map(|o| (s, o)));
             match result {
-                Ok((span, starts)) => {
+                Ok((span, (starts, note, work))) => {
+                    out.work += work;
+                    if let Some(note) = note {
+                        out.warnings.push(format!("“{}”: {note}", title(master)));
+                    }
                     for start in starts {
                         let key = start.key();
                         if overridden.contains_key(&key) {

@@ -16,7 +16,8 @@
 //!   [`Window::next_24h`]`(now)` is the usual window; the time is always passed in.
 //! - [`next_meetings_in`]: the same with the member's time zone given (tests, settings).
 //! - [`expand`]`(ics, &Window, jitsi, local_tz, calendar)`, [`parse_report`]`(xml, calendar)`,
-//!   [`meetings_from`]`(resources, ...)`: the pure parse + expand steps.
+//!   [`meetings_from`]`(resources, ...)`: the pure parse + expand steps, their work bounded by
+//!   [`Limits`] (per event and per refresh; hostile rules become warnings).
 //! - [`starting_soon`]`(&meetings, now, &notified)`: the pure "meeting starting in 10 min"
 //!   computation; [`StartingSoon`] keeps the notified set so an occurrence fires once.
 //! - [`Freshness`]: refresh at most every 5 min, and at once after a wake.
@@ -42,7 +43,7 @@ use crate::{
 };
 
 pub use dav::{parse_calendars, parse_report, CalDav, CalendarInfo, Resource, Stats};
-pub use expand::{classify, expand, Expanded};
+pub use expand::{classify, expand, expand_with, Budget, Expanded, Limits};
 pub use soon::{starting_soon, Freshness, StartingSoon, REFRESH_INTERVAL, SOON, WAKE_GAP};
 
 #[derive(Debug, Error)]
@@ -59,8 +60,15 @@ pub enum CalendarError {
     Refused { status: u16, what: String },
     #[error("the calendar server's answer could not be read: {0}")]
     Xml(String),
+    /// An answer over `http::DAV_ANSWER_LIMIT`: a broken or hostile server.
+    #[error("the calendar server's answer is too large: {0}")]
+    TooLarge(String),
     #[error("no calendars were found: {0}")]
     Discovery(String),
+    /// A link in the server's answer (principal, calendar home) leads to another server: the
+    /// next request would carry the member's token or password there.
+    #[error("the calendar server sent a link to another server ({origin}); it was not followed")]
+    OtherServer { origin: String },
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -77,7 +85,9 @@ impl CalendarError {
             CalendarError::BadCredentials => "bad_credentials",
             CalendarError::Refused { .. } => "refused",
             CalendarError::Xml(_) => "bad_xml",
+            CalendarError::TooLarge(_) => "too_large",
             CalendarError::Discovery(_) => "discovery",
+            CalendarError::OtherServer { .. } => "other_server",
             CalendarError::Auth(e) => e.code(),
             CalendarError::Secrets(_) => "secrets",
         }
@@ -284,17 +294,36 @@ pub async fn next_meetings_in(
     local: chrono_tz::Tz,
 ) -> Result<Meetings, CalendarError> {
     let fetched = client.fetch(window).await?;
-    let mut out = meetings_from(&fetched.resources, &window, profile.jitsi.as_ref(), local);
+    let jitsi = profile.jitsi.clone();
+    // Expanding is CPU work (bounded by `Limits`, yet up to a second for hostile rules): off the
+    // async runtime, so the tray and the sync keep running meanwhile.
+    let resources = fetched.resources;
+    let mut out = tokio::task::spawn_blocking(move || meetings_from(&resources, &window, jitsi.as_ref(), local))
+        .await
+        .map_err(|e| CalendarError::Xml(format!("the events could not be expanded: {e}")))?;
     out.warnings.splice(0..0, fetched.warnings);
     Ok(out)
 }
 
 /// The pure step after the download: every resource expanded and classified, sorted. A
-/// resource that cannot be read becomes a warning; the others still show.
+/// resource that cannot be read becomes a warning; the others still show. The work of one
+/// call is bounded by [`Limits::DEFAULT`].
 pub fn meetings_from(resources: &[Resource], window: &Window, jitsi: Option<&Url>, local: chrono_tz::Tz) -> Meetings {
+    meetings_from_limited(resources, window, jitsi, local, Limits::DEFAULT)
+}
+
+/// [`meetings_from`] with the limits given (tests).
+pub fn meetings_from_limited(
+    resources: &[Resource],
+    window: &Window,
+    jitsi: Option<&Url>,
+    local: chrono_tz::Tz,
+    limits: Limits,
+) -> Meetings {
     let mut out = Meetings::default();
+    let mut budget = Budget::new(limits);
     for resource in resources {
-        match expand(&resource.ics, window, jitsi, local, &resource.calendar) {
+        match expand_with(&resource.ics, window, jitsi, local, &resource.calendar, &mut budget) {
             Ok(expanded) => {
                 out.meetings.extend(expanded.meetings);
                 out.warnings.extend(expanded.warnings.into_iter().map(|w| format!("{}: {w}", resource.href)));

@@ -92,6 +92,9 @@ pub enum ChatError {
     Server { status: u16, message: String },
     #[error("the chat server's answer could not be read: {0}")]
     BadAnswer(String),
+    /// An answer over `http::JSON_ANSWER_LIMIT`: a broken or hostile server.
+    #[error("the chat server's answer is too large: {0}")]
+    TooLarge(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -111,6 +114,7 @@ impl ChatError {
             ChatError::Network(_) => "offline",
             ChatError::Server { .. } => "server_error",
             ChatError::BadAnswer(_) => "bad_answer",
+            ChatError::TooLarge(_) => "too_large",
             ChatError::Auth(e) => e.code(),
             ChatError::Secrets(_) => "secrets",
         }

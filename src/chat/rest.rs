@@ -291,7 +291,7 @@ impl Rest {
                 .map_err(|e| ChatError::Network(plain_reqwest(&e)))?;
             let status = response.status();
             let headers = response.headers().clone();
-            let text = response.text().await.map_err(|e| ChatError::Network(plain_reqwest(&e)))?;
+            let text = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.map_err(body_error)?;
             if status.is_success() {
                 let creds = self.read_login(&text)?;
                 self.refresh_spent.store(false, Ordering::Relaxed);
@@ -390,7 +390,7 @@ impl Rest {
                 .map_err(|e| ChatError::Network(plain_reqwest(&e)))?;
             let status = response.status();
             let headers = response.headers().clone();
-            let text = response.text().await.map_err(|e| ChatError::Network(plain_reqwest(&e)))?;
+            let text = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.map_err(body_error)?;
             match status {
                 s if s.is_success() => return parse_page(&text, server_time(&headers)),
                 StatusCode::UNAUTHORIZED if attempt == 0 => {
@@ -438,6 +438,14 @@ fn parse_page(text: &str, server_time: Option<i64>) -> Result<Page, ChatError> {
     match (list("update"), list("remove")) {
         (Some(update), remove) => Ok(Page { update, remove: remove.unwrap_or_default(), server_time }),
         (None, _) => Err(ChatError::BadAnswer("the chat's subscriptions answer has no “update” list".into())),
+    }
+}
+
+/// A capped body read that failed (`crate::http::read_limited`).
+fn body_error(e: crate::http::BodyError) -> ChatError {
+    match e {
+        e @ crate::http::BodyError::TooLarge { .. } => ChatError::TooLarge(e.to_string()),
+        e => ChatError::Network(e.to_string()),
     }
 }
 

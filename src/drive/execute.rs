@@ -495,7 +495,8 @@ impl<'a> Executor<'a> {
                 // Last look before replacing: the member may have edited meanwhile.
                 let current = stat_path(&target, disk.clone())?;
                 let unchanged = match (&current, expect) {
-                    (None, None) => true,
+                    // Nothing there, not even a link or a special file (which stat_path skips).
+                    (None, None) => !exists(&target),
                     (Some(c), Some(e)) => c.kind == Kind::File && Expect::from(c) == *e,
                     _ => false,
                 };

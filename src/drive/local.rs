@@ -30,7 +30,8 @@ pub struct LocalListing {
     pub temps: Vec<PathBuf>,
 }
 
-/// Walks the folder. Ignored names and symbolic links are skipped (links reported).
+/// Walks the folder. Ignored names are skipped; symbolic links and special files are reported
+/// and listed as [`Kind::Link`], never followed.
 pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveError> {
     let meta = std::fs::metadata(root).map_err(|_| DriveError::FolderMissing(root.display().to_string()))?;
     if !meta.is_dir() {
@@ -70,12 +71,20 @@ pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveEr
             if ignore.is_ignored(&key) {
                 continue;
             }
-            let Some(entry) = stat_path(&item.path(), disk_path.clone())? else {
-                listing.refused.push(names::Refusal {
-                    path: disk_path,
-                    reason: "symbolic links and special files are not synced".into(),
-                });
-                continue;
+            let entry = match stat_path(&item.path(), disk_path.clone())? {
+                Some(entry) => entry,
+                None => {
+                    listing.refused.push(names::Refusal {
+                        path: disk_path.clone(),
+                        reason: "symbolic links and special files are not synced".into(),
+                    });
+                    // Still listed (as a link), so that the planner never puts a remote item
+                    // in its place.
+                    match special(&item.path(), disk_path.clone()) {
+                        Some(entry) => entry,
+                        None => continue,
+                    }
+                }
             };
             if listing.entries.contains_key(&key) {
                 listing.refused.push(names::Refusal {
@@ -115,6 +124,18 @@ pub fn stat_path(path: &Path, disk_path: String) -> Result<Option<LocalEntry>, D
         inode: inode(&meta),
         disk_path,
     }))
+}
+
+/// A link or special file as a [`Kind::Link`] entry (`None` when it vanished).
+fn special(path: &Path, disk_path: String) -> Option<LocalEntry> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some(LocalEntry {
+        kind: Kind::Link,
+        size: 0,
+        mtime: meta.modified().map(nanos).unwrap_or(0),
+        inode: inode(&meta),
+        disk_path,
+    })
 }
 
 pub fn nanos(t: SystemTime) -> i64 {

@@ -21,24 +21,32 @@ impl FolderLock {
             .write(true)
             .open(lock_path)
             .map_err(|e| DriveError::Journal { path: lock_path.display().to_string(), reason: e.to_string() })?;
-        if try_lock(&file) {
-            Ok(FolderLock { _file: file })
-        } else {
-            Err(DriveError::Locked(folder.display().to_string()))
+        // std's lock is flock(LOCK_EX | LOCK_NB) on Unix and LockFileEx on Windows: held by
+        // the open file, released by the OS when the process dies.
+        match file.try_lock() {
+            Ok(()) => Ok(FolderLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DriveError::Locked(folder.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(DriveError::Journal { path: lock_path.display().to_string(), reason: e.to_string() })
+            }
         }
     }
 }
 
-#[cfg(unix)]
-fn try_lock(file: &File) -> bool {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[cfg(not(unix))]
-fn try_lock(_file: &File) -> bool {
-    // Windows: the file is opened without sharing by default for writes from other processes
-    // only in some modes; a lock crate would be more precise. Accept for now.
-    true
+    /// Issue 12, item 18: the lock did nothing on Windows (it always succeeded). It is now
+    /// std's file lock on every system; a second holder is refused until the first lets go.
+    #[test]
+    fn a_second_sync_of_the_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("journal.lock");
+        let first = FolderLock::acquire(&lock, dir.path()).unwrap();
+        let second = FolderLock::acquire(&lock, dir.path()).unwrap_err();
+        assert_eq!(second.code(), "locked");
+        drop(first);
+        FolderLock::acquire(&lock, dir.path()).expect("free again");
+    }
 }

@@ -56,6 +56,10 @@ pub use webdav::{Auth, WebDav};
 pub enum Kind {
     File,
     Dir,
+    /// Local only: a symbolic link or another special file (FIFO, socket, device). Never
+    /// synced, never written into the journal; it is listed so that the planner keeps its name
+    /// from being taken by a remote item.
+    Link,
 }
 
 /// Why a sync could not run or had to stop. Item-level problems (a refused name, one failed

@@ -48,7 +48,39 @@ pub fn check_remote_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Why a name cannot exist on Windows, if it cannot. On other systems this is only a warning.
+/// The system whose naming rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Windows,
+    /// Linux, macOS and the other Unix systems.
+    Unix,
+}
+
+impl Platform {
+    /// The system this program runs on.
+    pub const fn current() -> Platform {
+        if cfg!(windows) {
+            Platform::Windows
+        } else {
+            Platform::Unix
+        }
+    }
+}
+
+/// What becomes of a name the server lists, on `platform`: `Err(reason)` when it is refused,
+/// `Ok(Some(warning))` when it is synced but could not exist on Windows (other members may be
+/// on Windows), `Ok(None)` when all is well. On Windows such a name is refused: `a:b` would
+/// write the stream `b` of the file `a`, `CON` is the console, and a trailing dot or space is
+/// silently dropped, so the file would land under another name.
+pub fn judge_remote_name(name: &str, platform: Platform) -> Result<Option<String>, String> {
+    check_remote_name(name)?;
+    match (windows_problem(name), platform) {
+        (Some(problem), Platform::Windows) => Err(problem),
+        (problem, _) => Ok(problem),
+    }
+}
+
+/// Why a name cannot exist on Windows, if it cannot (see [`judge_remote_name`]).
 pub fn windows_problem(name: &str) -> Option<String> {
     if let Some(c) = name.chars().find(|c| matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')) {
         return Some(format!("“{c}” is not allowed in names on Windows"));
@@ -189,6 +221,21 @@ mod tests {
         for p in ["rapport.odt", "a/tmp", "other/x.bak", "builder"] {
             assert!(!ig.is_ignored(p), "{p}");
         }
+    }
+
+    /// Issue 12, item 18: Windows-invalid names were only warnings on Windows too. The rule,
+    /// run here for both systems: refused on Windows, a warning elsewhere.
+    #[test]
+    fn windows_invalid_names_are_refused_on_windows_only() {
+        for name in ["a:b", "CON", "con.txt", "LPT1", "trailing.", "trailing ", "what?", "x|y"] {
+            assert!(judge_remote_name(name, Platform::Windows).is_err(), "{name} on Windows");
+            assert!(matches!(judge_remote_name(name, Platform::Unix), Ok(Some(_))), "{name} elsewhere");
+        }
+        for name in ["rapport.odt", "console.txt", "COM0", ".bashrc"] {
+            assert_eq!(judge_remote_name(name, Platform::Windows), Ok(None), "{name}");
+        }
+        assert!(judge_remote_name("..", Platform::Unix).is_err());
+        assert_eq!(Platform::current(), if cfg!(windows) { Platform::Windows } else { Platform::Unix });
     }
 
     #[test]

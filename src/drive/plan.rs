@@ -32,6 +32,11 @@
 //!   is a remote rename, done locally as a rename. The rest of the table then runs as if the
 //!   move had happened, so a renamed and edited file is a move plus an upload.
 //!
+//! - **Links**: a local symbolic link or special file ([`Kind::Link`]) is never synced and its
+//!   name is never taken: a remote item of the same name (and all below it) is left on the
+//!   server and reported in [`Plan::kept_by_links`], and a journal entry under that name is
+//!   left as it is (no deletion on either side).
+//!
 //! Invariant: the plan never deletes or overwrites a version that the journal does not
 //! describe (every overwrite and delete is guarded by the known version: `If-Match`, or a
 //! re-check of the local stat by the executor).
@@ -249,6 +254,8 @@ pub struct Plan {
     pub counts: Counts,
     /// Something was deferred (type change, conflict copy to upload): plan again after this one.
     pub another_pass: bool,
+    /// Remote items left on the server because a local link or special file has their name.
+    pub kept_by_links: Vec<names::Refusal>,
 }
 
 impl Plan {
@@ -361,6 +368,22 @@ pub fn plan(
     let mut actions = Vec::new();
     let mut another_pass = false;
 
+    // Links and special files are not synced, and nothing takes their place: everything at and
+    // below their names is out of this plan, on all three sides.
+    let links: Vec<String> = l.iter().filter(|(_, e)| e.kind == Kind::Link).map(|(k, _)| k.clone()).collect();
+    let mut kept_by_links = Vec::new();
+    for k in &links {
+        if let Some(rr) = r.get(k) {
+            kept_by_links.push(names::Refusal {
+                path: rr.server_path.clone(),
+                reason: "a symbolic link on this computer has this name: the server's item stays on the server".into(),
+            });
+        }
+        hide_subtree(&mut l, k);
+        hide_subtree(&mut r, k);
+        hide_subtree(&mut j, k);
+    }
+
     let counts = Counts {
         journal_items: j.len(),
         journal_files: j.values().filter(|x| x.kind == Kind::File).count(),
@@ -403,11 +426,11 @@ pub fn plan(
             (Absent, Absent) | (Same, Same) => None,
             (New, Absent) | (Changed, Same) | (Changed, Deleted) => {
                 let Some(ll) = ll else { continue };
-                Some(push(k, ll, jj, rr, &l, &r))
+                push(k, ll, jj, rr, &l, &r)
             }
             (Absent, New) | (Same, Changed) | (Deleted, Changed) => {
                 let Some(rr) = rr else { continue };
-                Some(pull(k, rr, ll, &l))
+                pull(k, rr, ll, &l)
             }
             (New, New) | (Changed, Changed) => {
                 let (Some(ll), Some(rr)) = (ll, rr) else { continue };
@@ -460,7 +483,7 @@ pub fn plan(
         actions.extend(action);
     }
 
-    let mut plan = Plan { actions, counts, another_pass };
+    let mut plan = Plan { actions, counts, another_pass, kept_by_links };
     settle_folder_deletions(&mut plan, &l, &r);
     plan.counts.local_deletes = plan
         .actions
@@ -494,7 +517,7 @@ pub fn plan(
     plan
 }
 
-/// Sends the local item to the server.
+/// Sends the local item to the server (links never: they are out of the plan by then).
 fn push(
     k: &str,
     ll: &LocalEntry,
@@ -502,9 +525,10 @@ fn push(
     rr: Option<&RemoteEntry>,
     _l: &BTreeMap<String, LocalEntry>,
     r: &BTreeMap<String, RemoteEntry>,
-) -> Action {
+) -> Option<Action> {
     let server = rr.map(|x| x.server_path.clone()).unwrap_or_else(|| server_path(k, r));
-    match ll.kind {
+    Some(match ll.kind {
+        Kind::Link => return None,
         Kind::Dir => Action::MkdirRemote { path: k.into(), server, local: ll.clone() },
         Kind::File => {
             let pre = match (rr, jj) {
@@ -516,16 +540,17 @@ fn push(
             };
             Action::Upload { path: k.into(), disk: ll.disk_path.clone(), server, local: ll.clone(), pre }
         }
-    }
+    })
 }
 
-/// Brings the remote item here.
-fn pull(k: &str, rr: &RemoteEntry, ll: Option<&LocalEntry>, l: &BTreeMap<String, LocalEntry>) -> Action {
+/// Brings the remote item here (a server never lists links).
+fn pull(k: &str, rr: &RemoteEntry, ll: Option<&LocalEntry>, l: &BTreeMap<String, LocalEntry>) -> Option<Action> {
     let disk = ll.map(|x| x.disk_path.clone()).unwrap_or_else(|| disk_path(k, l));
-    match rr.kind {
+    Some(match rr.kind {
+        Kind::Link => return None,
         Kind::Dir => Action::MkdirLocal { path: k.into(), disk, remote: rr.clone() },
         Kind::File => Action::Download { path: k.into(), disk, fetch: Fetch::of(rr), expect: ll.map(Expect::from) },
-    }
+    })
 }
 
 /// The server spelling of a key: the existing parent's spelling plus the key's last name.

@@ -33,7 +33,7 @@ impl RemoteEntry {
     /// gives no ETag. Folders have none (generic servers give no folder ETags).
     pub fn version(&self) -> Option<String> {
         match self.kind {
-            Kind::Dir => None,
+            Kind::Dir | Kind::Link => None,
             Kind::File => Some(match &self.etag {
                 Some(e) => e.clone(),
                 None => format!("{}-{}", self.size, self.mtime.unwrap_or(0)),
@@ -147,6 +147,10 @@ pub enum RemoteError {
     Truncated(String),
     #[error("the server's answer could not be understood: {0}")]
     Protocol(String),
+    /// An answer over its size cap, or a tree deeper or bigger than the walk accepts: a broken
+    /// or hostile server, not something to retry.
+    #[error("the server's listing is too large: {0}")]
+    TooLarge(String),
     #[error("the server refused the request ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("local file: {0}")]
@@ -169,6 +173,7 @@ impl RemoteError {
             RemoteError::InsufficientStorage => "quota_exceeded",
             RemoteError::Truncated(_) => "truncated",
             RemoteError::Protocol(_) => "protocol",
+            RemoteError::TooLarge(_) => "too_large",
             RemoteError::Refused { .. } => "refused",
             RemoteError::Io(_) => "local_io",
         }
@@ -243,9 +248,33 @@ pub trait Remote: Send + Sync {
 
 /// How many folder listings run at once while walking.
 const WALK_PARALLELISM: usize = 8;
+/// The deepest folder a walk descends to: no file system holds paths much deeper (Linux's
+/// PATH_MAX of 4096 bytes allows about 2,000 one-letter levels, Windows far fewer), and a server
+/// inventing ever deeper folders would otherwise be walked forever.
+pub const MAX_DEPTH: usize = 256;
+/// The most items a walk accepts: far above a member's space (the Nextcloud benchmark's 10,000
+/// files), below what would exhaust memory.
+pub const MAX_ITEMS: usize = 1_000_000;
 
-/// Lists the whole tree folder by folder, several folders at a time, checking every name.
+/// The walk's bounds, checked for each folder listed.
+pub fn check_walk_bounds(depth: usize, items: usize) -> Result<(), RemoteError> {
+    if depth > MAX_DEPTH {
+        return Err(RemoteError::TooLarge(format!("folders are nested more than {MAX_DEPTH} levels deep")));
+    }
+    if items > MAX_ITEMS {
+        return Err(RemoteError::TooLarge(format!("more than {MAX_ITEMS} items")));
+    }
+    Ok(())
+}
+
+/// Lists the whole tree folder by folder, several folders at a time, checking every name by
+/// this system's rules.
 pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, RemoteError> {
+    walk_on(remote, names::Platform::current()).await
+}
+
+/// [`walk`] with the naming rules of `platform` (tests run the Windows rules anywhere).
+pub async fn walk_on<R: Remote + ?Sized>(remote: &R, platform: names::Platform) -> Result<RemoteListing, RemoteError> {
     let mut listing = RemoteListing::default();
     // (server path, key) of folders still to list.
     let mut pending: Vec<(String, String)> = vec![(String::new(), String::new())];
@@ -261,17 +290,24 @@ pub async fn walk<R: Remote + ?Sized>(remote: &R) -> Result<RemoteListing, Remot
         let Some((server_dir, key_dir, children)) = running.next().await else { break };
         listing.requests += 1;
         let children = children?;
+        if !children.is_empty() {
+            let depth = if key_dir.is_empty() { 0 } else { key_dir.split('/').count() };
+            check_walk_bounds(depth + 1, listing.entries.len() + children.len())?;
+        }
         // Twins (NFC/NFD spellings, or later case twins) keep the first name in sorted order.
         let mut children = children;
         children.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, mut entry) in children {
             let server_path = join(&server_dir, &name);
-            if let Err(reason) = names::check_remote_name(&name) {
-                listing.refused.push(names::Refusal { path: server_path, reason });
-                continue;
-            }
+            let warning = match names::judge_remote_name(&name, platform) {
+                Ok(warning) => warning,
+                Err(reason) => {
+                    listing.refused.push(names::Refusal { path: server_path, reason });
+                    continue;
+                }
+            };
             let key = join(&key_dir, &names::key(&name));
-            if let Some(problem) = names::windows_problem(&name) {
+            if let Some(problem) = warning {
                 listing.warnings.push(names::Refusal { path: key.clone(), reason: problem });
             }
             if let Some(existing) = listing.entries.get(&key) {
@@ -297,5 +333,33 @@ pub fn join(dir: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drive::memory::MemoryRemote;
+
+    /// Issue 12, item 18: on Windows a name it cannot hold is refused (and not descended
+    /// into), not merely warned about; elsewhere it syncs with a warning.
+    #[tokio::test]
+    async fn windows_invalid_names_are_refused_by_the_windows_walk() {
+        let remote = MemoryRemote::new();
+        remote.write("ok.txt", b"ok");
+        remote.write("a:b", b"stream");
+        remote.write("CON", b"console");
+        remote.mkdir_all("dossier.");
+        remote.write("dossier./x.txt", b"under a trailing dot");
+        let windows = walk_on(&remote, names::Platform::Windows).await.unwrap();
+        assert_eq!(windows.entries.keys().collect::<Vec<_>>(), ["ok.txt"]);
+        let mut refused: Vec<&str> = windows.refused.iter().map(|r| r.path.as_str()).collect();
+        refused.sort();
+        assert_eq!(refused, ["CON", "a:b", "dossier."]);
+
+        let unix = walk_on(&remote, names::Platform::Unix).await.unwrap();
+        assert_eq!(unix.entries.len(), 5);
+        assert_eq!(unix.warnings.len(), 3);
+        assert!(unix.refused.is_empty());
     }
 }

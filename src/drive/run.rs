@@ -192,7 +192,7 @@ async fn run_locked(
         let plan = plan::plan(&records, &local_entries, &listing.entries, &plan_options);
         summary.passes = pass + 1;
         summary.list_requests = listing.requests;
-        summary.refused = local_refused.into_iter().chain(listing.refused).collect();
+        summary.refused = local_refused.into_iter().chain(listing.refused).chain(plan.kept_by_links.iter().cloned()).collect();
         summary.warnings = listing.warnings;
         tracing::debug!(pass, actions = plan.actions.len(), "planned");
         let stops = plan.safety_stops(&plan_options);

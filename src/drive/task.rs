@@ -296,7 +296,11 @@ fn watch_folder(root: &std::path::Path, events: mpsc::UnboundedSender<Event>) ->
             }
         }
     };
-    match notify::recommended_watcher(handler) {
+    // Links are not synced (`local::scan` skips them), so they are not watched either: one link
+    // to /usr in the folder made the watcher add 17,685 inotify watches, and a link to a
+    // parent folder loops.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    match notify::RecommendedWatcher::new(handler, config) {
         Ok(mut watcher) => match watcher.watch(root, notify::RecursiveMode::Recursive) {
             Ok(()) => Some(watcher),
             Err(e) => {
@@ -308,5 +312,47 @@ fn watch_folder(root: &std::path::Path, events: mpsc::UnboundedSender<Event>) ->
             tracing::warn!(error = %e, "no file watcher; relying on periodic scans");
             None
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The inotify watches of this process, per inotify descriptor.
+    fn inotify_watches() -> std::collections::HashMap<String, usize> {
+        let mut out = std::collections::HashMap::new();
+        for fd in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
+            let is_inotify = std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"));
+            if !is_inotify {
+                continue;
+            }
+            let name = fd.file_name().to_string_lossy().into_owned();
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{name}")).unwrap_or_default();
+            out.insert(name, info.lines().filter(|l| l.starts_with("inotify wd:")).count());
+        }
+        out
+    }
+
+    /// Issue 12, item 14: the watcher followed links; one link to /usr in the folder made
+    /// 17,685 inotify watches. Now a link adds none: the folder and its one real subfolder are
+    /// watched, the 40 folders behind the link are not.
+    #[tokio::test]
+    async fn the_watcher_does_not_follow_links() {
+        let outside = tempfile::tempdir().unwrap();
+        for i in 0..40 {
+            std::fs::create_dir_all(outside.path().join(format!("d{i}/inner"))).unwrap();
+        }
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), folder.path().join("link")).unwrap();
+
+        let before = inotify_watches();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let watcher = watch_folder(folder.path(), tx).expect("a watcher");
+        let after = inotify_watches();
+        let ours: Vec<usize> = after.iter().filter(|(fd, _)| !before.contains_key(*fd)).map(|(_, n)| *n).collect();
+        assert_eq!(ours, [2], "watches of the new inotify descriptor (the folder and real/ only)");
+        drop(watcher);
     }
 }

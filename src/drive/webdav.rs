@@ -333,7 +333,7 @@ impl WebDav {
         if response.status().as_u16() != 207 {
             return Err(RemoteError::Protocol(format!("PROPFIND answered {} instead of 207", response.status())));
         }
-        let text = response.text().await.map_err(transport)?;
+        let text = crate::http::text_limited(response, crate::http::DAV_ANSWER_LIMIT).await.map_err(body_error)?;
         let base_segments = segments(self.base.path());
         parse_multistatus(&text)?
             .into_iter()
@@ -386,6 +386,13 @@ fn transport(e: reqwest::Error) -> RemoteError {
     }
 }
 
+fn body_error(e: crate::http::BodyError) -> RemoteError {
+    match e {
+        e @ crate::http::BodyError::TooLarge { .. } => RemoteError::TooLarge(e.to_string()),
+        e => RemoteError::Truncated(e.to_string()),
+    }
+}
+
 /// Maps an error status to a [`RemoteError`]; passes success through.
 async fn check(response: Response) -> Result<Response, RemoteError> {
     let status = response.status();
@@ -401,7 +408,7 @@ async fn check(response: Response) -> Result<Response, RemoteError> {
         507 => RemoteError::InsufficientStorage,
         408 | 429 | 500..=599 => RemoteError::Server { status: status.as_u16() },
         code => {
-            let body = response.text().await.unwrap_or_default();
+            let body = crate::http::text_limited(response, crate::http::JSON_ANSWER_LIMIT).await.unwrap_or_default();
             let message: String = body.chars().take(200).collect();
             RemoteError::Refused { status: code, message }
         }

@@ -8,7 +8,8 @@
 //! - [`invite_url`]`(&meeting_url) -> Url`: the same URL without the fragment, to share: the
 //!   display name and options are the member's own.
 //! - [`jitsi_host`]`(profile)`, [`new_room`]`()`, [`team_room`]`(profile, name)`,
-//!   [`named_room`]`(text)`: where to meet.
+//!   [`named_room`]`(text)`: where to meet. [`AdHocRoom`]: the desktop's "start a visio" (a
+//!   fresh room each time, or the room of an invite just copied).
 //! - [`open`]`(opener, url)` through the one replaceable [`crate::browser::Opener`];
 //!   [`copy_invite`]`(clipboard, url)` through the [`Clipboard`] trait the shell implements
 //!   ([`CommandClipboard`] is the small one the CLI uses).
@@ -34,7 +35,7 @@ use crate::{
 };
 
 pub use recent::{Recent, RecentMeeting, RECENT_LEN};
-pub use room::{new_room, new_room_with, ROOM_DIGITS, ROOM_ENTROPY_BITS, ROOM_WORDS, WORDS};
+pub use room::{new_room, new_room_with, AdHocRoom, INVITE_WAITS, ROOM_DIGITS, ROOM_ENTROPY_BITS, ROOM_WORDS, WORDS};
 
 #[derive(Debug, Error)]
 pub enum VisioError {

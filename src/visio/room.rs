@@ -36,3 +36,76 @@ pub fn new_room_with<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> String {
     parts.push(format!("{digits:0width$}", width = ROOM_DIGITS as usize));
     parts.join("-")
 }
+
+/// How long a copied invite waits for its "start a visio": long enough to paste it into a mail
+/// and start, short enough that a guest of that meeting cannot walk into next week's.
+pub const INVITE_WAITS: chrono::Duration = chrono::Duration::hours(1);
+
+/// The desktop's ad-hoc room. Each "start a visio" gets a fresh, unguessable room, so a guest
+/// of an earlier meeting cannot join a later one; the one exception is a "copy the invite" just
+/// before, whose room the start then joins (the guests were sent there), once. The time is
+/// passed in.
+#[derive(Debug, Default)]
+pub struct AdHocRoom {
+    /// The room of the last copied invite, not yet started, and when it was copied.
+    invited: Option<(String, chrono::DateTime<chrono::Utc>)>,
+}
+
+impl AdHocRoom {
+    /// The room for "copy the invite": the one already waiting (copying twice gives the same
+    /// link), else a fresh one that the next start will join.
+    pub fn for_invite(&mut self, now: chrono::DateTime<chrono::Utc>) -> String {
+        match &self.invited {
+            Some((room, at)) if now - *at < INVITE_WAITS && now >= *at => {
+                let room = room.clone();
+                self.invited = Some((room.clone(), now));
+                room
+            }
+            _ => {
+                let room = new_room();
+                self.invited = Some((room.clone(), now));
+                room
+            }
+        }
+    }
+
+    /// The room for "start a visio": the invited room if its invite is fresh (then forgotten),
+    /// else a fresh one.
+    pub fn for_start(&mut self, now: chrono::DateTime<chrono::Utc>) -> String {
+        match self.invited.take() {
+            Some((room, at)) if now - at < INVITE_WAITS && now >= at => room,
+            _ => new_room(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(minutes)
+    }
+
+    /// Issue 12, item 17: the desktop app reused one ad-hoc room for as long as it ran (weeks),
+    /// so a guest of an earlier meeting could join later ones. Each start is now a fresh room,
+    /// except right after copying an invite, which the start joins once.
+    #[test]
+    fn each_start_is_a_fresh_room_unless_an_invite_was_just_copied() {
+        let mut rooms = AdHocRoom::default();
+        let first = rooms.for_start(at(0));
+        let second = rooms.for_start(at(1));
+        assert_ne!(first, second);
+
+        let invited = rooms.for_invite(at(10));
+        assert_eq!(rooms.for_invite(at(12)), invited, "copying twice gives the same link");
+        assert_eq!(rooms.for_start(at(20)), invited, "the start joins the guests");
+        let after = rooms.for_start(at(21));
+        assert_ne!(after, invited, "the next start is a fresh room again");
+
+        let stale = rooms.for_invite(at(100));
+        assert_ne!(rooms.for_start(at(100 + 61)), stale, "an invite older than an hour is forgotten");
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        assert!((0..50).all(|i| seen.insert(rooms.for_start(at(200 + i)))));
+    }
+}

@@ -52,6 +52,11 @@ Test control endpoints live under /_test/ and are never counted:
                           (bulk: per-file error; mode checksum: its bulk part fails the md5 check)
   POST /_test/capabilities {"bulkupload": bool, "chunking": bool}
   POST /_test/quota-cache  {"seconds": n}   how long quota properties stay stale (0: always fresh)
+  POST /_test/hold-chunks  {"from": n}      chunk PUTs numbered n and up wait before reading
+                          their body, until POST /_test/release-chunks (a test's "kill it
+                          here" point that does not depend on the machine's speed)
+  GET /_test/stats also gives "in_flight": requests being served now (so a test can wait until
+  an aborted client's requests are over before it looks)
 
 Usage: nextcloud.py --port 18085 --data DIR [--issuer URL] [--user alice:APP_PASSWORD ...]
 It prints the port it listens on as its first line of output, then serves until killed.
@@ -165,6 +170,9 @@ class Store:
         self.refuse_412 = {}  # (user, path) -> how many more PUTs of it answer 412
         self.reset_stats()
         self.userinfo_cache = {}
+        self.in_flight = 0
+        self.hold_from = None
+        self.released = None  # asyncio.Event, made in the server's loop by /_test/hold-chunks
 
     def reset_stats(self):
         self.stats = {"requests": 0, "methods": {}, "chunk_puts": [], "bulk_posts": 0, "puts": 0}
@@ -394,11 +402,16 @@ class Server:
 
     @web.middleware
     async def middleware(self, request, handler):
-        if not request.path.startswith("/_test/"):
-            st = self.store.stats
-            st["requests"] += 1
-            st["methods"][request.method] = st["methods"].get(request.method, 0) + 1
-        return await handler(request)
+        if request.path.startswith("/_test/"):
+            return await handler(request)
+        st = self.store.stats
+        st["requests"] += 1
+        st["methods"][request.method] = st["methods"].get(request.method, 0) + 1
+        self.store.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.store.in_flight -= 1
 
     async def dispatch(self, request):
         path = request.rel_url.raw_path
@@ -530,7 +543,16 @@ class Server:
             except Exception:
                 body = {}
         if path == "/_test/stats":
-            return web.json_response(st.stats)
+            return web.json_response(dict(st.stats, in_flight=st.in_flight))
+        if path == "/_test/hold-chunks":
+            body = await request.json()
+            st.hold_from, st.released = int(body["from"]), asyncio.Event()
+            return web.json_response({})
+        if path == "/_test/release-chunks":
+            if st.released is not None:
+                st.released.set()
+            st.hold_from = None
+            return web.json_response({})
         if path == "/_test/stats/reset":
             st.reset_stats()
             return web.json_response({})
@@ -1059,6 +1081,8 @@ class Server:
                 await request.read()
                 return sabre_error(507, "InsufficientStorage", "Insufficient space in /")
             self.store.stats["chunk_puts"].append(n)
+            if self.store.hold_from is not None and n >= self.store.hold_from:
+                await self.store.released.wait()
             blob, size = await self.receive_body(request)
             length = request.headers.get("Content-Length")
             if length is not None and size != int(length):

@@ -13,7 +13,7 @@ use super::{
     chunked::file_body,
     client::{failure, Nextcloud},
     dav::bare_etag,
-    reqwest_error, NextcloudError,
+    NextcloudError,
 };
 use crate::drive::remote::Precondition;
 
@@ -223,7 +223,7 @@ pub(crate) async fn send_batch(nc: &Nextcloud, batch: &[(String, bytes::Bytes, i
     if !matches!(status, 200 | 400 | 411) {
         return Err(failure(answer, "bulk upload").await);
     }
-    let text = answer.text().await.map_err(reqwest_error)?;
+    let text = crate::http::text_limited(answer, crate::http::JSON_ANSWER_LIMIT).await.map_err(super::body_error)?;
     // Nothing written is `[]` (PHP's empty array), not `{}` (observed on Nextcloud 34.0.1).
     let map: std::collections::BTreeMap<String, PartAnswer> = match serde_json::from_str(&text) {
         Ok(m) => m,

@@ -9,7 +9,8 @@ use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use super::{dav, reqwest_error, NextcloudError};
+use super::{body_error, dav, reqwest_error, NextcloudError};
+use crate::http::{json_limited, text_limited, DAV_ANSWER_LIMIT, JSON_ANSWER_LIMIT};
 use crate::auth::Session;
 
 /// What `status.php` and the capabilities say.
@@ -87,7 +88,7 @@ async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<(Strin
     if !answer.status().is_success() {
         return Ok(None);
     }
-    let Ok(status) = answer.json::<Value>().await else { return Ok(None) };
+    let Ok(status) = json_limited::<Value>(answer, JSON_ANSWER_LIMIT).await else { return Ok(None) };
     if status.get("installed").and_then(Value::as_bool) != Some(true) {
         return Ok(None);
     }
@@ -118,7 +119,7 @@ async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credential
     if creds.is_some() && caps.status() == StatusCode::UNAUTHORIZED {
         return Err(NextcloudError::Unauthorized);
     }
-    let caps: Value = if caps.status().is_success() { caps.json().await.unwrap_or(Value::Null) } else { Value::Null };
+    let caps: Value = if caps.status().is_success() { json_limited(caps, JSON_ANSWER_LIMIT).await.unwrap_or(Value::Null) } else { Value::Null };
     let c = &caps["ocs"]["data"]["capabilities"];
     let files = &c["files"];
     Ok(Some(ServerInfo {
@@ -277,7 +278,7 @@ impl Nextcloud {
             .await?;
         match answer.status().as_u16() {
             207 => {
-                let text = answer.text().await.map_err(reqwest_error)?;
+                let text = text_limited(answer, DAV_ANSWER_LIMIT).await.map_err(body_error)?;
                 Ok(Some(dav::parse_multistatus(&text)?))
             }
             404 => Ok(None),
@@ -321,7 +322,7 @@ impl Nextcloud {
 /// Turns an unexpected answer into an error, reading Sabre's message when there is one.
 pub(crate) async fn failure(answer: Response, what: &str) -> NextcloudError {
     let status = answer.status().as_u16();
-    let body = answer.text().await.unwrap_or_default();
+    let body = text_limited(answer, JSON_ANSWER_LIMIT).await.unwrap_or_default();
     let message = sabre_message(&body).unwrap_or_else(|| body.chars().take(200).collect());
     match status {
         401 => NextcloudError::Unauthorized,

@@ -143,7 +143,7 @@ async fn whoami(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Resu
     let answer = b.send().await.map_err(reqwest_error)?;
     match answer.status() {
         StatusCode::OK => {
-            let doc: Value = answer.json().await.map_err(|e| NextcloudError::Protocol(e.to_string()))?;
+            let doc: Value = crate::http::json_limited(answer, crate::http::JSON_ANSWER_LIMIT).await.map_err(super::body_error)?;
             doc["ocs"]["data"]["id"]
                 .as_str()
                 .map(str::to_string)
@@ -347,7 +347,7 @@ pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOpt
     if !answer.status().is_success() {
         return Err(client::failure(answer, "login/v2").await);
     }
-    let start: Start = answer.json().await.map_err(|e| NextcloudError::Protocol(format!("login/v2: {e}")))?;
+    let start: Start = crate::http::json_limited(answer, crate::http::JSON_ANSWER_LIMIT).await.map_err(super::body_error)?;
     let endpoint = Url::parse(&start.poll.endpoint).map_err(|e| NextcloudError::Protocol(e.to_string()))?;
     // The poll token is a bearer secret for the app password: only ever send it to the server
     // we started with.
@@ -376,7 +376,7 @@ pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOpt
         match answer.status().as_u16() {
             200 => {
                 let granted: AppPassword =
-                    answer.json().await.map_err(|e| NextcloudError::Protocol(format!("login/v2/poll: {e}")))?;
+                    crate::http::json_limited(answer, crate::http::JSON_ANSWER_LIMIT).await.map_err(super::body_error)?;
                 tracing::info!(login = %granted.login_name, "the Nextcloud login was approved");
                 return Ok(granted);
             }

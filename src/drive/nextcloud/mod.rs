@@ -86,6 +86,9 @@ pub enum NextcloudError {
     Http { status: u16, message: String },
     #[error("the server's answer could not be understood: {0}")]
     Protocol(String),
+    /// An answer over its size cap, or a tree deeper or bigger than the walk accepts.
+    #[error("the server's listing is too large: {0}")]
+    TooLarge(String),
     #[error("local file: {0}")]
     Io(String),
 }
@@ -111,6 +114,7 @@ impl NextcloudError {
             NextcloudError::Changed(_) => "changed_meanwhile",
             NextcloudError::Http { .. } => "refused",
             NextcloudError::Protocol(_) => "protocol",
+            NextcloudError::TooLarge(_) => "too_large",
             NextcloudError::Io(_) => "local_io",
         }
     }
@@ -145,8 +149,18 @@ impl From<NextcloudError> for super::RemoteError {
             NextcloudError::Http { status: 403, message } => R::Forbidden(message),
             NextcloudError::Http { status, message } => R::Refused { status, message },
             NextcloudError::Io(m) => R::Io(m),
+            NextcloudError::TooLarge(m) => R::TooLarge(m),
             other => R::Protocol(other.to_string()),
         }
+    }
+}
+
+/// A body read with a cap (`crate::http::read_limited`) that could not be read whole.
+fn body_error(e: crate::http::BodyError) -> NextcloudError {
+    match e {
+        e @ crate::http::BodyError::TooLarge { .. } => NextcloudError::TooLarge(e.to_string()),
+        crate::http::BodyError::Transport(m) => NextcloudError::Offline(m),
+        crate::http::BodyError::Json(m) => NextcloudError::Protocol(m),
     }
 }
 

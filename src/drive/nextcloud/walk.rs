@@ -160,6 +160,7 @@ pub async fn walk(nc: &Nextcloud, root: &str, cache: &mut TreeCache) -> Result<W
     let mut fresh: BTreeMap<String, Folder> = BTreeMap::new();
     let mut pending = vec![String::new()];
     let mut running = FuturesUnordered::new();
+    let mut listed_items = 0usize;
     loop {
         while running.len() < PARALLEL {
             let Some(dir) = pending.pop() else { break };
@@ -176,6 +177,12 @@ pub async fn walk(nc: &Nextcloud, root: &str, cache: &mut TreeCache) -> Result<W
             // Deleted while we walked: its parent's listing will say so on the next poll.
             continue;
         };
+        // The folder itself comes first; its children are one level deeper.
+        if items.len() > 1 {
+            let depth = if dir.is_empty() { 1 } else { dir.split('/').count() + 1 };
+            listed_items += items.len() - 1;
+            crate::drive::remote::check_walk_bounds(depth, listed_items).map_err(|e| NextcloudError::TooLarge(e.to_string()))?;
+        }
         let mut it = items.into_iter();
         let own = it.next().ok_or_else(|| NextcloudError::Protocol("an empty folder listing".into()))?;
         let mut folder = Folder { etag: own.etag.as_deref().map(dav::bare_etag).unwrap_or_default(), children: BTreeMap::new() };
@@ -185,7 +192,10 @@ pub async fn walk(nc: &Nextcloud, root: &str, cache: &mut TreeCache) -> Result<W
                 continue;
             }
             let entry = Entry::from_item(&item);
-            if entry.is_dir {
+            // Every name is the server's word. One that is not a plain name (`..` made the walk
+            // list the same folder forever) is never descended into; it stays in the listing,
+            // where the engine's walk (`remote::walk`) refuses and reports it.
+            if entry.is_dir && crate::drive::names::check_remote_name(&name).is_ok() {
                 let path = join(&dir, &name);
                 let same = match (&entry.etag, cache.folders.get(&path)) {
                     (Some(e), Some(f)) => !e.is_empty() && *e == f.etag,
