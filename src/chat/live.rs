@@ -202,6 +202,19 @@ impl Live {
         }
     }
 
+    /// The live socket is gone while counts are shown as current: one REST catch-up says
+    /// whether they still are, or publishes `Offline` with them as the last known (issue 14,
+    /// item 6: the tray said "3 non lus" as if current while the server was down). Only from
+    /// `Ready`, so an outage costs one call, not one per reconnect attempt.
+    async fn confirm_current(&mut self) {
+        if !self.loaded || !matches!(*self.state.borrow(), ChatState::Ready(_)) {
+            return;
+        }
+        if let Err(e) = self.load().await {
+            let _ = self.on_error(e, self.options.poll_every);
+        }
+    }
+
     /// A full load, or an `updatedSince` catch-up once loaded.
     async fn load(&mut self) -> Result<(), ChatError> {
         self.last_rest = Instant::now();
@@ -290,6 +303,7 @@ impl Live {
                 }
                 Err(SocketFailure::LoginRefused(reason) | SocketFailure::Lost(reason)) => {
                     tracing::info!(%reason, "the chat's websocket is not available");
+                    self.confirm_current().await;
                     return Ok(());
                 }
             }
@@ -304,6 +318,7 @@ impl Live {
                     Err(failure) => {
                         tracing::info!(?failure, "the chat's websocket dropped");
                         self.presence = Presence::Untouched;
+                        self.confirm_current().await;
                         return Ok(());
                     }
                 },
