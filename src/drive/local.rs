@@ -71,7 +71,8 @@ pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveEr
             if ignore.is_ignored(&key) {
                 continue;
             }
-            let entry = match stat_path(&item.path(), disk_path.clone())? {
+            // The entry's own stat, relative to the open folder (no walk of the whole path again).
+            let entry = match stat_entry(&item, disk_path.clone())? {
                 Some(entry) => entry,
                 None => {
                     listing.refused.push(names::Refusal {
@@ -102,6 +103,15 @@ pub fn scan(root: &Path, ignore: &names::Ignore) -> Result<LocalListing, DriveEr
     Ok(listing)
 }
 
+/// [`stat_path`] for an item of a folder being read: the same answer, from the entry's stat.
+fn stat_entry(item: &std::fs::DirEntry, disk_path: String) -> Result<Option<LocalEntry>, DriveError> {
+    match item.metadata() {
+        Ok(meta) => Ok(entry_of(&meta, disk_path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DriveError::LocalIo { path: item.path().display().to_string(), reason: e.to_string() }),
+    }
+}
+
 /// Stats one path without following links. `None` for links and special files; a vanished
 /// path is also `None`.
 pub fn stat_path(path: &Path, disk_path: String) -> Result<Option<LocalEntry>, DriveError> {
@@ -110,20 +120,25 @@ pub fn stat_path(path: &Path, disk_path: String) -> Result<Option<LocalEntry>, D
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(DriveError::LocalIo { path: path.display().to_string(), reason: e.to_string() }),
     };
+    Ok(entry_of(&meta, disk_path))
+}
+
+/// `None` for links and special files.
+fn entry_of(meta: &std::fs::Metadata, disk_path: String) -> Option<LocalEntry> {
     let kind = if meta.file_type().is_dir() {
         Kind::Dir
     } else if meta.file_type().is_file() {
         Kind::File
     } else {
-        return Ok(None);
+        return None;
     };
-    Ok(Some(LocalEntry {
+    Some(LocalEntry {
         kind,
         size: if kind == Kind::File { meta.len() } else { 0 },
         mtime: meta.modified().map(nanos).unwrap_or(0),
-        inode: inode(&meta),
+        inode: inode(meta),
         disk_path,
-    }))
+    })
 }
 
 /// A link or special file as a [`Kind::Link`] entry (`None` when it vanished).

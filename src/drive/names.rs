@@ -22,6 +22,10 @@ pub struct Refusal {
 
 /// The NFC form of a name: the key under which it is compared on both sides.
 pub fn key(name: &str) -> String {
+    // Most names are already NFC (all ASCII ones are): the quick check spares the normaliser.
+    if name.is_ascii() || unicode_normalization::is_nfc_quick(name.chars()) == unicode_normalization::IsNormalized::Yes {
+        return name.to_string();
+    }
     name.nfc().collect()
 }
 
@@ -100,7 +104,9 @@ pub fn windows_problem(name: &str) -> Option<String> {
 /// Built-in and member-defined patterns of names that are never synced.
 #[derive(Debug, Clone, Default)]
 pub struct Ignore {
-    patterns: Vec<String>,
+    /// Each pattern as characters (matched once per scanned name, so decoded once here), and
+    /// whether it holds a `/` (then it matches the whole path).
+    patterns: Vec<(Vec<char>, bool)>,
 }
 
 /// Editor locks, Office owner files, OS junk, and our own temporary files.
@@ -109,14 +115,12 @@ const BUILT_IN: &[&str] = &[".~lock.*#", "~$*", ".DS_Store", "Thumbs.db", "deskt
 impl Ignore {
     /// The built-in patterns plus the lines of the ignore file's text (`#` starts a comment).
     pub fn new(ignore_file: &str) -> Ignore {
-        let mut patterns: Vec<String> = BUILT_IN.iter().map(|p| p.to_string()).collect();
-        patterns.extend(
-            ignore_file
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(|l| l.trim_end_matches('/').to_string()),
-        );
+        let member = ignore_file
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.trim_end_matches('/'));
+        let patterns = BUILT_IN.iter().copied().chain(member).map(|p| (p.chars().collect(), p.contains('/'))).collect();
         Ignore { patterns }
     }
 
@@ -129,26 +133,26 @@ impl Ignore {
     /// path, one without matches the last name.
     pub fn is_ignored(&self, path: &str) -> bool {
         let name = path.rsplit('/').next().unwrap_or(path);
-        self.patterns.iter().any(|p| if p.contains('/') { glob(p, path) } else { glob(p, name) })
+        self.patterns.iter().any(|(p, whole)| if *whole { glob(p, path) } else { glob(p, name) })
     }
 }
 
-/// `*` (any run of characters) and `?` (one character) glob matching.
-fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+/// `*` (any run of characters) and `?` (one character) glob matching. Walks the text by byte
+/// offsets, one character at a time, so nothing is allocated per name.
+fn glob(p: &[char], text: &str) -> bool {
+    let next = |at: usize| text[at..].chars().next();
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+    while let Some(c) = next(ti) {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == c) {
             pi += 1;
-            ti += 1;
+            ti += c.len_utf8();
         } else if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
         } else if let Some(s) = star {
             pi = s + 1;
-            mark += 1;
+            mark += next(mark).map_or(1, char::len_utf8);
             ti = mark;
         } else {
             return false;
@@ -221,6 +225,14 @@ mod tests {
         for p in ["rapport.odt", "a/tmp", "other/x.bak", "builder"] {
             assert!(!ig.is_ignored(p), "{p}");
         }
+        // `?` is one character, not one byte; `*` backtracks over multi-byte characters.
+        let ig = Ignore::new("é?.txt\n*ü*é");
+        for p in ["éa.txt", "d/éé.txt", "üé", "aüxxé", "üéé"] {
+            assert!(ig.is_ignored(p), "{p}");
+        }
+        for p in ["é.txt", "éab.txt", "eé.txt", "üe", "éü"] {
+            assert!(!ig.is_ignored(p), "{p}");
+        }
     }
 
     /// Issue 12, item 18: Windows-invalid names were only warnings on Windows too. The rule,
@@ -254,5 +266,7 @@ mod tests {
         assert_eq!(conflict_name("README", when), "README (conflit 2026-03-04 050607)");
         assert_eq!(conflict_name(".bashrc", when), ".bashrc (conflit 2026-03-04 050607)");
         assert_eq!(key("e\u{301}"), "é");
+        assert_eq!(key("caf\u{e9} e\u{301}t\u{e9}"), "café été");
+        assert_eq!(key("plain.txt"), "plain.txt");
     }
 }

@@ -41,6 +41,7 @@
 //! describe (every overwrite and delete is guarded by the known version: `If-Match`, or a
 //! re-check of the local stat by the executor).
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     fmt,
 };
@@ -332,7 +333,12 @@ fn remote_state(j: Option<&Record>, r: Option<&RemoteEntry>) -> State {
         (Some(j), Some(r)) if j.kind != r.kind => State::Changed,
         (Some(_), Some(r)) if r.kind == Kind::Dir => State::Same,
         (Some(j), Some(r)) => {
-            if j.etag == r.version() {
+            // `j.etag == r.version()`, without building the version when the server gave an ETag.
+            let same = match &r.etag {
+                Some(e) => j.etag.as_deref() == Some(e.as_str()),
+                None => j.etag == r.version(),
+            };
+            if same {
                 State::Same
             } else {
                 State::Changed
@@ -362,9 +368,11 @@ pub fn plan(
     remote: &BTreeMap<String, RemoteEntry>,
     options: &Options,
 ) -> Plan {
-    let mut j = journal.clone();
-    let mut l = local.clone();
-    let mut r = remote.clone();
+    // Copied only when a link, a rename or a type change rewrites them (a no-op plan copies
+    // nothing).
+    let mut j = Cow::Borrowed(journal);
+    let mut l = Cow::Borrowed(local);
+    let mut r = Cow::Borrowed(remote);
     let mut actions = Vec::new();
     let mut another_pass = false;
 
@@ -379,9 +387,9 @@ pub fn plan(
                 reason: "a symbolic link on this computer has this name: the server's item stays on the server".into(),
             });
         }
-        hide_subtree(&mut l, k);
-        hide_subtree(&mut r, k);
-        hide_subtree(&mut j, k);
+        hide_subtree(l.to_mut(), k);
+        hide_subtree(r.to_mut(), k);
+        hide_subtree(j.to_mut(), k);
     }
 
     let counts = Counts {
@@ -397,29 +405,30 @@ pub fn plan(
 
     // A type change on one side with the other unchanged: this pass only deletes the old item
     // on the other side (the changed side's new item is hidden until the next pass).
-    let keys: BTreeSet<String> = j.keys().cloned().collect();
-    for k in &keys {
-        let (jj, ll, rr) = (j.get(k), l.get(k), r.get(k));
+    // Only `l` and `r` change in this loop, so the journal is walked in place.
+    for (k, jj) in j.iter() {
+        let (jj, ll, rr) = (Some(jj), l.get(k), r.get(k));
         let (Some(jj), ls, rs) = (jj, local_state(jj, ll), remote_state(jj, rr)) else { continue };
         let local_type_changed = ll.is_some_and(|x| x.kind != jj.kind);
         let remote_type_changed = rr.is_some_and(|x| x.kind != jj.kind);
         if local_type_changed && rs == State::Same {
-            hide_subtree(&mut l, k);
+            hide_subtree(l.to_mut(), k);
             another_pass = true;
         } else if remote_type_changed && ls == State::Same {
-            hide_subtree(&mut r, k);
+            hide_subtree(r.to_mut(), k);
             another_pass = true;
         }
     }
 
-    let all: BTreeSet<String> = j.keys().chain(l.keys()).chain(r.keys()).cloned().collect();
     // Paths under a folder that is itself in conflict wait for the next pass.
     let mut conflicted_dirs: Vec<String> = Vec::new();
-    for k in &all {
+    // Every path of the three maps in key order, each with its three sides: one walk of the
+    // sorted maps instead of a union set and three lookups per path.
+    for (k, jj, ll, rr) in Union::new(&j, &l, &r) {
         if options.skip.contains(k) || conflicted_dirs.iter().any(|d| names::is_within(k, d)) {
             continue;
         }
-        let (jj, ll, rr) = (j.get(k), l.get(k), r.get(k));
+        let k: &String = k;
         let (ls, rs) = (local_state(jj, ll), remote_state(jj, rr));
         use State::*;
         let action = match (ls, rs) {
@@ -517,6 +526,35 @@ pub fn plan(
     plan
 }
 
+/// The union of three key-sorted maps, in key order, with each key's entry on every side: a
+/// merge of the three sorted iterators.
+struct Union<'a, A, B, C> {
+    a: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, A>>,
+    b: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, B>>,
+    c: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, C>>,
+}
+
+impl<'a, A, B, C> Union<'a, A, B, C> {
+    fn new(a: &'a BTreeMap<String, A>, b: &'a BTreeMap<String, B>, c: &'a BTreeMap<String, C>) -> Self {
+        Union { a: a.iter().peekable(), b: b.iter().peekable(), c: c.iter().peekable() }
+    }
+}
+
+impl<'a, A, B, C> Iterator for Union<'a, A, B, C> {
+    type Item = (&'a String, Option<&'a A>, Option<&'a B>, Option<&'a C>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let key = [self.a.peek().map(|x| x.0), self.b.peek().map(|x| x.0), self.c.peek().map(|x| x.0)]
+            .into_iter()
+            .flatten()
+            .min()?;
+        let a = self.a.next_if(|x| x.0 == key).map(|x| x.1);
+        let b = self.b.next_if(|x| x.0 == key).map(|x| x.1);
+        let c = self.c.next_if(|x| x.0 == key).map(|x| x.1);
+        Some((key, a, b, c))
+    }
+}
+
 /// Sends the local item to the server (links never: they are out of the plan by then).
 fn push(
     k: &str,
@@ -600,9 +638,9 @@ fn move_subtree<V: Clone>(map: &mut BTreeMap<String, V>, from: &str, to: &str, m
 /// Local renames: a journal item missing locally whose inode shows up under a new, unknown name,
 /// with the server still holding the known version at the old name.
 fn detect_local_renames(
-    j: &mut BTreeMap<String, Record>,
-    l: &mut BTreeMap<String, LocalEntry>,
-    r: &mut BTreeMap<String, RemoteEntry>,
+    j: &mut Cow<'_, BTreeMap<String, Record>>,
+    l: &mut Cow<'_, BTreeMap<String, LocalEntry>>,
+    r: &mut Cow<'_, BTreeMap<String, RemoteEntry>>,
     actions: &mut Vec<Action>,
     options: &Options,
 ) {
@@ -639,8 +677,8 @@ fn detect_local_renames(
         let server_to = join(&server_path(parent, r), last(&to));
         actions.push(Action::MoveRemote { from: from.clone(), to: to.clone(), server_from, server_to: server_to.clone() });
         by_inode.remove(&rec.inode);
-        move_subtree(j, &from, &to, |_, _| {});
-        move_subtree(r, &from, &to, |e, suffix| e.server_path = format!("{server_to}{suffix}"));
+        move_subtree(j.to_mut(), &from, &to, |_, _| {});
+        move_subtree(r.to_mut(), &from, &to, |e, suffix| e.server_path = format!("{server_to}{suffix}"));
         if rec.kind == Kind::Dir {
             work.extend(j.range(to.clone()..).take_while(|(p, _)| p.starts_with(&to)).map(|(p, _)| p.clone()).filter(|p| p != &to));
         }
@@ -649,9 +687,9 @@ fn detect_local_renames(
 
 /// Remote renames, by file id (servers that give one), with the local item unchanged.
 fn detect_remote_renames(
-    j: &mut BTreeMap<String, Record>,
-    l: &mut BTreeMap<String, LocalEntry>,
-    r: &mut BTreeMap<String, RemoteEntry>,
+    j: &mut Cow<'_, BTreeMap<String, Record>>,
+    l: &mut Cow<'_, BTreeMap<String, LocalEntry>>,
+    r: &mut Cow<'_, BTreeMap<String, RemoteEntry>>,
     actions: &mut Vec<Action>,
     options: &Options,
 ) {
@@ -691,8 +729,8 @@ fn detect_remote_renames(
         let disk_to = join(&disk_path(parent, l), last(&to));
         actions.push(Action::MoveLocal { from: from.clone(), to: to.clone(), disk_from, disk_to: disk_to.clone() });
         by_id.remove(&id);
-        move_subtree(j, &from, &to, |_, _| {});
-        move_subtree(l, &from, &to, |e, suffix| e.disk_path = format!("{disk_to}{suffix}"));
+        move_subtree(j.to_mut(), &from, &to, |_, _| {});
+        move_subtree(l.to_mut(), &from, &to, |e, suffix| e.disk_path = format!("{disk_to}{suffix}"));
         if rec.kind == Kind::Dir {
             work.extend(j.range(to.clone()..).take_while(|(p, _)| p.starts_with(&to)).map(|(p, _)| p.clone()).filter(|p| p != &to));
         }

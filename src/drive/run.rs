@@ -5,7 +5,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Mutex,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde::Serialize;
@@ -94,6 +94,34 @@ pub struct Summary {
     pub warnings: Vec<Refusal>,
     /// Remote requests made to list the server (last pass).
     pub list_requests: u64,
+    /// Where the run's time went.
+    pub timings: Timings,
+}
+
+/// Where one run's wall time went, in milliseconds, summed over its passes. Taken here with
+/// `Instant`, around the calls (the planner itself has no clock). `local_ms` is what this
+/// computer spent on its own: everything but waiting for the server's listing and executing
+/// the plan, so it is the cost of a run that finds nothing to do, apart from the network.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    /// Opening the journal and reading its records and failures.
+    pub journal_ms: f64,
+    /// Walking the local folder (and removing our stale temporary files).
+    pub scan_ms: f64,
+    /// Listing the server (network included).
+    pub remote_list_ms: f64,
+    /// Filtering the remote listing, planning, and the safety stops.
+    pub plan_ms: f64,
+    /// Executing the plans (zero when there is nothing to do).
+    pub execute_ms: f64,
+    /// The whole run: lock, journal, every pass, and the bookkeeping written at the end.
+    pub total_ms: f64,
+    /// `total_ms` minus `remote_list_ms` and `execute_ms`.
+    pub local_ms: f64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 fn now_unix() -> i64 {
@@ -107,12 +135,16 @@ pub async fn sync_once(
     options: &RunOptions,
     progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
 ) -> Result<Outcome, DriveError> {
+    let started = Instant::now();
     // Whoever chose the folder, a private place is never synced (see crate::folder).
     crate::folder::check(&folder.root)?;
     let _lock = FolderLock::acquire(&folder.lock(), &folder.root)?;
+    let mut timings = Timings::default();
+    let t = Instant::now();
     // A std mutex: the executor locks it briefly per item, never across an await.
     let journal = Mutex::new(Journal::open(&folder.journal)?);
-    let result = run_locked(folder, remote, options, progress, &journal).await;
+    timings.journal_ms += ms(t);
+    let mut result = run_locked(folder, remote, options, progress, &journal, &mut timings).await;
     let journal = lock(&journal);
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -132,6 +164,21 @@ pub async fn sync_once(
             .set_meta("state", "error")
             .and_then(|_| journal.set_meta("last_error", &format!("{e} [{}]", e.code()))),
     };
+    timings.total_ms = ms(started);
+    timings.local_ms = (timings.total_ms - timings.remote_list_ms - timings.execute_ms).max(0.0);
+    tracing::debug!(
+        journal_ms = timings.journal_ms,
+        scan_ms = timings.scan_ms,
+        remote_list_ms = timings.remote_list_ms,
+        plan_ms = timings.plan_ms,
+        execute_ms = timings.execute_ms,
+        local_ms = timings.local_ms,
+        total_ms = timings.total_ms,
+        "run timings"
+    );
+    if let Ok(Outcome::Done(summary)) = &mut result {
+        summary.timings = timings;
+    }
     result
 }
 
@@ -141,8 +188,11 @@ async fn run_locked(
     options: &RunOptions,
     progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
     journal: &Mutex<Journal>,
+    timings: &mut Timings,
 ) -> Result<Outcome, DriveError> {
+    let t = Instant::now();
     let mut records = lock(journal).records()?;
+    timings.journal_ms += ms(t);
     if !folder.root.is_dir() {
         if records.is_empty() && !folder.root.exists() {
             std::fs::create_dir_all(&folder.root).map_err(|e| DriveError::LocalIo {
@@ -160,6 +210,7 @@ async fn run_locked(
     let mut unsettled: Vec<String> = Vec::new();
     for pass in 0..options.max_passes.max(1) {
         unsettled.clear();
+        let t = Instant::now();
         let ignore = Ignore::load(&folder.root);
         let root = folder.root.clone();
         let scan_ignore = ignore.clone();
@@ -167,15 +218,18 @@ async fn run_locked(
             .await
             .map_err(|e| DriveError::LocalIo { path: folder.root.display().to_string(), reason: e.to_string() })??;
         if !options.dry_run {
-            for t in &local.temps {
-                let _ = std::fs::remove_file(t);
+            for temp in &local.temps {
+                let _ = std::fs::remove_file(temp);
             }
         }
+        timings.scan_ms += ms(t);
+        let t = Instant::now();
         let mut listing = remote.list_tree().await?;
         if !options.dry_run && pass == 0 {
             remove_stale_remote_temps(remote, &listing).await;
         }
-        filter_remote(&mut listing, &ignore, case_insensitive);
+        timings.remote_list_ms += ms(t);
+        let t = Instant::now();
         let now = now_unix();
         let skip: BTreeSet<String> = lock(journal)
             .failures()?
@@ -183,6 +237,9 @@ async fn run_locked(
             .filter(|f| !options.retry_failed && f.next_try > now)
             .map(|f| f.path)
             .collect();
+        timings.journal_ms += ms(t);
+        let t = Instant::now();
+        filter_remote(&mut listing, &ignore, case_insensitive);
         // UTC: the local offset cannot be read soundly in a multi-threaded process on Linux.
         let local_now = time::OffsetDateTime::now_utc();
         let mut plan_options = plan::Options::new(time::PrimitiveDateTime::new(local_now.date(), local_now.time()));
@@ -196,6 +253,7 @@ async fn run_locked(
         summary.warnings = listing.warnings;
         tracing::debug!(pass, actions = plan.actions.len(), "planned");
         let stops = plan.safety_stops(&plan_options);
+        timings.plan_ms += ms(t);
         if !stops.is_empty() && !options.allow_deletes {
             tracing::warn!(?stops, "safety stop: asking before deleting");
             return Ok(Outcome::NeedsConfirmation { stops, plan });
@@ -212,13 +270,17 @@ async fn run_locked(
         executor.backoff = options.backoff;
         executor.stop_after = options.stop_after;
         executor.progress = progress;
+        let t = Instant::now();
         let report = executor.execute(&plan).await?;
+        timings.execute_ms += ms(t);
         unsettled = report.deferred.clone();
         merge(&mut summary.report, report.clone());
         if !(plan.another_pass || report.changed_meanwhile > 0) {
             break;
         }
+        let t = Instant::now();
         records = lock(journal).records()?;
+        timings.journal_ms += ms(t);
     }
     // A precondition refused on every pass (e.g. a server that answers 412 whatever we do)
     // must not end as "0 done, 0 failed": it is a failure, reported and retried later.
