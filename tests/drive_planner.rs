@@ -271,6 +271,22 @@ fn type_change_on_both_sides_is_a_conflict() {
 }
 
 #[test]
+fn type_change_against_an_edit_inside_is_a_conflict() {
+    // A folder became a file on the server while a file inside it was edited here: deleting
+    // the folder here would fail on the edit, re-creating it there fails on the file.
+    let scene = s().synced("d", D, 1).synced("d/b", F, 2).remote("d", F, 5).no_remote("d/b").local("d/b", F, 6);
+    let plan = scene.plan();
+    assert_eq!(plan.actions.iter().map(Action::summary).collect::<Vec<_>>(), ["conflict d (local copy -> d (conflit 2026-03-04 050607))"]);
+    assert!(plan.another_pass);
+    // A folder became a file here while the server added a file inside it.
+    let scene = s().synced("d", D, 1).synced("d/b", F, 2).local("d", F, 5).no_local("d/b").remote("d/n", F, 7);
+    expect(scene, &["conflict d (local copy -> d (conflit 2026-03-04 050607))"]);
+    // Only deletions inside: no conflict, the type change goes through.
+    let scene = s().synced("x", F, 9).synced("d", D, 1).synced("d/b", F, 2).remote("d", F, 5).no_remote("d/b").no_local("d/b");
+    expect(scene, &["delete local d/", "forget d/b"]);
+}
+
+#[test]
 fn items_waiting_for_a_retry_are_left_alone() {
     let scene = s().local("a", F, 1).local("b", F, 2);
     let mut options = options();

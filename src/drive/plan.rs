@@ -23,8 +23,8 @@
 //!   `NAME (conflit YYYY-MM-DD HHMMSS).EXT` and uploaded in the next pass, so both sides keep
 //!   both versions.
 //! - **Type change** (file ↔ folder) on one side while the other is unchanged: this pass
-//!   deletes the old item on the other side, the next pass brings the new one. On both sides:
-//!   conflict.
+//!   deletes the old item on the other side, the next pass brings the new one. On both sides,
+//!   or when the other side added or edited something inside the old folder: conflict.
 //! - **Folder deletion** happens only when every item below it would be deleted too; otherwise
 //!   the folder is re-created on the side that deleted it (an edit below it wins).
 //! - **Renames**: a journal item gone locally whose inode reappears under a new name is a local
@@ -405,17 +405,29 @@ pub fn plan(
 
     // A type change on one side with the other unchanged: this pass only deletes the old item
     // on the other side (the changed side's new item is hidden until the next pass).
+    // A folder counts as unchanged only if nothing below it was added or edited: a folder that
+    // became a file on one side while the other side edited inside it is a conflict (deleting
+    // the folder would fail on its new content, and re-creating it fails on the file).
     // Only `l` and `r` change in this loop, so the journal is walked in place.
+    let mut type_conflicts: BTreeSet<String> = BTreeSet::new();
     for (k, jj) in j.iter() {
         let (jj, ll, rr) = (Some(jj), l.get(k), r.get(k));
         let (Some(jj), ls, rs) = (jj, local_state(jj, ll), remote_state(jj, rr)) else { continue };
         let local_type_changed = ll.is_some_and(|x| x.kind != jj.kind);
         let remote_type_changed = rr.is_some_and(|x| x.kind != jj.kind);
         if local_type_changed && rs == State::Same {
-            hide_subtree(l.to_mut(), k);
+            if changed_below(&r, k, |c, e| remote_state(j.get(c), Some(e))) {
+                type_conflicts.insert(k.clone());
+            } else {
+                hide_subtree(l.to_mut(), k);
+            }
             another_pass = true;
         } else if remote_type_changed && ls == State::Same {
-            hide_subtree(r.to_mut(), k);
+            if changed_below(&l, k, |c, e| local_state(j.get(c), Some(e))) {
+                type_conflicts.insert(k.clone());
+            } else {
+                hide_subtree(r.to_mut(), k);
+            }
             another_pass = true;
         }
     }
@@ -429,8 +441,9 @@ pub fn plan(
             continue;
         }
         let k: &String = k;
-        let (ls, rs) = (local_state(jj, ll), remote_state(jj, rr));
         use State::*;
+        let (ls, rs) =
+            if type_conflicts.contains(k) { (Changed, Changed) } else { (local_state(jj, ll), remote_state(jj, rr)) };
         let action = match (ls, rs) {
             (Absent, Absent) | (Same, Same) => None,
             (New, Absent) | (Changed, Same) | (Changed, Deleted) => {
@@ -610,6 +623,14 @@ fn disk_path(k: &str, l: &BTreeMap<String, LocalEntry>) -> String {
 
 fn last(k: &str) -> &str {
     k.rsplit('/').next().unwrap_or(k)
+}
+
+/// Whether an item strictly below `dir` is new or edited on that side.
+fn changed_below<V>(map: &BTreeMap<String, V>, dir: &str, state: impl Fn(&str, &V) -> State) -> bool {
+    let prefix = format!("{dir}/");
+    map.range(prefix.clone()..)
+        .take_while(|(p, _)| p.starts_with(&prefix))
+        .any(|(p, e)| matches!(state(p, e), State::New | State::Changed))
 }
 
 fn hide_subtree<V>(map: &mut BTreeMap<String, V>, k: &str) {
