@@ -277,6 +277,18 @@ fn links_are_the_profile_links_and_the_account_page() {
     );
 }
 
+/// Issue 14, item 18: a profile listing the account page itself ("Mon compte", as the demo
+/// does) shows it once in "Mes outils".
+#[test]
+fn the_account_page_is_listed_once() {
+    let mut p = profile();
+    p.links.push(Link { name: "Mon compte".into(), url: p.account_url() });
+    let links = visio::links(&p);
+    let accounts: Vec<&str> = links.iter().filter(|l| l.url == p.account_url()).map(|l| l.name.as_str()).collect();
+    assert_eq!(accounts, ["Mon compte"], "{links:?}");
+    assert_eq!(links.iter().filter(|l| l.kind == LinkKind::Account).count(), 1);
+}
+
 #[test]
 fn opening_goes_through_the_replaceable_hook() {
     let opened = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

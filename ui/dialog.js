@@ -18,8 +18,15 @@ async function start() {
   const spec = kinds[kind] || kinds.login_again;
   $("title").textContent = t(`dialog.${kind}.title`);
   document.title = $("title").textContent;
-  $("text").textContent = t(`dialog.${kind}.text`, { name: "", free: "" });
+  // Names and sizes come from the shell; the words from the catalog.
+  const details = kind === "no_space" || kind === "conflicts" ? await ipc.dialogDetails() : { name: "", size: "", conflicts: [] };
+  $("text").textContent = t(`dialog.${kind}.text`, { name: details.name, size: details.size });
   $("detail").textContent = spec.detail ? t(spec.detail) : "";
+  for (const path of kind === "conflicts" ? details.conflicts : []) {
+    const li = document.createElement("li");
+    li.textContent = path;
+    $("list").append(li);
+  }
   const answer = (a) => ipc.dialogAnswer(kind, a);
   for (const [value, key, style] of spec.buttons) {
     const b = document.createElement("button");

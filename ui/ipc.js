@@ -21,5 +21,6 @@ export const settingsGet = () => call("settings_get");
 export const settingsSet = (key, value) => call("settings_set", { change: { key, value } });
 export const logout = () => call("logout");
 export const openLogs = () => call("open_logs");
+export const dialogDetails = () => call("dialog_details");
 export const dialogAnswer = (kind, answer) => call("dialog_answer", { kind, answer });
 export const closeWindow = () => call("close_window");

@@ -67,7 +67,17 @@ $("language").addEventListener("change", async (e) => {
   $("saved").textContent = t("settings.saved");
   $("language").focus();
 });
-$("logout").addEventListener("click", async () => {
+// Logging out asks first; "Annuler" is the default.
+$("logout").addEventListener("click", () => {
+  $("logout-confirm").hidden = false;
+  $("logout-no").focus();
+});
+$("logout-no").addEventListener("click", () => {
+  $("logout-confirm").hidden = true;
+  $("logout").focus();
+});
+$("logout-yes").addEventListener("click", async () => {
+  $("logout-confirm").hidden = true;
   try {
     await ipc.logout();
     await render();
@@ -77,6 +87,16 @@ $("logout").addEventListener("click", async () => {
 });
 $("logs").addEventListener("click", () => ipc.openLogs().catch((e) => showError($("error"), e)));
 $("close").addEventListener("click", () => ipc.closeWindow());
-document.addEventListener("keydown", (e) => { if (e.key === "Escape") ipc.closeWindow(); });
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  if (!$("logout-confirm").hidden) {
+    $("logout-no").click();
+  } else {
+    ipc.closeWindow();
+  }
+});
 
-render().catch((e) => showError($("error"), e));
+// Focus starts on the first setting, never on a button that ends something.
+render()
+  .then(() => document.querySelector("main input, main select")?.focus())
+  .catch((e) => showError($("error"), e));

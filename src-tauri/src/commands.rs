@@ -156,6 +156,12 @@ pub fn open_logs(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
         .map_err(|e| ShellError::logged("browser", &e))
 }
 
+/// What a sync dialog shows: the file refused for lack of space, the conflicts' list.
+#[tauri::command]
+pub fn dialog_details(shell: State<'_, Shell>) -> crate::shell::DialogDetails {
+    shell.dialog_details()
+}
+
 /// The member's answer to a dialog; the window closes.
 #[tauri::command]
 pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: WebviewWindow<Wry>, kind: DialogKind, answer: DialogAnswer) -> Answer<()> {

@@ -16,6 +16,7 @@ pub const COMMANDS: &[&str] = &[
     "logout",
     "open_logs",
     "dialog_answer",
+    "dialog_details",
     "close_window",
 ];
 

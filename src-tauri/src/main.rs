@@ -24,6 +24,11 @@ fn main() {
     let _log_guard = logs::init(&dirs.logs);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
 
+    // libayatana-appindicator publishes GLib's application name as the tray's title; unset,
+    // it is the binary's name ("passerelle-desktop").
+    #[cfg(target_os = "linux")]
+    glib::set_application_name("Passerelle");
+
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             // A second launch: bring the first one forward instead of starting twice.
@@ -61,6 +66,7 @@ fn main() {
             commands::logout,
             commands::open_logs,
             commands::dialog_answer,
+            commands::dialog_details,
             commands::close_window,
         ])
         .setup(move |app| {

@@ -1,4 +1,5 @@
-//! Desktop notifications: mentions, direct messages, a meeting starting, quota at 90%. They
+//! Desktop notifications: mentions, direct messages, a meeting starting, quota at 90%, a tray
+//! action that failed. They
 //! go to the notification plugin and, when `PASSERELLE_NOTIFY_LOG=path` is set, are
 //! also appended to that file as JSON lines: the recorded sink the end-to-end tests read.
 use std::io::Write;
@@ -15,6 +16,8 @@ pub enum NoticeKind {
     MeetingSoon,
     Quota,
     InviteCopied,
+    /// A tray action failed; the body is the catalog's sentence for its code.
+    ActionFailed,
 }
 
 #[derive(Debug, Serialize)]

@@ -56,7 +56,19 @@ pub struct Shell {
     /// The ad-hoc room: fresh for each "start a visio", except the room of an invite just
     /// copied (see `visio::AdHocRoom`).
     room: Mutex<visio::AdHocRoom>,
+    /// What the sync's dialogs show: the file refused for lack of space, the last conflicts.
+    details: Mutex<DialogDetails>,
+    /// Files the "not enough space" dialog was already opened for: once each.
+    space_asked: Mutex<std::collections::HashSet<String>>,
     theme: Theme,
+}
+
+/// The facts a sync dialog shows (`dialog_details`): names and sizes, never an error text.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DialogDetails {
+    pub name: String,
+    pub size: String,
+    pub conflicts: Vec<String>,
 }
 
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain values.
@@ -86,6 +98,8 @@ impl Shell {
             shown: Mutex::new(TrayModel::default()),
             catalog: RwLock::new(catalog),
             room: Mutex::new(visio::AdHocRoom::default()),
+            details: Mutex::new(DialogDetails::default()),
+            space_asked: Mutex::new(Default::default()),
             theme: Theme::detect(),
             dirs,
         }
@@ -269,18 +283,31 @@ impl Shell {
             let paths = FolderPaths::new(&shell.dirs.data, &root, url.as_str());
             let remote: Arc<dyn Remote> = if is_nextcloud {
                 let options = ConnectOptions { opener: opener(&app), ..ConnectOptions::default() };
-                match nextcloud::connect(&shell.http, &url, Some(&session), &shell.store, &options).await {
-                    Ok(nc) => {
-                        shell.watch_quota(&app, nc.clone());
-                        let cache = paths.journal.with_extension("tree.json");
-                        Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
+                let nc = loop {
+                    match nextcloud::connect(&shell.http, &url, Some(&session), &shell.store, &options).await {
+                        Ok(nc) => break nc,
+                        // A server that cannot be reached now is tried again later, as the
+                        // sync would; the tray says which one.
+                        Err(e @ (nextcloud::NextcloudError::Offline(_) | nextcloud::NextcloudError::LoginUnreachable(_))) => {
+                            tracing::warn!(code = e.code(), "cannot connect to the file server yet: {e}");
+                            let status = match e {
+                                nextcloud::NextcloudError::Offline(message) => DriveStatus::Offline { message, last_sync: None, waiting: 0 },
+                                other => DriveStatus::Error { code: other.code().into(), message: other.to_string() },
+                            };
+                            shell.on_drive_status(&app, status);
+                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(code = e.code(), "the file server refused the login: {e}");
+                            // Worded from the code: the error's own text is English.
+                            shell.model.send_modify(|m| m.sync = SyncLine::Error(e.code().to_string()));
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(code = e.code(), "the file server refused the login: {e}");
-                        shell.model.send_modify(|m| m.sync = SyncLine::Error(e.to_string()));
-                        return;
-                    }
-                }
+                };
+                shell.watch_quota(&app, nc.clone());
+                let cache = paths.journal.with_extension("tree.json");
+                Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -303,23 +330,62 @@ impl Shell {
 
     fn on_drive_status(&self, app: &AppHandle<Wry>, status: DriveStatus) {
         tracing::debug!(?status, "drive status");
-        let line = match &status {
-            DriveStatus::Starting => SyncLine::Waiting,
-            DriveStatus::Idle { .. } => SyncLine::UpToDate,
-            DriveStatus::Syncing { done, total, .. } => SyncLine::Syncing { done: *done as u64, total: *total as u64 },
-            DriveStatus::Paused => SyncLine::Paused,
-            DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
-            DriveStatus::Offline { .. } => SyncLine::Offline,
-            // Worded from the code: the message is English and may name a path or a URL.
-            DriveStatus::LoginRequired { .. } => SyncLine::Error("login_required".into()),
-            DriveStatus::Error { code, .. } => SyncLine::Error(code.clone()),
-        };
+        let line = sync_line(&status, self.online_hint());
         self.model.send_modify(|m| m.sync = line);
         match status {
             DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
             DriveStatus::LoginRequired { .. } => self.ask(app, DialogKind::LoginAgain),
+            DriveStatus::Idle { failed, conflicts, .. } => {
+                // "Not enough space": once per file, with its real name and size.
+                let refused = failed.iter().find(|f| f.code == "quota_exceeded" && !lock(&self.space_asked).contains(&f.path));
+                if let Some(item) = refused {
+                    lock(&self.space_asked).insert(item.path.clone());
+                    let t = self.catalog();
+                    let mut details = lock(&self.details);
+                    details.name = item.path.rsplit('/').next().unwrap_or(&item.path).to_string();
+                    details.size = item.size.map(|s| t.size(s)).unwrap_or_default();
+                    drop(details);
+                    self.ask(app, DialogKind::NoSpace);
+                }
+                if !conflicts.is_empty() {
+                    lock(&self.details).conflicts = conflicts;
+                    self.ask(app, DialogKind::Conflicts);
+                }
+            }
+            DriveStatus::Offline { .. } => self.check_online(app),
             _ => {}
         }
+    }
+
+    /// The chat answers, so the computer is online (a first guess before asking the login
+    /// server).
+    fn online_hint(&self) -> bool {
+        matches!(self.model.borrow().chat, Some(ChatState::Ready(_)))
+    }
+
+    /// The file server cannot be reached: asks the login server whether the computer is
+    /// online, to say "file server unreachable" rather than "offline".
+    fn check_online(&self, app: &AppHandle<Wry>) {
+        let Some(session) = self.session() else { return };
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            let shell = app.state::<Shell>();
+            let online = passerelle::auth::login_server_answers(&shell.http, session.profile()).await;
+            shell.model.send_if_modified(|m| {
+                let online = online || matches!(m.chat, Some(ChatState::Ready(_)));
+                match &mut m.sync {
+                    SyncLine::Offline { server_down, .. } if *server_down != online => {
+                        *server_down = online;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        });
+    }
+
+    pub fn dialog_details(&self) -> DialogDetails {
+        lock(&self.details).clone()
     }
 
     /// Reads the quota now and after each completed sync; warns once from 90 %.
@@ -355,7 +421,7 @@ impl Shell {
                     if model.changed().await.is_err() {
                         return;
                     }
-                    let now_up = matches!(model.borrow().sync, SyncLine::UpToDate);
+                    let now_up = matches!(model.borrow().sync, SyncLine::UpToDate | SyncLine::Failed { .. });
                     if was_syncing && now_up {
                         break;
                     }
@@ -525,7 +591,14 @@ impl Shell {
         tracing::info!(?action, "tray menu");
         if let Err(e) = self.try_act(app, action) {
             tracing::warn!(code = %e.code, message = %e.message, ?action, "the action failed");
+            self.tell_failure(app, &e);
         }
+    }
+
+    /// A failed action is never silent: a notification with the catalog's sentence.
+    fn tell_failure(&self, app: &AppHandle<Wry>, e: &ShellError) {
+        let t = self.catalog();
+        notify::send(app, NoticeKind::ActionFailed, &t.t("notify.action_failed.title"), &t.error(&e.code));
     }
 
     fn try_act(&self, app: &AppHandle<Wry>, action: MenuAction) -> Result<(), ShellError> {
@@ -538,13 +611,18 @@ impl Shell {
             MenuAction::Logout => {
                 let app = app.clone();
                 tauri::async_runtime::spawn(async move {
-                    if let Err(e) = app.state::<Shell>().logout().await {
+                    let shell = app.state::<Shell>();
+                    if let Err(e) = shell.logout().await {
                         tracing::warn!(code = %e.code, "logout: {}", e.message);
+                        shell.tell_failure(&app, &e);
                     }
                 });
             }
             MenuAction::OpenFolder => {
                 let folder = self.folder().ok_or_else(|| ShellError::new("no_folder"))?;
+                if !folder.is_dir() {
+                    return Err(ShellError::logged("folder_missing", &folder.display()));
+                }
                 app.opener()
                     .open_path(folder.display().to_string(), None::<&str>)
                     .map_err(|e| ShellError::logged("browser", &e))?;
@@ -613,6 +691,36 @@ impl Shell {
     }
 }
 
+/// The tray's sync line for a status of the folder's sync. `online`: another server answers.
+pub fn sync_line(status: &DriveStatus, online: bool) -> SyncLine {
+    match status {
+        DriveStatus::Starting => SyncLine::Waiting,
+        DriveStatus::Idle { failed, .. } if !failed.is_empty() => {
+            SyncLine::Failed { files: failed.len(), code: failed[0].code.clone() }
+        }
+        DriveStatus::Idle { .. } => SyncLine::UpToDate,
+        DriveStatus::Syncing { done, total, .. } => SyncLine::Syncing { done: *done as u64, total: *total as u64 },
+        DriveStatus::Paused => SyncLine::Paused,
+        DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
+        DriveStatus::Offline { last_sync, waiting, .. } => SyncLine::Offline {
+            server_down: online,
+            files: *waiting,
+            last_sync: last_sync.as_deref().and_then(local_time),
+        },
+        // Worded from the code: the message is English and may name a path or a URL.
+        DriveStatus::LoginRequired { .. } => SyncLine::Error("login_required".into()),
+        DriveStatus::Error { code, .. } => SyncLine::Error(code.clone()),
+    }
+}
+
+/// "14:32" today, "28/11 14:32" before, in the member's time zone.
+fn local_time(rfc3339: &str) -> Option<String> {
+    let tz = calendar::local_timezone();
+    let at = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?.with_timezone(&tz);
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    Some(if at.date_naive() == today { at.format("%H:%M").to_string() } else { at.format("%d/%m %H:%M").to_string() })
+}
+
 fn draw(app: &AppHandle<Wry>, tray: &TrayIcon<Wry>, model: &TrayModel, t: &Catalog, theme: Theme) -> tauri::Result<()> {
     tray.set_icon(Some(icon::render(model.state(), theme, &model.badge())?))?;
     tray.set_tooltip(Some(model.tooltip(t)))?;
@@ -642,6 +750,20 @@ fn ignore_text(old: &str, folders: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14, item 1: an idle run with failed items is not « À jour ».
+    #[test]
+    fn failed_items_are_not_up_to_date() {
+        let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5) }];
+        let idle = DriveStatus::Idle { last_sync: None, failed, conflicts: vec![] };
+        assert_eq!(sync_line(&idle, true), SyncLine::Failed { files: 1, code: "quota_exceeded".into() });
+        let clean = DriveStatus::Idle { last_sync: None, failed: vec![], conflicts: vec!["x".into()] };
+        assert_eq!(sync_line(&clean, true), SyncLine::UpToDate);
+        let down = DriveStatus::Offline { message: String::new(), last_sync: None, waiting: 2 };
+        assert_eq!(sync_line(&down, true), SyncLine::Offline { server_down: true, files: 2, last_sync: None });
+        let login = DriveStatus::Error { code: "login_unreachable".into(), message: String::new() };
+        assert_eq!(sync_line(&login, true), SyncLine::Error("login_unreachable".into()));
+    }
 
     #[test]
     fn the_managed_block_keeps_the_members_lines() {

@@ -32,7 +32,11 @@ pub enum SyncLine {
     NeedsConfirmation,
     /// An error code, worded from the catalog.
     Error(String),
-    Offline,
+    /// Synced, except `files` that wait for a retry; `code` says why (the first one's).
+    Failed { files: usize, code: String },
+    /// The file server cannot be reached. `server_down`: other servers answer, so the computer
+    /// is online. `files`: local changes waiting; `last_sync`: already formatted ("14:32").
+    Offline { server_down: bool, files: usize, last_sync: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +77,8 @@ impl TrayModel {
             SyncLine::Waiting | SyncLine::UpToDate => TrayState::UpToDate,
             SyncLine::Syncing { .. } => TrayState::Syncing,
             SyncLine::Paused => TrayState::Paused,
-            SyncLine::NeedsConfirmation | SyncLine::Error(_) => TrayState::Error,
-            SyncLine::Offline => TrayState::Offline,
+            SyncLine::NeedsConfirmation | SyncLine::Error(_) | SyncLine::Failed { .. } => TrayState::Error,
+            SyncLine::Offline { .. } => TrayState::Offline,
         }
     }
 
@@ -102,8 +106,41 @@ impl TrayModel {
             SyncLine::Paused => t.t("tray.status.paused"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
             SyncLine::Error(code) => t.error(code),
-            SyncLine::Offline => t.t("tray.status.offline"),
+            SyncLine::Failed { files, .. } => waiting(t, *files),
+            SyncLine::Offline { server_down: true, .. } => t.t("tray.status.server_down"),
+            SyncLine::Offline { server_down: false, .. } => t.t("tray.status.offline"),
         }
+    }
+
+    /// The lines under the status: why files wait, and since when nothing was synced.
+    pub fn detail_lines(&self, t: &Catalog) -> Vec<String> {
+        if self.account.is_none() {
+            return Vec::new();
+        }
+        match &self.sync {
+            SyncLine::Failed { code, .. } => vec![t.error(code)],
+            SyncLine::Offline { files, last_sync, .. } => {
+                let mut lines = Vec::new();
+                if *files > 0 {
+                    lines.push(waiting(t, *files));
+                }
+                if let Some(time) = last_sync {
+                    lines.push(t.f("tray.status.last_sync", &[("time", time)]));
+                }
+                lines
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The quota line; marked as old when the file server cannot be asked.
+    pub fn quota_line(&self, t: &Catalog) -> Option<String> {
+        let q = self.quota.as_ref()?;
+        let (used, total) = (t.size(q.used), t.size(q.total));
+        Some(match self.sync {
+            SyncLine::Offline { .. } => t.f("tray.quota_stale", &[("used", &used), ("total", &total)]),
+            _ => t.f("tray.quota", &[("used", &used), ("total", &total)]),
+        })
     }
 
     pub fn tooltip(&self, t: &Catalog) -> String {
@@ -129,7 +166,12 @@ impl TrayModel {
                     _ => t.t("tray.chat.unavailable"),
                 }
             }
-            ChatState::Ready(c) | ChatState::Offline { last: Some(c), .. } => {
+            // The counts are old: say the server is down rather than show them as current.
+            ChatState::Offline { last: Some(c), .. } if c.total > 0 => {
+                t.f("tray.chat.offline_last", &[("count", &c.total.to_string())])
+            }
+            ChatState::Offline { .. } => t.t("tray.chat.offline"),
+            ChatState::Ready(c) => {
                 let count = if c.label.is_empty() { c.total.to_string() } else { c.label.clone() };
                 if c.total == 0 && c.dot {
                     t.t("tray.chat.alert")
@@ -146,6 +188,13 @@ impl TrayModel {
                 }
             }
         })
+    }
+}
+
+fn waiting(t: &Catalog, files: usize) -> String {
+    match files {
+        1 => t.t("tray.status.waiting_one"),
+        n => t.f("tray.status.waiting_files", &[("files", &n.to_string())]),
     }
 }
 
@@ -227,7 +276,10 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
     let info = |id: &str, label: String| MenuItem::with_id(app, format!("info:{id}"), label, false, None::<&str>);
 
     let mut menu = MenuBuilder::new(app).item(&info("status", model.status_text(t))?);
-    let Some(_name) = &model.account else {
+    for (i, line) in model.detail_lines(t).into_iter().enumerate() {
+        menu = menu.item(&info(&format!("detail:{i}"), line)?);
+    }
+    let Some(name) = &model.account else {
         return menu
             .separator()
             .item(&item(MenuAction::Login, t.t("tray.login"))?)
@@ -236,8 +288,8 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
             .build();
     };
 
-    if let Some(q) = &model.quota {
-        menu = menu.item(&info("quota", t.f("tray.quota", &[("used", &t.size(q.used)), ("total", &t.size(q.total))]))?);
+    if let Some(line) = model.quota_line(t) {
+        menu = menu.item(&info("quota", line)?);
     }
     menu = menu.separator();
     if model.has_folder {
@@ -287,7 +339,8 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
         }
         menu = menu.item(&tools.build()?);
     }
-    menu.item(&item(MenuAction::Settings, t.t("tray.settings"))?)
+    menu.item(&info("account", t.f("tray.account", &[("name", name)]))?)
+        .item(&item(MenuAction::Settings, t.t("tray.settings"))?)
         .item(&item(MenuAction::Logout, t.t("tray.logout"))?)
         .separator()
         .item(&item(MenuAction::Quit, t.t("tray.quit"))?)
@@ -342,6 +395,66 @@ mod tests {
         assert!(!t.error("offline").starts_with("error."), "worded from the catalog");
         m.account = None;
         assert_eq!(m.state(), TrayState::LoggedOut);
+    }
+
+    /// Issue 14, item 1: never « À jour » while files wait; how many, and why.
+    #[test]
+    fn failed_files_are_told_not_hidden() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
+        m.sync = SyncLine::Failed { files: 2, code: "quota_exceeded".into() };
+        assert_eq!(m.status_text(&t), "2 fichiers en attente");
+        assert_eq!(m.detail_lines(&t), [t.error("quota_exceeded")]);
+        assert_eq!(m.state(), TrayState::Error);
+        m.sync = SyncLine::Failed { files: 1, code: "forbidden".into() };
+        assert_eq!(m.status_text(&t), "1 fichier en attente");
+    }
+
+    /// Issue 14, item 2: the file server down is not "offline"; files waiting, the last sync,
+    /// and a quota that says it is old.
+    #[test]
+    fn file_server_down_is_told_apart_from_offline() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel {
+            account: Some("Alice".into()),
+            has_folder: true,
+            quota: Some(Quota { used: 1024 * 1024 * 1024, total: 10 * 1024 * 1024 * 1024 }),
+            ..Default::default()
+        };
+        assert_eq!(m.quota_line(&t).as_deref(), Some("1 Go sur 10 Go"));
+        m.sync = SyncLine::Offline { server_down: true, files: 3, last_sync: Some("14:32".into()) };
+        assert_eq!(m.status_text(&t), "Serveur de fichiers injoignable");
+        assert_eq!(m.detail_lines(&t), ["3 fichiers en attente", "Dernière synchronisation : 14:32"]);
+        assert_eq!(m.quota_line(&t).as_deref(), Some("1 Go sur 10 Go (à la dernière synchronisation)"));
+        assert_eq!(m.state(), TrayState::Offline);
+        m.sync = SyncLine::Offline { server_down: false, files: 0, last_sync: None };
+        assert_eq!(m.status_text(&t), "Hors ligne");
+        assert!(m.detail_lines(&t).is_empty());
+    }
+
+    /// Issue 14, item 3: the login server unreachable reads as "wait", never "log in again".
+    #[test]
+    fn login_server_unreachable_is_not_an_expired_login() {
+        let t = Catalog::load(Lang::Fr);
+        let m = TrayModel { account: Some("Alice".into()), sync: SyncLine::Error("login_unreachable".into()), ..Default::default() };
+        let text = m.status_text(&t);
+        assert!(!text.starts_with("error."), "{text}");
+        assert!(!text.contains("expiré") && !text.contains("Reconnectez"), "{text}");
+        assert_ne!(text, t.error("login_required"));
+    }
+
+    /// Issue 14, item 6: old chat counts are not shown as current while the server is down.
+    #[test]
+    fn the_chat_line_says_when_the_server_is_down() {
+        let t = Catalog::load(Lang::Fr);
+        let counts = ChatCounts { total: 4, label: "4".into(), ..Default::default() };
+        let mut m = TrayModel { account: Some("Alice".into()), ..Default::default() };
+        m.chat = Some(ChatState::Offline { last: Some(counts.clone()), reason: "refused".into() });
+        assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : serveur injoignable (4 non lus au dernier passage)"));
+        m.chat = Some(ChatState::Offline { last: None, reason: "refused".into() });
+        assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : hors ligne"));
+        m.chat = Some(ChatState::Ready(counts));
+        assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : 4 non lus"));
     }
 
     #[test]

@@ -117,6 +117,12 @@ impl Default for LoginOptions {
     }
 }
 
+/// Whether the organisation's login server answers now (its discovery document). The desktop
+/// tells "the file server is down" from "the computer is offline" with it.
+pub async fn login_server_answers(http: &reqwest::Client, profile: &Profile) -> bool {
+    oidc::Provider::discover(http, &profile.issuer).await.is_ok()
+}
+
 /// Runs the interactive login and stores the session.
 #[tracing::instrument(skip_all, fields(issuer = %profile.issuer))]
 pub async fn login(

@@ -110,6 +110,8 @@ pub(crate) struct Live {
     presence: Presence,
     /// The member's chat user name, to tell mentions from other notifications.
     username: Option<String>,
+    /// A live socket dropped and has not come back yet (see `confirm_current`).
+    socket_lost: bool,
 }
 
 impl Live {
@@ -127,6 +129,7 @@ impl Live {
             down_since: None,
             presence: Presence::Untouched,
             username: None,
+            socket_lost: false,
         }
     }
 
@@ -202,6 +205,20 @@ impl Live {
         }
     }
 
+    /// A live socket dropped and the next one cannot be opened, while counts are shown as
+    /// current: one REST catch-up says whether they still are, or publishes `Offline` with
+    /// them as the last known (issue 14, item 6: the tray said "3 non lus" as if current while
+    /// the server was down). Once per lost socket, so an outage costs one call, and a server
+    /// that never passes the websocket is polled as before.
+    async fn confirm_current(&mut self) {
+        if !self.loaded || !matches!(*self.state.borrow(), ChatState::Ready(_)) {
+            return;
+        }
+        if let Err(e) = self.load().await {
+            let _ = self.on_error(e, self.options.poll_every);
+        }
+    }
+
     /// A full load, or an `updatedSince` catch-up once loaded.
     async fn load(&mut self) -> Result<(), ChatError> {
         self.last_rest = Instant::now();
@@ -271,6 +288,7 @@ impl Live {
                 Ok(socket) => {
                     self.me = Some(creds.user_id.clone());
                     self.down_since = None;
+                    self.socket_lost = false;
                     self.presence = socket.presence;
                     self.username = creds.username.clone();
                     self.ledger.set_preferences(creds.preferences());
@@ -290,6 +308,10 @@ impl Live {
                 }
                 Err(SocketFailure::LoginRefused(reason) | SocketFailure::Lost(reason)) => {
                     tracing::info!(%reason, "the chat's websocket is not available");
+                    // A live socket just dropped and cannot come back: is the server down?
+                    if std::mem::take(&mut self.socket_lost) {
+                        self.confirm_current().await;
+                    }
                     return Ok(());
                 }
             }
@@ -304,6 +326,7 @@ impl Live {
                     Err(failure) => {
                         tracing::info!(?failure, "the chat's websocket dropped");
                         self.presence = Presence::Untouched;
+                        self.socket_lost = true;
                         return Ok(());
                     }
                 },

@@ -81,6 +81,8 @@ pub struct Report {
     pub deferred: Vec<String>,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// Paths that were changed on both sides and kept twice (the tray lists them).
+    pub conflicts: Vec<String>,
 }
 
 enum Outcome {
@@ -135,6 +137,11 @@ impl<'a> Executor<'a> {
         let bytes_up = AtomicU64::new(0);
         let bytes_down = AtomicU64::new(0);
         let report = Mutex::new(Report::default());
+        // "There is something to do": the tray shows « Synchronisation… » from here, not for a
+        // poll that finds nothing.
+        if let (Some(progress), true) = (self.progress, total > 0) {
+            progress(Progress { done: 0, total, bytes: 0 });
+        }
         let mut i = 0;
         while i < plan.actions.len() {
             let phase = plan.actions[i].phase();
@@ -346,7 +353,12 @@ impl<'a> Executor<'a> {
     fn settle(&self, action: &Action, result: Result<Outcome, ItemFail>, report: &Mutex<Report>) -> Result<(), DriveError> {
         let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(Outcome::Done) => Ok(()),
+            Ok(Outcome::Done) => {
+                if let Action::Conflict { path, .. } = action {
+                    report.conflicts.push(path.clone());
+                }
+                Ok(())
+            }
             Ok(Outcome::ChangedMeanwhile) | Err(ItemFail::Remote(RemoteError::Changed(_))) => {
                 tracing::info!(path = action.path(), "changed while syncing; will look again");
                 report.changed_meanwhile += 1;

@@ -47,7 +47,7 @@ pub mod webdav;
 use thiserror::Error;
 
 pub use remote::{Capabilities, Remote, RemoteEntry, RemoteError};
-pub use task::{Drive, DriveConfig, DriveHandle, DriveStatus, Event};
+pub use task::{Drive, DriveConfig, DriveHandle, DriveStatus, Event, FailedItem};
 pub use webdav::{Auth, WebDav};
 
 /// Whether an item is a file or a folder.

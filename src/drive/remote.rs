@@ -131,6 +131,10 @@ pub enum RemoteError {
     Server { status: u16 },
     #[error("the server refused the credentials: please log in again")]
     Unauthorized,
+    /// The login could not be renewed because the login server cannot be reached: not a reason
+    /// to log in again, only to wait.
+    #[error("the login server cannot be reached to renew the login: {0}")]
+    LoginUnreachable(String),
     #[error("not allowed by the server ({0})")]
     Forbidden(String),
     #[error("{0} is not on the server")]
@@ -162,6 +166,7 @@ impl RemoteError {
             RemoteError::TokenRefreshed => "token_refreshed",
             RemoteError::Server { .. } => "server_error",
             RemoteError::Unauthorized => "login_required",
+            RemoteError::LoginUnreachable(_) => "login_unreachable",
             RemoteError::Forbidden(_) => "forbidden",
             RemoteError::NotFound(_) => "not_found",
             RemoteError::Changed(_) => "changed_meanwhile",
@@ -189,7 +194,7 @@ impl RemoteError {
 
     /// The whole run must stop (nothing else can succeed).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, RemoteError::Unauthorized | RemoteError::Offline(_))
+        matches!(self, RemoteError::Unauthorized | RemoteError::Offline(_) | RemoteError::LoginUnreachable(_))
     }
 }
 

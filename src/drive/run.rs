@@ -303,6 +303,7 @@ fn merge(into: &mut Report, r: Report) {
     into.deferred.extend(r.deferred);
     into.bytes_up += r.bytes_up;
     into.bytes_down += r.bytes_down;
+    into.conflicts.extend(r.conflicts);
 }
 
 /// Staged uploads left by an interrupted run (ours or another device's) older than an hour.

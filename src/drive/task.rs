@@ -8,7 +8,7 @@
 //! handle.send(Event::Pause);
 //! handle.shutdown().await;
 //! ```
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 
 use serde::Serialize;
 use tokio::{
@@ -19,6 +19,7 @@ use tokio::{
 
 use super::{
     execute::Progress,
+    journal::Journal,
     names,
     plan::SafetyStop,
     remote::{Remote, RemoteError},
@@ -49,14 +50,27 @@ pub enum Event {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DriveStatus {
     Starting,
-    Idle { last_sync: Option<String>, failed: usize },
+    /// Done, except `failed` (waiting for a retry, from the journal: also those in back-off)
+    /// and `conflicts` (kept twice by the last run that did something).
+    Idle { last_sync: Option<String>, failed: Vec<FailedItem>, conflicts: Vec<String> },
     Syncing { done: usize, total: usize, bytes: u64 },
     Paused,
     /// A safety stop: ask "delete anyway?" and answer with [`Event::ConfirmDeletes`].
     NeedsConfirmation { question: String, stops: Vec<SafetyStop> },
-    Offline { message: String },
+    /// The file server cannot be reached. `waiting`: local files changed since the last
+    /// successful sync; `last_sync`: when that was.
+    Offline { message: String, last_sync: Option<String>, waiting: usize },
     LoginRequired { message: String },
     Error { code: String, message: String },
+}
+
+/// An item the last runs could not sync, as the member needs it: which file, why (an error
+/// code), and its size here (for "not enough space for this file").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedItem {
+    pub path: String,
+    pub code: String,
+    pub size: Option<u64>,
 }
 
 /// Everything the task needs.
@@ -139,18 +153,32 @@ async fn run_loop(
     let mut allow_deletes_once = false;
     let mut debounce_until: Option<Instant> = None;
     let mut next_poll = Instant::now() + config.poll_every;
+    // Local paths changed since the last successful run: "files waiting" while offline.
+    let mut changed: HashSet<PathBuf> = HashSet::new();
     loop {
         if due && !paused {
             due = false;
             let mut options = config.options.clone();
             options.allow_deletes |= std::mem::take(&mut allow_deletes_once);
-            let _ = status.send(DriveStatus::Syncing { done: 0, total: 0, bytes: 0 });
+            // No « Synchronisation… » yet: the executor reports progress only once the plan
+            // has actions, so a poll that finds nothing leaves the status alone.
             let progress_tx = status.clone();
             let progress = move |p: Progress| {
                 let _ = progress_tx.send(DriveStatus::Syncing { done: p.done, total: p.total, bytes: p.bytes });
             };
+            let pending = std::mem::take(&mut changed);
             let result = run::sync_once(&config.folder, config.remote.as_ref(), &options, Some(&progress)).await;
-            let _ = status.send(status_of(result));
+            if !matches!(result, Ok(Outcome::Done(_))) {
+                changed.extend(pending);
+            }
+            let next = status_of(result, &config.folder, &changed);
+            status.send_if_modified(|current| {
+                if quiet_repeat(current, &next) {
+                    return false;
+                }
+                *current = next;
+                true
+            });
             next_poll = Instant::now() + config.poll_every;
         }
         let debounce = async {
@@ -166,6 +194,9 @@ async fn run_loop(
                     let ours = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(names::TEMP_PREFIX));
                     if !ours {
                         debounce_until = Some(Instant::now() + config.debounce);
+                        if !path.is_dir() {
+                            changed.insert(path);
+                        }
                     }
                 }
                 Some(Event::PollDue | Event::SyncNow | Event::TokenRefreshed) => due = true,
@@ -200,13 +231,42 @@ async fn run_loop(
     }
 }
 
-fn status_of(result: Result<Outcome, DriveError>) -> DriveStatus {
+/// A run that did nothing new (same failures, no conflict) after an idle status: keep the
+/// status as it is, so the tray neither flickers nor forgets the last run's conflicts.
+fn quiet_repeat(current: &DriveStatus, next: &DriveStatus) -> bool {
+    matches!(
+        (current, next),
+        (DriveStatus::Idle { failed: a, .. }, DriveStatus::Idle { failed: b, conflicts, .. }) if a == b && conflicts.is_empty()
+    )
+}
+
+/// The journal's failed items (with back-off, a run may not even retry them) and last sync.
+fn journal_view(folder: &FolderPaths) -> (Vec<FailedItem>, Option<String>) {
+    if !folder.journal.exists() {
+        return (Vec::new(), None);
+    }
+    let Ok(journal) = Journal::open(&folder.journal) else { return (Vec::new(), None) };
+    let failed = journal
+        .failures()
+        .unwrap_or_default()
+        .into_iter()
+        // A file refused for lack of space and since removed here waits for nothing.
+        .filter(|f| f.code != "quota_exceeded" || folder.root.join(&f.path).exists())
+        .map(|f| {
+            let size = std::fs::metadata(folder.root.join(&f.path)).ok().filter(|m| m.is_file()).map(|m| m.len());
+            FailedItem { path: f.path, code: f.code, size }
+        })
+        .collect();
+    (failed, journal.meta("last_sync").ok().flatten())
+}
+
+fn status_of(result: Result<Outcome, DriveError>, folder: &FolderPaths, changed: &HashSet<PathBuf>) -> DriveStatus {
     match result {
-        Ok(Outcome::Done(summary)) => DriveStatus::Idle {
-            last_sync: time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).ok(),
-            failed: summary.report.failed.len(),
-        },
-        Ok(Outcome::DryRun { .. }) => DriveStatus::Idle { last_sync: None, failed: 0 },
+        Ok(Outcome::Done(summary)) => {
+            let (failed, last_sync) = journal_view(folder);
+            DriveStatus::Idle { last_sync, failed, conflicts: summary.report.conflicts }
+        }
+        Ok(Outcome::DryRun { .. }) => DriveStatus::Idle { last_sync: None, failed: Vec::new(), conflicts: Vec::new() },
         Ok(Outcome::NeedsConfirmation { stops, .. }) => DriveStatus::NeedsConfirmation {
             question: stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ") + ". Delete anyway?",
             stops,
@@ -214,7 +274,10 @@ fn status_of(result: Result<Outcome, DriveError>) -> DriveStatus {
         Err(DriveError::Remote(RemoteError::Unauthorized)) => {
             DriveStatus::LoginRequired { message: RemoteError::Unauthorized.to_string() }
         }
-        Err(DriveError::Remote(e @ RemoteError::Offline(_))) => DriveStatus::Offline { message: e.to_string() },
+        Err(DriveError::Remote(e @ RemoteError::Offline(_))) => {
+            let (_, last_sync) = journal_view(folder);
+            DriveStatus::Offline { message: e.to_string(), last_sync, waiting: changed.len() }
+        }
         Err(e) => DriveStatus::Error { code: e.code().to_string(), message: e.to_string() },
     }
 }

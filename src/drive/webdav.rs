@@ -369,7 +369,8 @@ fn auth_error(e: crate::auth::AuthError) -> RemoteError {
     if e.needs_login() {
         RemoteError::Unauthorized
     } else {
-        RemoteError::Offline(e.to_string())
+        // The login server is down or unreachable: wait, never "log in again" (issue 14, 3).
+        RemoteError::LoginUnreachable(e.to_string())
     }
 }
 
@@ -766,5 +767,20 @@ mod tests {
         let dav = WebDav::new(reqwest::Client::new(), Url::parse("http://h/dav").unwrap(), Auth::None);
         assert_eq!(dav.url("a b/c#d?.txt", false).as_str(), "http://h/dav/a%20b/c%23d%3F.txt");
         assert_eq!(dav.url("", true).as_str(), "http://h/dav/");
+    }
+
+    /// Issue 14, item 3: a token that cannot be renewed because the login server is down is
+    /// "wait", not "log in again"; only a session the server ended is.
+    #[test]
+    fn an_unreachable_login_server_is_not_a_dead_session() {
+        use crate::auth::AuthError;
+        let down = auth_error(AuthError::Network("connection refused".into()));
+        assert_eq!(down.code(), "login_unreachable");
+        assert!(down.is_fatal());
+        let down = crate::drive::RemoteError::from(crate::drive::nextcloud::auth_failure(AuthError::Network("refused".into())));
+        assert_eq!(down.code(), "login_unreachable");
+        assert_eq!(auth_error(AuthError::LoginRequired("ended".into())).code(), "login_required");
+        let ended = crate::drive::RemoteError::from(crate::drive::nextcloud::auth_failure(AuthError::LoginRequired("ended".into())));
+        assert_eq!(ended.code(), "login_required");
     }
 }

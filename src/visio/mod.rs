@@ -274,11 +274,16 @@ pub enum LinkKind {
 /// The profile's links, then the Keycloak account page. Opening them in the system browser
 /// reuses the browser's SSO session, so no token is passed.
 pub fn links(profile: &Profile) -> Vec<ToolLink> {
+    let account = profile.account_url();
+    let same = |u: &Url| u.as_str().trim_end_matches('/') == account.as_str().trim_end_matches('/');
+    // A profile that lists the account page itself gets it once ("Mon compte" was twice).
     let mut all: Vec<ToolLink> = profile
         .links
         .iter()
-        .map(|l| ToolLink { name: l.name.clone(), url: l.url.clone(), kind: LinkKind::Tool })
+        .map(|l| ToolLink { name: l.name.clone(), url: l.url.clone(), kind: if same(&l.url) { LinkKind::Account } else { LinkKind::Tool } })
         .collect();
-    all.push(ToolLink { name: "Mon compte".into(), url: profile.account_url(), kind: LinkKind::Account });
+    if !all.iter().any(|l| l.kind == LinkKind::Account) {
+        all.push(ToolLink { name: "Mon compte".into(), url: account, kind: LinkKind::Account });
+    }
     all
 }

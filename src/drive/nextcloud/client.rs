@@ -223,7 +223,7 @@ impl Nextcloud {
         let b = self.inner.http.request(method, url);
         Ok(match &self.inner.creds {
             Credentials::Bearer(session) => {
-                let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+                let token = session.access_token().await.map_err(super::auth_failure)?;
                 b.bearer_auth(token)
             }
             Credentials::AppPassword { login, password } => b.basic_auth(login, Some(password)),
@@ -245,8 +245,8 @@ impl Nextcloud {
             return Ok(answer);
         }
         let Credentials::Bearer(session) = &self.inner.creds else { return Err(NextcloudError::Unauthorized) };
-        let rejected = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
-        let token = session.refresh_after_rejection(&rejected).await.map_err(|_| NextcloudError::Unauthorized)?;
+        let rejected = session.access_token().await.map_err(super::auth_failure)?;
+        let token = session.refresh_after_rejection(&rejected).await.map_err(super::auth_failure)?;
         let again = build(self.inner.http.request(method, url).bearer_auth(token));
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let answer = again.send().await.map_err(reqwest_error)?;

@@ -135,7 +135,7 @@ async fn whoami(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Resu
     let b = http.get(url).header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
     let b = match creds {
         Credentials::Bearer(session) => {
-            let token = session.access_token().await.map_err(|_| NextcloudError::Unauthorized)?;
+            let token = session.access_token().await.map_err(super::auth_failure)?;
             b.bearer_auth(token)
         }
         Credentials::AppPassword { login, password } => b.basic_auth(login, Some(password)),

@@ -57,6 +57,10 @@ pub enum NextcloudError {
     Offline(String),
     #[error("the file server refused the credentials: please log in again")]
     Unauthorized,
+    /// The session could not be renewed: the login server cannot be reached. Wait, do not
+    /// log in again.
+    #[error("the login server cannot be reached to renew the login: {0}")]
+    LoginUnreachable(String),
     #[error("you are not logged in to the file server yet: run “passerelle sync” in a terminal to log in")]
     NotLoggedIn,
     #[error("the Nextcloud login was cancelled")]
@@ -97,6 +101,7 @@ impl NextcloudError {
             NextcloudError::NotNextcloud(_) => "not_nextcloud",
             NextcloudError::Offline(_) => "offline",
             NextcloudError::Unauthorized => "login_required",
+            NextcloudError::LoginUnreachable(_) => "login_unreachable",
             NextcloudError::NotLoggedIn => "not_logged_in",
             NextcloudError::LoginCancelled => "login_cancelled",
             NextcloudError::LoginExpired => "login_expired",
@@ -115,11 +120,21 @@ impl NextcloudError {
     }
 }
 
+/// A session that could not give a token: "log in again" only when the login server ended it.
+pub(crate) fn auth_failure(e: crate::auth::AuthError) -> NextcloudError {
+    if e.needs_login() {
+        NextcloudError::Unauthorized
+    } else {
+        NextcloudError::LoginUnreachable(e.to_string())
+    }
+}
+
 impl From<NextcloudError> for super::RemoteError {
     fn from(e: NextcloudError) -> Self {
         use super::RemoteError as R;
         match e {
             NextcloudError::Offline(m) => R::Offline(m),
+            NextcloudError::LoginUnreachable(m) => R::LoginUnreachable(m),
             NextcloudError::Unauthorized
             | NextcloudError::NotLoggedIn
             | NextcloudError::LoginCancelled
