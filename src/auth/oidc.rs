@@ -168,18 +168,7 @@ impl Provider {
             return Err(AuthError::Network("the login server offers no revocation".into()));
         };
         let form = [("token", refresh_token), ("token_type_hint", "refresh_token"), ("client_id", client_id)];
-        let response = http
-            .post(endpoint.clone())
-            .form(&form)
-            .timeout(Duration::from_secs(15))
-            .send()
-            .await
-            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(AuthError::Network(format!("the login server answered {}", response.status())))
-        }
+        post_form(http, endpoint, &form).await
     }
 
     /// Ends the provider's session that `refresh_token` belongs to, from the back channel:
@@ -191,18 +180,7 @@ impl Provider {
             return Err(AuthError::Network("the login server offers no logout endpoint".into()));
         };
         let form = [("client_id", client_id), ("refresh_token", refresh_token)];
-        let response = http
-            .post(endpoint.clone())
-            .form(&form)
-            .timeout(Duration::from_secs(15))
-            .send()
-            .await
-            .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(AuthError::Network(format!("the login server answered {}", response.status())))
-        }
+        post_form(http, endpoint, &form).await
     }
 
     /// Validates an ID token: signature against the provider's JWKS, `iss`, `aud`, `exp` and
@@ -243,4 +221,21 @@ impl Provider {
 enum TokenFailure {
     Network(String),
     Refused { error: String, description: String },
+}
+
+/// A form POST to one of the provider's endpoints whose answer carries nothing but success
+/// (revocation, back-channel logout).
+async fn post_form(http: &reqwest::Client, endpoint: &Url, form: &[(&str, &str)]) -> Result<(), AuthError> {
+    let response = http
+        .post(endpoint.clone())
+        .form(form)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| AuthError::Network(plain_reqwest(&e)))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(AuthError::Network(format!("the login server answered {}", response.status())))
+    }
 }
