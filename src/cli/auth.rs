@@ -43,7 +43,7 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
     let (profile, source) = match resolve(args.accept_hosts.clone()).await {
         // Servers outside the typed domain: show them and let the member decide, at a terminal;
         // a script must name them with --accept-hosts.
-        Err(config::ConfigError::ForeignHosts { domain, hosts }) if std::io::stdin().is_terminal() => {
+        Err(config::ConfigError::ForeignHosts { domain, hosts, servers }) if std::io::stdin().is_terminal() => {
             eprintln!("The settings published by {domain} send your login to these servers too:");
             for host in &hosts {
                 eprintln!("  {host}");
@@ -53,7 +53,7 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
             let mut answer = String::new();
             let _ = std::io::stdin().read_line(&mut answer);
             if !matches!(answer.trim(), "y" | "Y" | "yes" | "o" | "oui") {
-                return Err(config::ConfigError::ForeignHosts { domain, hosts }.into());
+                return Err(config::ConfigError::ForeignHosts { domain, hosts, servers }.into());
             }
             let mut accepted = args.accept_hosts.clone();
             accepted.extend(hosts);
@@ -65,7 +65,12 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
     if args.no_browser {
         eprintln!("Open this address in your browser to log in:");
     }
-    let options = LoginOptions { opener, timeout: Duration::from_secs(args.timeout) };
+    let options = LoginOptions {
+        opener,
+        timeout: Duration::from_secs(args.timeout),
+        language: Some(passerelle::i18n::Lang::choose(ctx.settings.language.as_deref())),
+        ..LoginOptions::default()
+    };
     let session = auth::login(&ctx.http, &profile, &ctx.store, &options).await?;
     // Remember the organisation so that later commands need no flag.
     if source != config::Source::Bundled && ctx.settings.profile.as_ref() != Some(&profile) {
