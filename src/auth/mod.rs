@@ -153,6 +153,11 @@ impl LoginCancel {
         self.inner.notify.notify_waiters();
     }
 
+    /// True when both handles cancel the same login.
+    pub fn same(&self, other: &LoginCancel) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::SeqCst)
     }
@@ -264,6 +269,11 @@ impl PendingLogin {
     /// The login page's address, for the browser (or for the member to paste into one).
     pub fn url(&self) -> &url::Url {
         &self.url
+    }
+
+    /// The organisation this login is for.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     /// Waits for the browser (until the timeout, or until the [`LoginCancel`] of the options
