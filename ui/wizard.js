@@ -46,6 +46,7 @@ function say(text) {
 function setWaiting(on) {
   waiting = on;
   $("login").disabled = on;
+  $("login").hidden = on;
   $("domain").disabled = on;
   $("cancel-login").hidden = !on;
   $("waiting").hidden = !on;
@@ -64,17 +65,23 @@ function showHosts(start) {
   $("hosts-heading").textContent = t("wizard.hosts.heading", { domain: start.domain });
   $("hosts-text").textContent = t("wizard.hosts.text", { domain: start.domain });
   $("hosts-list").replaceChildren(...start.servers.map((s) => {
+    // The host name stands out; the words around it come from the catalog.
+    const [before, after = ""] = t("wizard.hosts.item", { uses: uses(s.uses) }).split("{host}");
     const li = document.createElement("li");
-    li.textContent = t("wizard.hosts.item", { host: s.host, uses: uses(s.uses) });
+    const host = document.createElement("strong");
+    host.textContent = s.host;
+    li.append(before, host, after);
     li.dataset.host = s.host;
     return li;
   }));
   $("hosts").hidden = false;
+  $("login").hidden = true;
   $("hosts-refuse").focus();
 }
 
 function showLink(url) {
   $("login-link").value = url;
+  $("waiting").hidden = true;
   $("no-browser").hidden = false;
   $("copy-link").focus();
 }
@@ -83,6 +90,7 @@ async function login() {
   const mine = ++attempt;
   $("org-error").hidden = true;
   $("hosts").hidden = true;
+  $("login").hidden = false;
   say("");
   $("login").disabled = true;
   let start;
@@ -134,6 +142,7 @@ $("hosts-accept").addEventListener("click", () => {
 $("hosts-refuse").addEventListener("click", () => {
   accepted = [];
   $("hosts").hidden = true;
+  $("login").hidden = false;
   say(t("wizard.hosts.refused"));
   ($("domain-field").hidden ? $("login") : $("domain")).focus();
 });
@@ -157,7 +166,10 @@ $("reopen").addEventListener("click", async () => {
   $("copied").hidden = true;
   try {
     const opened = await ipc.wizardLoginReopen();
-    if (opened) $("no-browser").hidden = true;
+    if (opened) {
+      $("no-browser").hidden = true;
+      $("waiting").hidden = false;
+    }
     else $("login-link").select();
   } catch (e) {
     showError($("org-error"), e);

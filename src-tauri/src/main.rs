@@ -52,6 +52,10 @@ fn main() {
         .manage(Shell::new(dirs))
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::Destroyed = event {
+                // The wizard closed while waiting for the browser: nobody will finish that login.
+                if window.label() == "wizard" {
+                    window.app_handle().state::<Shell>().cancel_login();
+                }
                 windows::on_destroyed(window.app_handle(), window.label());
             }
         })
