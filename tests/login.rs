@@ -200,9 +200,14 @@ async fn revoked_by_the_administrator_means_log_in_again() {
     let home = support::home();
     let session = support::login("carol", "carol-pass-1", &home).await;
     let token = session.access_token().await.expect("token");
+    assert!(!session.has_ended());
     KeycloakAdmin::connect().await.revoke_sessions("carol").await;
     let err = session.refresh_after_rejection(&token).await.expect_err("the refresh must be refused");
     assert_eq!(err.code(), "login_required", "{err}");
+    // Issue 14, item 10: the desktop asks this before skipping the login step.
+    assert!(session.has_ended(), "a session whose refresh was refused has ended");
+    let restored = Session::restore(passerelle::http::client(), support::profile(), home.secrets());
+    assert_eq!(restored.map(drop).map_err(|e| e.code()), Err("login_required"));
     assert!(err.to_string().starts_with("please log in again"), "{err}");
     // The dead tokens were forgotten, and the CLI says so in one plain line.
     let left = home.secrets().get("oidc").expect("store").expect("a note is left");
@@ -348,6 +353,38 @@ async fn a_login_completes_from_the_pasted_address() {
     };
     eprintln!("access token: azp={} aud={aud:?}", claims["azp"]);
     assert!(aud.iter().all(|a| !a.contains("127.0.0.1") && !a.starts_with("http")), "aud names no server: {aud:?}");
+}
+
+/// Issue 14, item 11, for the CLI: no browser can start; `login` prints the address instead of
+/// failing, and pasting it into a browser logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_login_without_a_browser_prints_the_address() {
+    let home = support::home();
+    let profile_file = write_profile(&home, &support::profile());
+    let mut child = support::cli(&home)
+        .env("PASSERELLE_BROWSER", home.path().join("no-such-browser"))
+        .args(["login", "--profile"])
+        .arg(&profile_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passerelle login");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
+    })
+    .await
+    .expect("join")
+    .expect("read the login URL");
+    assert!(url.starts_with(&support::env("PASSERELLE_TEST_ISSUER")) && url.contains("state="), "printed: {url}");
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    browser.quit().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "login failed: {stderr}");
+    assert!(stderr.contains("No browser could be opened") && stderr.contains("Logged in as Alice Martin"), "{stderr}");
 }
 
 /// The claims of a JWT, unverified (for looking only).

@@ -71,7 +71,15 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
         language: Some(passerelle::i18n::Lang::choose(ctx.settings.language.as_deref())),
         ..LoginOptions::default()
     };
-    let session = auth::login(&ctx.http, &profile, &ctx.store, &options).await?;
+    let pending = auth::begin(&ctx.http, &profile, &ctx.store, &options).await?;
+    if let Err(e) = options.opener.open(pending.url().as_str()) {
+        // No browser (none installed, or it refused to start): the address still works when
+        // pasted into a browser on this computer (the answer comes back to 127.0.0.1).
+        tracing::warn!(code = e.code(), "no browser could be opened: {e}");
+        eprintln!("No browser could be opened. Open this address in your browser to log in:");
+        println!("{}", pending.url());
+    }
+    let session = pending.finish().await?;
     // Remember the organisation so that later commands need no flag.
     if source != config::Source::Bundled && ctx.settings.profile.as_ref() != Some(&profile) {
         ctx.settings.profile = Some(profile);
