@@ -148,9 +148,14 @@ $("hosts-refuse").addEventListener("click", () => {
 });
 $("cancel-login").addEventListener("click", cancelLogin);
 document.addEventListener("keydown", (ev) => {
-  if (ev.key === "Escape" && waiting) {
+  if (ev.key !== "Escape") return;
+  // Escape takes the safe way out: stop waiting, or refuse the other servers.
+  if (waiting) {
     ev.preventDefault();
     cancelLogin();
+  } else if (!$("hosts").hidden) {
+    ev.preventDefault();
+    $("hosts-refuse").click();
   }
 });
 $("login-link").addEventListener("focus", () => $("login-link").select());

@@ -234,7 +234,10 @@ impl Shell {
     /// Opens the login page; false (logged) when no browser could be opened.
     fn open_login_page(&self, app: &AppHandle<Wry>, url: &str) -> bool {
         match opener(app).open(url) {
-            Ok(()) => true,
+            Ok(()) => {
+                tracing::info!("the browser was opened for the login");
+                true
+            }
             Err(e) => {
                 tracing::warn!(code = e.code(), "no browser could be opened for the login: {e}");
                 false
