@@ -45,8 +45,18 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
         // a script must name them with --accept-hosts.
         Err(config::ConfigError::ForeignHosts { domain, hosts, servers }) if std::io::stdin().is_terminal() => {
             eprintln!("The settings published by {domain} send your login to these servers too:");
-            for host in &hosts {
-                eprintln!("  {host}");
+            for server in &servers {
+                let uses: Vec<&str> = server
+                    .uses
+                    .iter()
+                    .map(|u| match u {
+                        config::ServerUse::Login => "login",
+                        config::ServerUse::Files => "files",
+                        config::ServerUse::Chat => "chat",
+                        config::ServerUse::Calendar => "calendar",
+                    })
+                    .collect();
+                eprintln!("  {} (for: {})", server.host, uses.join(", "));
             }
             eprint!("Log in with them? Answer yes only if your organisation uses them [y/N] ");
             let _ = std::io::stderr().flush();
