@@ -43,6 +43,11 @@ pub struct Shell {
     pub store: SecretStore,
     settings: Mutex<Settings>,
     session: Mutex<Option<Session>>,
+    /// The wizard's login while it waits for the browser.
+    login: Mutex<Option<LoginWait>>,
+    /// The sync asked the member to log in again (the held session is dead): the wizard runs
+    /// a real login instead of skipping to the folder. Cleared by a login.
+    relogin: std::sync::atomic::AtomicBool,
     /// Dropping it stops the chat task.
     chat: Mutex<Option<ChatHandle>>,
     /// The folder's sync task; dropping it stops the task.
@@ -60,12 +65,15 @@ pub struct Shell {
     details: Mutex<DialogDetails>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
-    /// The wizard's login while it waits for the browser.
-    login: Mutex<Option<LoginWait>>,
-    /// The sync asked the member to log in again (the held session is dead): the wizard runs
-    /// a real login instead of skipping to the folder. Cleared by a login.
-    relogin: std::sync::atomic::AtomicBool,
     theme: Theme,
+}
+
+/// The facts a sync dialog shows (`dialog_details`): names and sizes, never an error text.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DialogDetails {
+    pub name: String,
+    pub size: String,
+    pub conflicts: Vec<String>,
 }
 
 /// A login started by the wizard (`begin_login`) and not finished yet.
@@ -90,14 +98,6 @@ pub enum LoginStart {
     Waiting { url: String, opened: bool },
 }
 
-/// The facts a sync dialog shows (`dialog_details`): names and sizes, never an error text.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct DialogDetails {
-    pub name: String,
-    pub size: String,
-    pub conflicts: Vec<String>,
-}
-
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain values.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -118,6 +118,8 @@ impl Shell {
             store,
             settings: Mutex::new(settings),
             session: Mutex::new(None),
+            login: Mutex::new(None),
+            relogin: Default::default(),
             chat: Mutex::new(None),
             drive: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
@@ -127,8 +129,6 @@ impl Shell {
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
             space_asked: Mutex::new(Default::default()),
-            login: Mutex::new(None),
-            relogin: Default::default(),
             theme: Theme::detect(),
             dirs,
         }
