@@ -26,7 +26,7 @@ async function start() {
   } else {
     $("domain-field").hidden = false;
   }
-  if (state.logged_in) return toFolder(state.logged_in, state.default_folder);
+  if (state.logged_in && !state.relogin) return toFolder(state.logged_in, state.default_folder);
   // A dead session ("Se reconnecter"): a real login, never a skip to the folder.
   $("relogin").hidden = !state.relogin;
   show("org", 1);
@@ -96,7 +96,7 @@ async function login() {
   let start;
   try {
     const domain = $("domain-field").hidden ? null : $("domain").value;
-    start = await ipc.wizardLogin(domain, accepted);
+    start = await ipc.wizardLoginAccepting(domain, accepted);
   } catch (e) {
     $("login").disabled = false;
     return showError($("org-error"), e);

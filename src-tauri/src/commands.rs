@@ -27,10 +27,10 @@ pub struct WizardView {
     /// The organisation's name when this build carries a profile (or an earlier run saved
     /// one): no domain to type.
     bundled_org: Option<String>,
-    /// Only when the session is alive: a dead one must not skip the login step.
-    logged_in: Option<String>,
-    /// A session is held but the member must log in again ("Se reconnecter").
+    /// A session is held but it has ended: the wizard runs a real login ("Se reconnecter"),
+    /// never a skip to the folder with the dead session.
     relogin: bool,
+    logged_in: Option<String>,
     default_folder: Option<PathBuf>,
 }
 
@@ -41,8 +41,8 @@ pub fn wizard_state(shell: State<'_, Shell>) -> WizardView {
         .map(|(p, _)| if p.name.is_empty() { p.issuer.host_str().unwrap_or_default().to_string() } else { p.name });
     WizardView {
         bundled_org,
-        logged_in: shell.live_session().map(|s| s.identity().name.clone()),
         relogin: shell.needs_relogin(),
+        logged_in: shell.session().map(|s| s.identity().name.clone()),
         default_folder: shell.folder(),
     }
 }
