@@ -267,8 +267,10 @@ impl Shell {
         if source != Source::Bundled {
             self.update_settings(|s| s.profile = Some(profile))?;
         }
-        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The old session's sync is stopped first, so that none of its last "log in again"
+        // statuses outlives the new login.
         self.start_session(app, session.clone());
+        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(session)
     }
 
@@ -450,8 +452,12 @@ impl Shell {
         match status {
             DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
             DriveStatus::LoginRequired { .. } => {
-                self.relogin.store(true, std::sync::atomic::Ordering::SeqCst);
-                self.ask(app, DialogKind::LoginAgain)
+                // Asked once per ended session (every later look at the server says the same),
+                // and not while the wizard's login runs: the tray offers « Se reconnecter… ».
+                let first = !self.relogin.swap(true, std::sync::atomic::Ordering::SeqCst);
+                if first && lock(&self.login).is_none() {
+                    self.ask(app, DialogKind::LoginAgain)
+                }
             }
             DriveStatus::Idle { failed, conflicts, .. } => {
                 // "Not enough space": once per file, with its real name and size.
@@ -642,6 +648,7 @@ impl Shell {
         let session = self.session();
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
+        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
         self.model.send_modify(|m| *m = TrayModel::default());
         if let Some(profile) = profile {
             passerelle::account::logout(&self.http, &profile, &self.store).await?;
