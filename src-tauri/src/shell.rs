@@ -267,10 +267,8 @@ impl Shell {
         if source != Source::Bundled {
             self.update_settings(|s| s.profile = Some(profile))?;
         }
-        // The old session's sync is stopped first, so that none of its last "log in again"
-        // statuses outlives the new login.
+        // Stopping the old session's sync also forgets that it asked for a new login.
         self.start_session(app, session.clone());
-        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(session)
     }
 
@@ -642,13 +640,14 @@ impl Shell {
             handle.send(drive::Event::Shutdown);
         }
         lock(&self.session).take();
+        // Its sync stopped first, so none of its last "log in again" outlives this.
+        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub async fn logout(&self) -> Result<(), ShellError> {
         let session = self.session();
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
-        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
         self.model.send_modify(|m| *m = TrayModel::default());
         if let Some(profile) = profile {
             passerelle::account::logout(&self.http, &profile, &self.store).await?;
