@@ -213,3 +213,69 @@ async fn open_online_names_the_files_page_of_the_item() {
     assert_eq!(url.as_str(), nc.url.join(&format!("index.php/f/{id}")).unwrap().as_str());
     assert_eq!(share::online_url(&client, "nope.txt").await.unwrap_err().code(), "share_not_on_server");
 }
+
+mod support;
+
+/// The command line: `share` uploads a new file first and gives the link as JSON, then reuses it
+/// with one request; a file outside the folder gets the catalog's sentence; `open-online --print`
+/// names the file's page. No clipboard in the test's environment: it says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_shares_reuses_refuses_outside_and_opens_online() {
+    use passerelle::{config::Settings, drive::nextcloud::ConnectOptions};
+    let nc = Double::start(None);
+    let home = support::home();
+    let mut profile = support::profile();
+    profile.nextcloud = Some(nc.url.clone());
+    home.save_profile(&profile);
+    let dirs = home.dirs();
+    let mut settings = Settings::load(&dirs).unwrap();
+    settings.folder = Some(home.folder());
+    settings.language = Some("en".into());
+    settings.save(&dirs).unwrap();
+    // Login Flow v2, approved at once, into the home's store.
+    let grant = nc.url.join("_test/login-flow/grant").unwrap();
+    let opener = passerelle::browser::Opener::hook(move |login| {
+        let (grant, login) = (grant.clone(), login.to_string());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": USER})).send().await;
+        });
+        Ok(())
+    });
+    let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), ..ConnectOptions::default() };
+    nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.expect("login flow");
+    let folder = home.folder();
+    std::fs::create_dir_all(&folder).unwrap();
+    let out = support::cli(&home).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "sync: {}", String::from_utf8_lossy(&out.stderr));
+
+    let file = write(&folder, "Devis/devis 42.pdf", b"quote 42");
+    let cli = |args: &[&str]| {
+        let mut c = support::cli(&home);
+        c.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").args(args);
+        c
+    };
+    let out = cli(&["share", "--json"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "share: {}", String::from_utf8_lossy(&out.stderr));
+    let made: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((made["created"].as_bool(), made["uploaded"].as_bool(), made["copied"].as_bool()), (Some(true), Some(true), Some(false)), "{made}");
+    assert_eq!(nc.read("Devis/devis 42.pdf").await.as_deref(), Some(&b"quote 42"[..]));
+
+    nc.reset().await;
+    let out = cli(&["share"]).arg(&file).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), made["url"].as_str().unwrap(), "the same link");
+    assert!(stderr.contains("Your existing link") && stderr.contains("No clipboard here"), "{stderr}");
+    assert_eq!(nc.requests().await, 1, "the kept server facts and one GET");
+
+    let outside = write(home.path(), "notes.txt", b"x");
+    let out = cli(&["share"]).arg(&outside).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not in your synced folder") && stderr.contains("[share_outside_folder]"), "{stderr}");
+
+    let out = cli(&["open-online", "--print"]).arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.trim().starts_with(nc.url.join("index.php/f/").unwrap().as_str()), "{stdout}");
+}

@@ -10,6 +10,7 @@ use passerelle::{
 mod auth;
 mod chat;
 mod drive;
+pub mod share;
 mod visio;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,10 @@ pub enum Command {
     Status(drive::StatusArgs),
     /// Files on the server: trash and versions.
     Drive(drive::DriveArgs),
+    /// Copy a public link to a file or folder of the synced folder.
+    Share(share::ShareArgs),
+    /// Open a file of the synced folder on the server's website.
+    OpenOnline(share::OpenOnlineArgs),
     /// Unread messages and mentions in the chat.
     Chat(chat::ChatArgs),
     /// Start or join a visio meeting.
@@ -129,6 +134,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sync(args) => drive::sync(ctx, args).await,
         Command::Status(args) => drive::status(ctx, args).await,
         Command::Drive(args) => drive::drive(ctx, args).await,
+        Command::Share(args) => share::share(ctx, args).await,
+        Command::OpenOnline(args) => share::open_online(ctx, args).await,
         Command::Chat(args) => chat::chat(ctx, args).await,
         Command::Visio(args) => visio::visio(ctx, args).await,
         Command::Meetings(args) => visio::meetings(ctx, args).await,
