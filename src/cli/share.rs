@@ -155,9 +155,17 @@ pub async fn share(ctx: Context, args: ShareArgs) -> Result<(), Failure> {
     let password = password_choice(&t, args.password)?;
     let place = place(&ctx, &t, &args.path).await?;
     let options = ShareOptions { days: args.days, password, today: None };
-    let link = share::share_or_upload(&place.nc, &place.path, &options, || upload_first(&place))
-        .await
-        .map_err(|e| share_failure(&t, e))?;
+    let link = match share::share_or_upload(&place.nc, &place.path, &options, || upload_first(&place)).await {
+        Ok(link) => link,
+        Err(e) => {
+            // A refusal the kept capabilities did not foresee (the admin changed the sharing
+            // settings): read them again next time.
+            if matches!(e, ShareError::Refused { .. }) {
+                nextcloud::forget_facts(&place.folder.journal.with_extension("server.json"));
+            }
+            return Err(share_failure(&t, e));
+        }
+    };
     let copied = match CommandClipboard.set_text(&clipboard_text(&t, &link)) {
         Ok(()) => true,
         Err(e) => {
