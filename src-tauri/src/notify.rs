@@ -18,6 +18,8 @@ pub enum NoticeKind {
     InviteCopied,
     /// A tray action failed; the body is the catalog's sentence for its code.
     ActionFailed,
+    /// A share link is in the clipboard ("Lien copié", with the file's name).
+    LinkCopied,
 }
 
 #[derive(Debug, Serialize)]

@@ -36,6 +36,10 @@ use crate::{
     windows::{self, DialogKind, WindowKind},
 };
 
+#[path = "shell_share.rs"]
+mod share;
+pub use share::{request_in, FilesAccess};
+
 /// Managed by Tauri; one per app.
 pub struct Shell {
     pub dirs: Dirs,
@@ -60,6 +64,9 @@ pub struct Shell {
     details: Mutex<DialogDetails>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
+    /// The folder's Nextcloud connection and where the folder maps, once the sync has
+    /// connected (sharing waits on it); `None` logged out or on plain WebDAV.
+    files: watch::Sender<Option<FilesAccess>>,
     theme: Theme,
 }
 
@@ -100,6 +107,7 @@ impl Shell {
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
             space_asked: Mutex::new(Default::default()),
+            files: watch::channel(None).0,
             theme: Theme::detect(),
             dirs,
         }
@@ -307,7 +315,11 @@ impl Shell {
                 };
                 shell.watch_quota(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
-                Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
+                // The server folder this sync mirrors; sharing maps local paths below it.
+                let sub = String::new();
+                shell.files.send_replace(Some(FilesAccess { nc: nc.clone(), root: root.clone(), sub: sub.clone() }));
+                shell.install_file_actions();
+                Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -451,6 +463,11 @@ impl Shell {
     }
 
     /// Sends an event to the folder's sync task, if one runs.
+    /// The running sync's status stream, if a sync runs.
+    pub fn drive_status(&self) -> Option<watch::Receiver<DriveStatus>> {
+        lock(&self.drive).as_ref().map(|h| h.status())
+    }
+
     pub fn drive_event(&self, event: drive::Event) {
         match lock(&self.drive).as_ref() {
             Some(handle) => handle.send(event),
@@ -514,6 +531,7 @@ impl Shell {
             task.abort();
         }
         lock(&self.chat).take();
+        self.files.send_replace(None);
         if let Some(handle) = lock(&self.drive).take() {
             handle.send(drive::Event::Shutdown);
         }
@@ -524,6 +542,7 @@ impl Shell {
         let session = self.session();
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
+        self.remove_file_actions();
         self.model.send_modify(|m| *m = TrayModel::default());
         if let Some(profile) = profile {
             passerelle::account::logout(&self.http, &profile, &self.store).await?;
@@ -595,6 +614,12 @@ impl Shell {
         }
     }
 
+    /// A failed action started from outside the menu (the file manager's entry point).
+    pub fn act_failed(&self, app: &AppHandle<Wry>, e: &ShellError) {
+        tracing::warn!(code = %e.code, message = %e.message, "the action failed");
+        self.tell_failure(app, e);
+    }
+
     /// A failed action is never silent: a notification with the catalog's sentence.
     fn tell_failure(&self, app: &AppHandle<Wry>, e: &ShellError) {
         let t = self.catalog();
@@ -628,6 +653,7 @@ impl Shell {
                     .map_err(|e| ShellError::logged("browser", &e))?;
             }
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
+            MenuAction::ShareFile => self.share_from_tray(app)?,
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {
