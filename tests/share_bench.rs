@@ -122,7 +122,7 @@ async fn share_click_to_clipboard() {
     assert!(out.status.success(), "sync: {}", String::from_utf8_lossy(&out.stderr));
     let server_path = format!("{sub}/Devis client.pdf");
 
-    let mut click = |expect_created: bool| {
+    let click = |expect_created: bool| {
         let started = Instant::now();
         let out = support::cli(&home).args(["share", "--json"]).arg(&file).output().unwrap();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
