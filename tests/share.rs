@@ -152,6 +152,19 @@ async fn a_policy_tightened_since_the_capabilities_were_read_is_learnt_from_the_
 }
 
 #[tokio::test]
+async fn an_item_shared_with_the_member_without_the_right_to_share_is_said_as_such() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    client.mkdirs("Recu").await.unwrap();
+    put(&client, "Recu/note.txt", b"n").await;
+    // A share received read-only, without resharing: no `R` in oc:permissions.
+    nc.control("_test/permissions", json!({"user": USER, "path": "Recu", "permissions": "SGD"})).await;
+    let e = share::share(&client, "Recu/note.txt", &ShareOptions::default()).await.unwrap_err();
+    assert_eq!(e.code(), "share_not_allowed", "{e:?}");
+    assert!(e.to_string().contains("You are not allowed to share note.txt"), "{e}");
+}
+
+#[tokio::test]
 async fn too_many_new_links_in_ten_minutes_is_said_as_such() {
     let nc = Double::start(None);
     nc.control("_test/sharing", json!({"rate_limit": 1})).await;

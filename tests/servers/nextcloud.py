@@ -1578,6 +1578,9 @@ class Server:
             return ocs([], status=400, statuscode=400, message="Unknown share type")
         if not sh["links"]:
             return ocs([], status=404, statuscode=404, message="Public link sharing is disabled by the administrator")
+        if "R" not in node.permissions():
+            # Observed on 34.0.1 for a file shared with the user with permissions=1 (no reshare).
+            return ocs([], status=404, statuscode=404, message=f"You are not allowed to share {node.name}")
         password = form.get("password") or None
         if password is not None:
             refused = self.check_share_password(password)

@@ -13,7 +13,8 @@
 //! 403; a password the policy refuses is 400 with the policy's reasons; an expiry past the
 //! enforced maximum is 404; links disabled is 404; the whole share API disabled is 404 on GET
 //! too; creating links is limited to 20 per user in 10 minutes (`#[UserRateLimit(limit: 20,
-//! period: 600)]`): 429 with an empty body. The `password` field of a listed link is the word
+//! period: 600)]`): 429 with an empty body; an item shared with the member without the right
+//! to share it is 404 "You are not allowed to share x". The `password` field of a listed link is the word
 //! "redacted" (never the password), `null` when it has none.
 use std::{
     future::Future,
@@ -400,9 +401,12 @@ pub async fn share(nc: &Nextcloud, path: &str, options: &ShareOptions) -> Result
     }
     match answer.status {
         200 => {}
-        404 if answer.statuscode == 404 && answer.message.contains("Wrong path") => return Err(ShareError::NotOnServer(path)),
         400 if password.is_some() => return Err(ShareError::PasswordRefused(answer.message)),
         403 => return Err(ShareError::NotAllowed { path, message: answer.message }),
+        // 404 says many things (links off, an expiry refused, "You are not allowed to share
+        // x" for an item shared with the member without the right to share it; observed on
+        // 34.0.1), in the member's language: the item's permissions tell the last one apart.
+        404 if !shareable(nc, &path).await => return Err(ShareError::NotAllowed { path, message: answer.message }),
         _ => return Err(refused(answer)),
     }
     let link = Link::from_json(&answer.data);
@@ -416,6 +420,15 @@ pub async fn share(nc: &Nextcloud, path: &str, options: &ShareOptions) -> Result
         uploaded: false,
         requests: nc.requests() - before + policy_requests,
     })
+}
+
+/// Whether the member may share the item: `R` in its `oc:permissions` (Nextcloud's "share"
+/// permission letter). Unknown counts as yes, so the server's own refusal is shown.
+async fn shareable(nc: &Nextcloud, path: &str) -> bool {
+    match nc.propfind(nc.files_url(path), 0, super::dav::FILE_PROPS).await {
+        Ok(Some(items)) => items.first().and_then(|i| i.permissions.as_deref()).is_none_or(|p| p.contains('R')),
+        _ => true,
+    }
 }
 
 fn refused(a: Answer) -> ShareError {
