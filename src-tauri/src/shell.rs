@@ -152,8 +152,11 @@ impl Shell {
         let lang = Lang::choose(settings.language.as_deref());
         lang.make_current();
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
-        // Same model, new words: redraw the tray.
+        // Same model, new words: redraw the tray, and the file manager's actions.
         self.draw_tray(app, &self.model.borrow().clone(), true);
+        if self.files.borrow().is_some() {
+            self.install_file_actions();
+        }
         Ok(())
     }
 
