@@ -235,3 +235,20 @@ pub fn request_in(argv: &[String], cwd: &std::path::Path) -> Option<Request> {
     request.path = cwd.join(&request.path);
     Some(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_manager_request_names_a_full_path_and_leaves_recover_to_its_window() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cwd = std::path::Path::new("/home/m/Passerelle");
+        let r = request_in(&argv(&["passerelle-desktop", "--share", "devis 1.pdf"]), cwd).unwrap();
+        assert_eq!((r.action, r.path), (Action::CopyLink, PathBuf::from("/home/m/Passerelle/devis 1.pdf")));
+        let r = request_in(&argv(&["passerelle-desktop", "--open-online", "/elsewhere/x.txt"]), cwd).unwrap();
+        assert_eq!((r.action, r.path), (Action::OpenOnline, PathBuf::from("/elsewhere/x.txt")));
+        assert_eq!(request_in(&argv(&["passerelle-desktop", "--recover", "x.txt"]), cwd), None);
+        assert_eq!(request_in(&argv(&["passerelle-desktop"]), cwd), None);
+    }
+}
