@@ -16,9 +16,9 @@
 //! let done = nextcloud::chunked::upload(&nc, &local, "dir/big.iso", mtime, None, &ChunkOptions::default()).await?;
 //! let items = nextcloud::trash(&nc).await?;  nextcloud::restore(&nc, "dir/x.txt").await?;
 //! let vs = nextcloud::versions(&nc, "x.txt").await?;  nextcloud::restore_version(&nc, "x.txt", &vs[0].id).await?;
-//! let shared = nextcloud::share::share(&nc, "Devis/devis.pdf", &ShareOptions::default()).await?; // a public link
 //! let walk = nextcloud::walk::walk(&nc, "", &mut cache).await?; // folder-ETag skipping listing
 //! let remote = NextcloudRemote::new(nc, "", Some(cache_file));  // a drive::Remote
+//! let shared = nextcloud::share::share(&nc, "Devis/devis.pdf", &ShareOptions::default()).await?; // a public link
 //! ```
 //! Errors: [`NextcloudError`], each with a stable [`NextcloudError::code`].
 //!
