@@ -5,6 +5,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
+#[path = "shell_share.rs"]
+mod share;
+pub use share::{request_in, FilesAccess};
+
 use passerelle::{
     auth::{self, LoginOptions, SecretStore, Session},
     calendar,
@@ -36,10 +40,6 @@ use crate::{
     windows::{self, DialogKind, WindowKind},
 };
 
-#[path = "shell_share.rs"]
-mod share;
-pub use share::{request_in, FilesAccess};
-
 /// Managed by Tauri; one per app.
 pub struct Shell {
     pub dirs: Dirs,
@@ -62,11 +62,11 @@ pub struct Shell {
     room: Mutex<visio::AdHocRoom>,
     /// What the sync's dialogs show: the file refused for lack of space, the last conflicts.
     details: Mutex<DialogDetails>,
-    /// Files the "not enough space" dialog was already opened for: once each.
-    space_asked: Mutex<std::collections::HashSet<String>>,
     /// The folder's Nextcloud connection and where the folder maps, once the sync has
     /// connected (sharing waits on it); `None` logged out or on plain WebDAV.
     files: watch::Sender<Option<FilesAccess>>,
+    /// Files the "not enough space" dialog was already opened for: once each.
+    space_asked: Mutex<std::collections::HashSet<String>>,
     theme: Theme,
 }
 
@@ -106,8 +106,8 @@ impl Shell {
             catalog: RwLock::new(catalog),
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
-            space_asked: Mutex::new(Default::default()),
             files: watch::channel(None).0,
+            space_asked: Mutex::new(Default::default()),
             theme: Theme::detect(),
             dirs,
         }
@@ -656,9 +656,9 @@ impl Shell {
                     .map_err(|e| ShellError::logged("browser", &e))?;
             }
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
-            MenuAction::ShareFile => self.share_from_tray(app)?,
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
+            MenuAction::ShareFile => self.share_from_tray(app)?,
             MenuAction::OpenChat => {
                 let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {
