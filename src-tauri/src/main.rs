@@ -43,10 +43,17 @@ fn main() {
     glib::set_application_name("Passerelle");
 
     let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            let shell = app.state::<Shell>();
+            // The file manager's "Copier un lien de partage" / "Ouvrir en ligne" while the app
+            // runs: the running app answers.
+            if let Some(request) = shell::request_in(&argv, std::path::Path::new(&cwd)) {
+                tracing::info!(action = ?request.action, "file manager request");
+                shell.file_request(app, request);
+                return;
+            }
             // A second launch: bring the first one forward instead of starting twice.
             tracing::info!("second launch: focusing the running app");
-            let shell = app.state::<Shell>();
             let t = shell.catalog();
             let target = match windows::any_open(app) {
                 Some(window) => {
@@ -119,6 +126,11 @@ fn main() {
             tauri::async_runtime::spawn(async move {
                 restore_handle.state::<Shell>().restore(&restore_handle);
                 let shell = restore_handle.state::<Shell>();
+                // Started by a file-manager action: answer it once connected.
+                let here = std::env::current_dir().unwrap_or_default();
+                if let (Some(request), true) = (shell::request_in(&std::env::args().collect::<Vec<_>>(), &here), shell.session().is_some()) {
+                    shell.file_request(&restore_handle, request);
+                }
                 if shell.session().is_none() {
                     let t = shell.catalog();
                     if let Err(e) = windows::open(&restore_handle, WindowKind::Wizard, &t.t("wizard.title")) {
