@@ -307,7 +307,7 @@ impl Shell {
                 };
                 shell.watch_quota(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
-                Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
+                Arc::new(NextcloudRemote::new(nc, "", Some(cache)).with_journal(&paths.journal))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -754,7 +754,7 @@ mod tests {
     /// Issue 14, item 1: an idle run with failed items is not « À jour ».
     #[test]
     fn failed_items_are_not_up_to_date() {
-        let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5) }];
+        let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5), by: None }];
         let idle = DriveStatus::Idle { last_sync: None, failed, conflicts: vec![] };
         assert_eq!(sync_line(&idle, true), SyncLine::Failed { files: 1, code: "quota_exceeded".into() });
         let clean = DriveStatus::Idle { last_sync: None, failed: vec![], conflicts: vec!["x".into()] };

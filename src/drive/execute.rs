@@ -66,6 +66,9 @@ pub struct ItemError {
     pub path: String,
     pub code: String,
     pub reason: String,
+    /// For `locked`: who holds the lock on the server's file ("" when unnamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What a plan's execution did.
@@ -367,6 +370,16 @@ impl<'a> Executor<'a> {
             }
             Err(ItemFail::Critical(e)) => Err(e),
             Err(ItemFail::Remote(e)) if e.is_fatal() => Err(DriveError::Remote(e)),
+            // Locked after the listing (the listing would have said so): the local change
+            // stays, and waits like one the planner held back.
+            Err(ItemFail::Remote(RemoteError::Locked { by, .. })) => {
+                let by = by.unwrap_or_default();
+                let reason = RemoteError::Locked { path: action.path().to_string(), by: Some(by.clone()) }.to_string();
+                tracing::info!(path = action.path(), "locked on the server; the local change waits");
+                self.lock_journal().record_lock_wait(action.path(), &reason, &by, self.now)?;
+                report.failed.push(ItemError { path: action.path().to_string(), code: "locked".into(), reason, by: Some(by) });
+                Ok(())
+            }
             Err(fail) => {
                 let (code, reason) = match &fail {
                     ItemFail::Remote(e) => (e.code().to_string(), e.to_string()),
@@ -375,7 +388,7 @@ impl<'a> Executor<'a> {
                 };
                 tracing::warn!(path = action.path(), %code, %reason, "item failed");
                 self.lock_journal().record_failure(action.path(), &code, &reason, self.now)?;
-                report.failed.push(ItemError { path: action.path().to_string(), code, reason });
+                report.failed.push(ItemError { path: action.path().to_string(), code, reason, by: None });
                 Ok(())
             }
         }

@@ -51,6 +51,9 @@ pub struct RemoteListing {
     pub warnings: Vec<names::Refusal>,
     /// HTTP requests made to list it.
     pub requests: u64,
+    /// Files someone holds a lock on (Nextcloud's files_lock: a document being edited online),
+    /// by key, with who holds it ("" when the server does not say).
+    pub locks: BTreeMap<String, String>,
 }
 
 /// Optional abilities of a server, so the engine can use them when present.
@@ -143,6 +146,11 @@ pub enum RemoteError {
     Changed(String),
     #[error("the server has no space left for this file")]
     InsufficientStorage,
+    /// 423 Locked: someone holds a lock on the file (a document open in Collabora or
+    /// OnlyOffice, a WebDAV lock). Not retried at once and never a conflict: the local change
+    /// waits until the lock ends. `by`: who holds it, when the server says.
+    #[error("{path} is being edited online{}", by.as_deref().filter(|b| !b.is_empty()).map(|b| format!(" (by {b})")).unwrap_or_default())]
+    Locked { path: String, by: Option<String> },
     #[error("the transfer was cut short: {0}")]
     Truncated(String),
     #[error("the server's answer could not be understood: {0}")]
@@ -171,6 +179,7 @@ impl RemoteError {
             RemoteError::NotFound(_) => "not_found",
             RemoteError::Changed(_) => "changed_meanwhile",
             RemoteError::InsufficientStorage => "quota_exceeded",
+            RemoteError::Locked { .. } => "locked",
             RemoteError::Truncated(_) => "truncated",
             RemoteError::Protocol(_) => "protocol",
             RemoteError::TooLarge(_) => "too_large",
