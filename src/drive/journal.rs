@@ -340,4 +340,35 @@ mod tests {
         let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         assert_eq!(j.records().unwrap().len(), 3);
     }
+
+    /// A journal written by schema 1 opens as schema 2: its failures keep their rows (no
+    /// detail) and the uploads table exists.
+    #[test]
+    fn schema_1_journals_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE items (path TEXT PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+                    mtime INTEGER NOT NULL, inode INTEGER NOT NULL, etag TEXT, file_id TEXT, checksum TEXT);
+                 CREATE TABLE failures (path TEXT PRIMARY KEY, code TEXT NOT NULL, reason TEXT NOT NULL,
+                    retries INTEGER NOT NULL, next_try INTEGER NOT NULL);
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO failures VALUES ('a.txt', 'quota_exceeded', 'full', 2, 99);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let f = &j.failures().unwrap()[0];
+        assert_eq!((f.path.as_str(), f.retries, f.detail.clone()), ("a.txt", 2, None));
+        j.add_upload("u", 1).unwrap();
+        assert_eq!(j.uploads().unwrap().len(), 1);
+        let version: i64 = j.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 2);
+        drop(j);
+        // Opening again does not migrate twice.
+        assert_eq!(Journal::open(&path).unwrap().uploads().unwrap().len(), 1);
+    }
 }
