@@ -151,6 +151,17 @@ impl<'a> Executor<'a> {
             let end = plan.actions[i..].iter().position(|a| a.phase() != phase).map_or(plan.actions.len(), |p| i + p);
             let batch = &plan.actions[i..end];
             i = end;
+            // Folders are made level by level, the folders of one level at once (their
+            // parents exist by then): on a server that takes a full request per MKCOL, ten
+            // folders one after another cost ten round trips of server time.
+            if phase == 2 {
+                let mut by_depth: Vec<&Action> = batch.iter().collect();
+                by_depth.sort_by_key(|a| a.path().matches('/').count());
+                for level in by_depth.chunk_by(|a, b| a.path().matches('/').count() == b.path().matches('/').count()) {
+                    self.run_queue(level.to_vec(), self.transfers.max(1), total, &done, &bytes_up, &bytes_down, &report).await?;
+                }
+                continue;
+            }
             let parallel = if phase == 3 { self.transfers.max(1) } else { 1 };
             // Small new files go in bulk requests where the server offers it (issue 11, defect
             // 4), alongside the other transfers; what the bulk requests did not take runs one
