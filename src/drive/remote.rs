@@ -248,6 +248,20 @@ pub trait Remote: Send + Sync {
         Box::pin(async move { (0..n).map(|_| Err(RemoteError::Protocol("bulk upload is not available".into()))).collect() })
     }
 
+    /// Whether [`Remote::get_many`] can be used, and within which limits.
+    fn get_many_limits(&self) -> Option<BulkLimits> {
+        None
+    }
+
+    /// Downloads several small files of one folder in one request (`names`: direct children of
+    /// `dir`, as the server spells them). Returns the files the answer held whole, by name; the
+    /// caller checks each size against the listing and fetches whatever is missing or odd one
+    /// by one.
+    fn get_many(&self, dir: &str, names: Vec<String>) -> BoxFuture<'_, Result<Vec<(String, Bytes)>, RemoteError>> {
+        let _ = (dir, names);
+        Box::pin(async { Err(RemoteError::Protocol("batched download is not available".into())) })
+    }
+
     /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.
     fn delete(&self, path: &str, if_match: Option<&str>) -> BoxFuture<'_, Result<(), RemoteError>>;
 

@@ -32,6 +32,7 @@ mod dav;
 mod login;
 mod quota;
 pub mod remote;
+pub mod tar;
 mod trash;
 pub mod walk;
 
