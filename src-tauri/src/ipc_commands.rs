@@ -13,6 +13,8 @@ pub const COMMANDS: &[&str] = &[
     "wizard_finish",
     "settings_get",
     "settings_set",
+    "calendar_password",
+    "chat_token",
     "logout",
     "open_logs",
     "dialog_answer",

@@ -2,6 +2,7 @@
 //! no window (so no webview); windows are created on demand and destroyed on close.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod agenda;
 mod commands;
 mod error;
 use passerelle::i18n;
@@ -50,6 +51,7 @@ fn main() {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(Shell::new(dirs))
+        .manage(agenda::Agenda::default())
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::Destroyed = event {
                 windows::on_destroyed(window.app_handle(), window.label());
@@ -63,6 +65,8 @@ fn main() {
             commands::wizard_finish,
             commands::settings_get,
             commands::settings_set,
+            commands::calendar_password,
+            commands::chat_token,
             commands::logout,
             commands::open_logs,
             commands::dialog_answer,
