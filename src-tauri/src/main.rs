@@ -3,6 +3,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod agenda;
+mod autostart;
 mod commands;
 mod error;
 use passerelle::i18n;
@@ -100,6 +101,14 @@ fn main() {
                     }
                 }
             });
+
+            // An entry written by an earlier version (English, or without the installation's
+            // folder) is rewritten once at start.
+            if shell.settings().autostart == Some(true) {
+                if let Err(e) = autostart::set(&handle, true) {
+                    tracing::warn!(error = %e, "the autostart entry could not be refreshed");
+                }
+            }
 
             let restore_handle = handle.clone();
             tauri::async_runtime::spawn(async move {

@@ -21,7 +21,6 @@ use passerelle::{
     visio::{self, JoinOptions},
 };
 use tauri::{tray::TrayIcon, AppHandle, Manager, Wry};
-use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_opener::OpenerExt;
 use tauri::async_runtime::JoinHandle;
@@ -527,9 +526,7 @@ impl Shell {
     }
 
     pub fn set_autostart(&self, app: &AppHandle<Wry>, on: bool) -> Result<(), ShellError> {
-        let launcher = app.autolaunch();
-        let done = if on { launcher.enable() } else { launcher.disable() };
-        if let Err(e) = done {
+        if let Err(e) = crate::autostart::set(app, on) {
             tracing::warn!(error = %e, "autostart could not be changed");
             return Err(ShellError::new("autostart"));
         }
