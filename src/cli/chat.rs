@@ -34,7 +34,7 @@ impl From<ChatError> for Failure {
             ChatError::NotConfigured => exit::NOT_CONFIGURED,
             _ => exit::FAILURE,
         };
-        Failure::new(code, format!("{e} [{}]", e.code()))
+        Failure::coded(code, e.code(), &e)
     }
 }
 
@@ -59,7 +59,7 @@ pub async fn chat(ctx: Context, args: ChatArgs) -> Result<(), Failure> {
             }
         };
         if token.trim().is_empty() {
-            return Err(Failure::new(exit::FAILURE, "no token given"));
+            return Err(Failure::coded(exit::FAILURE, "chat_token_missing", &"no token given"));
         }
         chat::use_personal_token(&session, &user_id, &token).await?;
         eprintln!("The personal access token works and is kept in the keychain.");

@@ -122,15 +122,15 @@ fn failure(e: DriveError) -> Failure {
         DriveError::FolderMissing(_) => exit::NEEDS_CONFIRMATION,
         _ => exit::FAILURE,
     };
-    Failure::new(code, format!("{e} [{}]", e.code()))
+    Failure::coded(code, e.code(), &e)
 }
 
 fn folder_failure(e: FolderError) -> Failure {
-    let hint = match &e {
-        FolderError::NotEmpty { path } => format!(" (to sync it: passerelle sync --folder {path})"),
+    let path = match &e {
+        FolderError::NotEmpty { path } => path.to_string(),
         _ => String::new(),
     };
-    Failure::new(exit::FAILURE, format!("{e} [{}]{hint}", e.code()))
+    Failure::coded_with(exit::FAILURE, e.code(), &e, &[("path", &path)])
 }
 
 /// Which folder and which server URL, without connecting. The folder is checked against the
@@ -177,7 +177,7 @@ fn remote_path(ctx: &Context, given: Option<&str>) -> Result<String, Failure> {
     let mut settings = ctx.settings.clone();
     settings.remote_path = (!path.is_empty()).then(|| path.clone());
     if settings != ctx.settings {
-        settings.save(&ctx.dirs).map_err(|e| Failure::new(exit::FAILURE, format!("{e} [{}]", e.code())))?;
+        settings.save(&ctx.dirs).map_err(|e| Failure::coded(exit::FAILURE, e.code(), &e))?;
     }
     Ok(path)
 }
@@ -200,7 +200,7 @@ async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Ta
         let options = ConnectOptions { non_interactive: !interactive, facts: Some(facts.clone()), ..ConnectOptions::default() };
         let nc = nextcloud::connect(&ctx.http, &url, session.as_ref(), &ctx.store, &options)
             .await
-            .map_err(|e| Failure::new(exit::LOGIN_REQUIRED, format!("{e} [{}]", e.code())))?;
+            .map_err(|e| Failure::coded(exit::LOGIN_REQUIRED, e.code(), &e))?;
         let cache = folder.journal.with_extension("tree.json");
         let remote = NextcloudRemote::new(nc, &sub, Some(cache)).with_facts(facts);
         return Ok(Target { folder, remote: Arc::new(remote) });
@@ -365,7 +365,7 @@ async fn continuous(target: Target, options: RunOptions) -> Result<(), Failure> 
                 }
                 if let DriveStatus::LoginRequired { message } = &now {
                     handle.shutdown().await;
-                    return Err(Failure::new(exit::LOGIN_REQUIRED, message.clone()));
+                    return Err(Failure::coded(exit::LOGIN_REQUIRED, "login_required", message));
                 }
             }
             _ = tokio::signal::ctrl_c() => {
@@ -488,5 +488,5 @@ fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
         "not_configured" => exit::NOT_CONFIGURED,
         _ => exit::FAILURE,
     };
-    Failure::new(exit, format!("{e} [{code}]"))
+    Failure::coded(exit, code, &e)
 }

@@ -13,7 +13,11 @@ use super::{exit, print_json, Context, Failure};
 
 impl From<VisioError> for Failure {
     fn from(e: VisioError) -> Failure {
-        Failure::new(exit::FAILURE, format!("{e} [{}]", e.code()))
+        let (name, known) = match &e {
+            VisioError::UnknownTeam { name, known } => (name.clone(), known.join(", ")),
+            _ => Default::default(),
+        };
+        Failure::coded_with(exit::FAILURE, e.code(), &e, &[("name", &name), ("known", &known)])
     }
 }
 
@@ -25,7 +29,7 @@ impl From<CalendarError> for Failure {
             CalendarError::NotConfigured => exit::NOT_CONFIGURED,
             _ => exit::FAILURE,
         };
-        Failure::new(code, format!("{e} [{}]", e.code()))
+        Failure::coded(code, e.code(), &e)
     }
 }
 
