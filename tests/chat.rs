@@ -22,7 +22,7 @@ use std::{
 
 use passerelle::{
     auth::Session,
-    chat::{self, Chat, ChatEvent, ChatEventKind, ChatHandle, ChatOptions, ChatState, RoomKind},
+    chat::{self, Activity, Chat, ChatEvent, ChatEventKind, ChatHandle, ChatOptions, ChatState, RoomKind},
     config::Profile,
 };
 use serde_json::{json, Value};
@@ -413,6 +413,43 @@ async fn next_matching(lines: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, 
             _ => panic!("no {what} line from passerelle chat --watch"),
         }
     }
+}
+
+/// Issue 13, presence: once the front end knows the OS idle time, the connection follows it as
+/// the official desktop app does (online while active, away when idle); unknown changes nothing.
+/// Before: the connection always said "away", even with the member at the keyboard.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_follows_the_os_idle_time() {
+    let server = TestServer::start_version("7.x", &[]);
+    let home = support::home();
+    let session = login(&server, &home).await;
+    server.room("d", "", &["alice", "bob"]).await;
+    let handle = Chat::start_with(session, quick());
+    wait_state(&handle, Duration::from_secs(10), |s| matches!(s, ChatState::Ready(_))).await;
+    wait_for_socket(&server, "alice").await;
+    assert_eq!(server.presence("alice").await, "away", "unknown idle time: away from the login on");
+    let presence_is = |want: &'static str| {
+        let (server, handle) = (&server, &handle);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let shown = serde_json::to_value(&*handle.counts().borrow()).expect("JSON")["presence"].clone();
+                if server.presence("alice").await == want && shown == want {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "presence never became {want}: {shown}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    handle.set_activity(Some(Activity::Active));
+    presence_is("online").await;
+    // Unknown again (the idle monitor went away): what the server shows stays as it is.
+    handle.set_activity(None);
+    handle.set_activity(Some(Activity::Idle));
+    presence_is("away").await;
+    handle.set_activity(Some(Activity::Active));
+    presence_is("online").await;
 }
 
 async fn wait_for_socket(server: &TestServer, user: &str) {
