@@ -6,6 +6,7 @@ mod agenda;
 mod autostart;
 mod commands;
 mod error;
+mod idle;
 use passerelle::i18n;
 mod icon;
 mod ipc_commands;

@@ -198,6 +198,9 @@ impl Shell {
         *lock(&self.session) = Some(session.clone());
         if profile.rocketchat.is_some() {
             self.start_chat(app, session.clone());
+            if let Some(task) = crate::idle::start(app) {
+                lock(&self.tasks).push(task);
+            }
         }
         if has_folder {
             self.start_drive(app);
@@ -414,6 +417,13 @@ impl Shell {
         match lock(&self.drive).as_ref() {
             Some(handle) => handle.send(event),
             None => tracing::debug!(?event, "no sync running"),
+        }
+    }
+
+    /// Hands the member's activity (from the OS idle time, `idle.rs`) to the running chat.
+    pub fn set_chat_activity(&self, activity: passerelle::chat::Activity) {
+        if let Some(chat) = lock(&self.chat).as_ref() {
+            chat.set_activity(Some(activity));
         }
     }
 
