@@ -90,7 +90,7 @@ pub fn start(app: &AppHandle<Wry>, session: Session) -> Option<JoinHandle<()>> {
             let mut wake = Some(now + calendar::REFRESH_INTERVAL);
             let shell = app.state::<Shell>();
             if client.is_none() {
-                match calendar::auth_for(&shell.http, &profile, &session, &shell.store).await {
+                match calendar::auth_for(&shell.http, &profile, Some(&session), &shell.store).await {
                     Ok(auth) => client = Some(CalDav::new(shell.http.clone(), root.clone(), auth)),
                     Err(e) => {
                         tracing::warn!(code = e.code(), "no way to the calendar: {e}");

@@ -224,18 +224,30 @@ pub async fn save_password(http: &reqwest::Client, store: &SecretStore, root: &U
 /// - Nextcloud's own calendar: the files' credentials (the bearer token, or the app password
 ///   from Login Flow v2), never opening a browser from here; before the files' first
 ///   connection, the login's token.
-pub async fn auth_for(http: &reqwest::Client, profile: &Profile, session: &Session, store: &SecretStore) -> Result<CalDavAuth, CalendarError> {
+///
+/// `session` may be `None` for a member logged in to Nextcloud alone (Login Flow v2): its app
+/// password still opens the calendar.
+pub async fn auth_for(
+    http: &reqwest::Client,
+    profile: &Profile,
+    session: Option<&Session>,
+    store: &SecretStore,
+) -> Result<CalDavAuth, CalendarError> {
+    let bearer = || session.map(|s| CalDavAuth::Bearer(s.clone())).ok_or(CalendarError::Auth(AuthError::NotLoggedIn));
     if let Some(root) = separate_server(profile) {
-        return Ok(CalDavAuth::saved_basic(store, &root)?.unwrap_or_else(|| CalDavAuth::Bearer(session.clone())));
+        return match CalDavAuth::saved_basic(store, &root)? {
+            Some(saved) => Ok(saved),
+            None => bearer(),
+        };
     }
     if let Some(base) = &profile.nextcloud {
         let options = crate::drive::nextcloud::ConnectOptions { non_interactive: true, ..Default::default() };
-        match crate::drive::nextcloud::connect(http, base, Some(session), store, &options).await {
+        match crate::drive::nextcloud::connect(http, base, session, store, &options).await {
             Ok(nc) => return Ok(CalDavAuth::from(nc.credentials())),
             Err(e) => tracing::info!(code = e.code(), "no Nextcloud connection yet; the calendar tries the login's token"),
         }
     }
-    Ok(CalDavAuth::Bearer(session.clone()))
+    bearer()
 }
 
 /// Nextcloud's calendars take the same credentials as its files: whatever Drive's

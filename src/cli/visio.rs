@@ -149,7 +149,7 @@ pub async fn meetings(ctx: Context, args: MeetingsArgs) -> Result<(), Failure> {
             let password = std::env::var("PASSERELLE_CALDAV_PASSWORD").ok().filter(|p| !p.is_empty());
             CalDavAuth::basic_from_store(&ctx.store, &root, user, password.as_deref())?
         }
-        None => calendar::auth_for(&ctx.http, &profile, &ctx.session()?, &ctx.store).await?,
+        None => calendar::auth_for(&ctx.http, &profile, ctx.session().ok().as_ref(), &ctx.store).await?,
     };
     let from = args.from.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now);
     let window = Window::new(from, chrono::Duration::hours(i64::from(args.hours)));
