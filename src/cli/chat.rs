@@ -54,7 +54,7 @@ pub async fn chat(ctx: Context, args: ChatArgs) -> Result<(), Failure> {
                 std::io::stdin()
                     .lock()
                     .read_line(&mut line)
-                    .map_err(|e| Failure::new(exit::FAILURE, format!("could not read the token: {e}")))?;
+                    .map_err(|e| Failure::coded(exit::FAILURE, "input", &e))?;
                 line
             }
         };
@@ -113,7 +113,14 @@ fn print_state(state: &ChatState) {
             }
         }
         ChatState::NotConfigured => println!("no chat server is set up for this organisation"),
-        ChatState::Failed { code, message } => println!("stopped: {message} [{code}]"),
+        // The catalog's words for the code; the server's own message is for the log.
+        ChatState::Failed { code, message } => {
+            tracing::info!(code, "{message}");
+            let t = passerelle::i18n::Catalog::current();
+            let key = format!("cli.error.{code}");
+            let sentence = if t.strings().contains_key(&key) { t.t(&key) } else { t.error(code) };
+            println!("{sentence} [{code}]");
+        }
     }
 }
 

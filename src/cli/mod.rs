@@ -67,6 +67,9 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with a sentence of its own. Prefer [`Failure::coded`]: what the member reads
+    /// comes from the catalog.
+    #[allow(dead_code)]
     pub fn new(exit: u8, message: impl Into<String>) -> Failure {
         Failure { exit, message: message.into() }
     }
@@ -177,7 +180,7 @@ pub fn init_tracing(verbose: u8) {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
     println!("{text}");
     Ok(())
 }
