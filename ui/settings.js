@@ -76,7 +76,17 @@ function renderCalendar(c) {
     status = t("settings.calendar.missing");
   }
   $("calendar-status").textContent = status;
+  // A saved password that works needs nothing more: the form waits behind « Changer ».
+  const settled = c.password === "saved" && !c.problem;
+  $("calendar-change").hidden = !settled;
+  $("calendar-form").hidden = settled;
 }
+
+$("calendar-change").addEventListener("click", () => {
+  $("calendar-change").hidden = true;
+  $("calendar-form").hidden = false;
+  $("calendar-password").focus();
+});
 
 // A personal access token for a chat account the single login cannot open (two-factor).
 function renderChat(problem) {
@@ -161,5 +171,5 @@ document.addEventListener("keydown", (e) => {
 
 // Focus starts on the first setting, never on a button that ends something.
 render()
-  .then(() => document.querySelector("main input, main select")?.focus())
+  .then(() => [...document.querySelectorAll("main input, main select")].find((el) => el.offsetParent !== null)?.focus())
   .catch((e) => showError($("error"), e));

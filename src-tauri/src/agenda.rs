@@ -85,6 +85,8 @@ pub fn start(app: &AppHandle<Wry>, session: Session) -> Option<JoinHandle<()>> {
         let mut announced = calendar::StartingSoon::new();
         let tz = calendar::local_timezone();
         let mut client: Option<CalDav> = None;
+        // The member is told once per session that the calendar wants its password.
+        let mut told = false;
         loop {
             let now = chrono::Utc::now();
             let mut wake = Some(now + calendar::REFRESH_INTERVAL);
@@ -136,6 +138,11 @@ pub fn start(app: &AppHandle<Wry>, session: Session) -> Option<JoinHandle<()>> {
                     // Said in the settings window (its sentence by code), not only in the log.
                     tracing::warn!(code = e.code(), "the calendar could not be read: {e}");
                     agenda.set_problem(Some(e.code()));
+                    if !told && matches!(e, CalendarError::TokenRefused | CalendarError::NoPassword { .. }) {
+                        told = true;
+                        let t = shell.catalog();
+                        notify::send(&app, NoticeKind::CalendarPassword, &t.t("settings.calendar"), &t.error(e.code()));
+                    }
                     if refused(&e) {
                         // The credentials will not work until they change: a stale meeting
                         // line would be a lie, and asking again would only be refused again
