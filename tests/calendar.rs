@@ -626,6 +626,11 @@ async fn a_calendar_refusing_the_token_asks_for_its_password_not_a_new_login() {
     let whoami = support::cli(&home).arg("whoami").output().unwrap();
     assert!(whoami.status.success(), "the login is still valid: {}", String::from_utf8_lossy(&whoami.stderr));
 
+    // A wrong password is said at once and not kept.
+    let out = meetings(Some("not-bobs-password".into()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[bad_credentials]"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(home.secrets().get(calendar::SECRET_KEY).unwrap(), None, "a refused password was kept");
+
     // The password once; then the saved one for that server, without the flag.
     let out = meetings(Some(password("bob")));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -147,7 +147,11 @@ pub async fn meetings(ctx: Context, args: MeetingsArgs) -> Result<(), Failure> {
     let auth = match &args.caldav_user {
         Some(user) => {
             let password = std::env::var("PASSERELLE_CALDAV_PASSWORD").ok().filter(|p| !p.is_empty());
-            CalDavAuth::basic_from_store(&ctx.store, &root, user, password.as_deref())?
+            // A new password is checked with the server before it is kept.
+            if let Some(password) = &password {
+                calendar::save_password(&ctx.http, &ctx.store, &root, user, password).await?;
+            }
+            CalDavAuth::basic_from_store(&ctx.store, &root, user, None)?
         }
         None => calendar::auth_for(&ctx.http, &profile, ctx.session().ok().as_ref(), &ctx.store).await?,
     };
