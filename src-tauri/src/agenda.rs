@@ -138,7 +138,9 @@ pub fn start(app: &AppHandle<Wry>, session: Session) -> Option<JoinHandle<()>> {
                     // Said in the settings window (its sentence by code), not only in the log.
                     tracing::warn!(code = e.code(), "the calendar could not be read: {e}");
                     agenda.set_problem(Some(e.code()));
-                    if !told && matches!(e, CalendarError::TokenRefused | CalendarError::NoPassword { .. }) {
+                    // Only a separate server has a password to give in the settings.
+                    let separate = calendar::separate_server(&profile).is_some();
+                    if !told && separate && matches!(e, CalendarError::TokenRefused | CalendarError::NoPassword { .. }) {
                         told = true;
                         let t = shell.catalog();
                         notify::send(&app, NoticeKind::CalendarPassword, &t.t("settings.calendar"), &t.error(e.code()));
@@ -149,7 +151,7 @@ pub fn start(app: &AppHandle<Wry>, session: Session) -> Option<JoinHandle<()>> {
                         // (and, with the login's token, spend a token refresh each time).
                         shell.set_meeting(None);
                         client = None;
-                        if calendar::separate_server(&profile).is_some() {
+                        if separate {
                             wake = None;
                         }
                     }
