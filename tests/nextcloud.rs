@@ -431,7 +431,7 @@ async fn chunked_100mb_upload_killed_midway_resumes_with_only_the_missing_chunks
         }
         assert!(std::time::Instant::now() < deadline, "the upload never got going");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     task.abort();
     let _ = task.await;
     nc.control("_test/release-chunks", json!({})).await;
