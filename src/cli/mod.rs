@@ -10,6 +10,7 @@ use passerelle::{
 mod auth;
 mod chat;
 mod drive;
+mod recover;
 mod visio;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,14 @@ pub enum Command {
     Status(drive::StatusArgs),
     /// Files on the server: trash and versions.
     Drive(drive::DriveArgs),
+    /// Deleted files on the server; bring one back with --restore.
+    Trash(recover::TrashArgs),
+    /// A file's earlier versions: list, look at one (--open), bring one back (--restore).
+    Versions(recover::VersionsArgs),
+    /// The last changes in your space, whoever made them.
+    Recent(recover::RecentArgs),
+    /// Nextcloud's notifications (a share, a mention, a reminder); --read ID marks one read.
+    Notifications(recover::NotificationsArgs),
     /// Unread messages and mentions in the chat.
     Chat(chat::ChatArgs),
     /// Start or join a visio meeting.
@@ -129,6 +138,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sync(args) => drive::sync(ctx, args).await,
         Command::Status(args) => drive::status(ctx, args).await,
         Command::Drive(args) => drive::drive(ctx, args).await,
+        Command::Trash(args) => recover::trash(ctx, args).await,
+        Command::Versions(args) => recover::versions(ctx, args).await,
+        Command::Recent(args) => recover::recent(ctx, args).await,
+        Command::Notifications(args) => recover::notifications(ctx, args).await,
         Command::Chat(args) => chat::chat(ctx, args).await,
         Command::Visio(args) => visio::visio(ctx, args).await,
         Command::Meetings(args) => visio::meetings(ctx, args).await,
