@@ -18,6 +18,13 @@ use tauri::{tray::TrayIconBuilder, Manager, RunEvent};
 
 use crate::{shell::Shell, tray::MenuAction, windows::WindowKind};
 
+/// `--recover [PATH]`: the recover window, on PATH's versions when given (relative to `cwd`).
+/// `Some(None)`: the window without a file.
+fn recover_arg(argv: &[String], cwd: &std::path::Path) -> Option<Option<std::path::PathBuf>> {
+    let at = argv.iter().position(|a| a == "--recover")?;
+    Some(argv.get(at + 1).filter(|p| !p.starts_with("--")).map(|p| cwd.join(p)))
+}
+
 fn main() {
     let started = std::time::Instant::now();
     let dirs = Dirs::discover();
@@ -30,10 +37,19 @@ fn main() {
     glib::set_application_name("Passerelle");
 
     let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            let shell = app.state::<Shell>();
+            // `passerelle-desktop --recover PATH` (the file manager's "Versions précédentes…")
+            // while the app runs: the running app opens the window.
+            if let Some(path) = recover_arg(&argv, std::path::Path::new(&cwd)) {
+                tracing::info!("second launch: opening the recover window");
+                if let Err(e) = shell.open_recover(app, path.as_deref()) {
+                    shell.act_failed(app, &e);
+                }
+                return;
+            }
             // A second launch: bring the first one forward instead of starting twice.
             tracing::info!("second launch: focusing the running app");
-            let shell = app.state::<Shell>();
             let t = shell.catalog();
             let target = match windows::any_open(app) {
                 Some(window) => {
@@ -68,6 +84,13 @@ fn main() {
             commands::dialog_answer,
             commands::dialog_details,
             commands::close_window,
+            commands::recover_state,
+            commands::recover_trash,
+            commands::recover_restore,
+            commands::recover_find,
+            commands::recover_versions,
+            commands::recover_restore_version,
+            commands::recover_open_version,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
@@ -101,6 +124,12 @@ fn main() {
             tauri::async_runtime::spawn(async move {
                 restore_handle.state::<Shell>().restore(&restore_handle);
                 let shell = restore_handle.state::<Shell>();
+                let here = std::env::current_dir().unwrap_or_default();
+                if let (Some(path), true) = (recover_arg(&std::env::args().collect::<Vec<_>>(), &here), shell.session().is_some()) {
+                    if let Err(e) = shell.open_recover(&restore_handle, path.as_deref()) {
+                        shell.act_failed(&restore_handle, &e);
+                    }
+                }
                 if shell.session().is_none() {
                     let t = shell.catalog();
                     if let Err(e) = windows::open(&restore_handle, WindowKind::Wizard, &t.t("wizard.title")) {

@@ -13,7 +13,12 @@ use passerelle::{
     config::{self, Profile, Settings, Source},
     drive::{
         self,
-        nextcloud::{self, remote::NextcloudRemote, ConnectOptions},
+        nextcloud::{
+            self,
+            feed::{FeedEvent, FeedHandle},
+            remote::NextcloudRemote,
+            ConnectOptions,
+        },
         run::FolderPaths,
         Drive, DriveConfig, DriveHandle, DriveStatus, Remote, WebDav,
     },
@@ -35,6 +40,10 @@ use crate::{
     tray::{self, MenuAction, NextMeeting, Quota, SyncLine, TrayModel},
     windows::{self, DialogKind, WindowKind},
 };
+
+#[path = "shell_recover.rs"]
+mod recover;
+pub use recover::{RecoverState, TrashView, VersionView};
 
 /// Managed by Tauri; one per app.
 pub struct Shell {
@@ -60,6 +69,14 @@ pub struct Shell {
     details: Mutex<DialogDetails>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
+    /// The Nextcloud connection the folder's sync made (the recover window and the feed use it).
+    nc: Mutex<Option<nextcloud::Nextcloud>>,
+    /// "Récemment" and the notifications; dropping it stops the loop.
+    feed: Mutex<Option<FeedHandle>>,
+    /// What the feed last showed: the tray's lines refer to these by index.
+    feed_shown: Mutex<passerelle::drive::nextcloud::feed::FeedState>,
+    /// The file the recover window opens on (`--recover PATH`, "Versions précédentes…").
+    recover_target: Mutex<Option<String>>,
     theme: Theme,
 }
 
@@ -100,6 +117,10 @@ impl Shell {
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
             space_asked: Mutex::new(Default::default()),
+            nc: Mutex::new(None),
+            feed: Mutex::new(None),
+            feed_shown: Mutex::new(Default::default()),
+            recover_target: Mutex::new(None),
             theme: Theme::detect(),
             dirs,
         }
@@ -306,6 +327,8 @@ impl Shell {
                     }
                 };
                 shell.watch_quota(&app, nc.clone());
+                *lock(&shell.nc) = Some(nc.clone());
+                shell.start_feed(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
                 Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
             } else {
@@ -331,6 +354,11 @@ impl Shell {
     fn on_drive_status(&self, app: &AppHandle<Wry>, status: DriveStatus) {
         tracing::debug!(?status, "drive status");
         let line = sync_line(&status, self.online_hint());
+        // A run that moved files may be in the activity feed now: "Récemment" looks again
+        // (no timer of its own, so an idle app costs no request for it).
+        if matches!(self.model.borrow().sync, SyncLine::Syncing { .. }) && matches!(status, DriveStatus::Idle { .. }) {
+            self.feed_event(FeedEvent::RefreshRecent);
+        }
         self.model.send_modify(|m| m.sync = line);
         match status {
             DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
@@ -513,6 +541,8 @@ impl Shell {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        lock(&self.feed).take();
+        lock(&self.nc).take();
         lock(&self.chat).take();
         if let Some(handle) = lock(&self.drive).take() {
             handle.send(drive::Event::Shutdown);
@@ -595,6 +625,12 @@ impl Shell {
         }
     }
 
+    /// A failed action started from outside the menu (the file manager's entry point).
+    pub fn act_failed(&self, app: &AppHandle<Wry>, e: &ShellError) {
+        tracing::warn!(code = %e.code, message = %e.message, "the action failed");
+        self.tell_failure(app, e);
+    }
+
     /// A failed action is never silent: a notification with the catalog's sentence.
     fn tell_failure(&self, app: &AppHandle<Wry>, e: &ShellError) {
         let t = self.catalog();
@@ -670,6 +706,9 @@ impl Shell {
                     opener(app).open(link.url.as_str()).map_err(open_error)?;
                 }
             }
+            MenuAction::Recover => self.open_recover(app, None)?,
+            MenuAction::Recent(i) => self.open_recent(app, i)?,
+            MenuAction::Notice(i) => self.open_notice(app, i)?,
         }
         Ok(())
     }
