@@ -663,7 +663,11 @@ impl Shell {
                     .open_path(folder.display().to_string(), None::<&str>)
                     .map_err(|e| ShellError::logged("browser", &e))?;
             }
-            MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
+            MenuAction::SyncNow => {
+                self.drive_event(drive::Event::SyncNow);
+                // "Look now" covers the notifications too (one request, 304 if nothing new).
+                self.feed_event(FeedEvent::Wake);
+            }
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::OpenChat => {

@@ -147,7 +147,7 @@ impl Shell {
     pub async fn recover_restore(&self, app: &AppHandle<Wry>, id: &str) -> Result<String, ShellError> {
         let nc = self.nextcloud(app).await?;
         let item = nextcloud::restore(&nc, id).await?;
-        tracing::info!(path = %item.original_location, "restored from the trash");
+        tracing::info!(path = %item.original_location, "restored from the trash; syncing now");
         self.after_restore();
         Ok(item.name)
     }
@@ -283,12 +283,14 @@ impl Shell {
         lock(&self.tasks).extend([state_task, arrivals_task]);
     }
 
-    /// Opens a file of the synced folder, or its folder when the file is not there (deleted, not
-    /// synced yet). Only inside the folder: `place::server_path` refuses `..` and links out.
-    fn open_local(&self, app: &AppHandle<Wry>, server: &str, deleted: bool) -> Result<bool, ShellError> {
+    /// Opens a file of the synced folder, or (`or_folder`) its folder when the file is not
+    /// there (deleted, not synced yet); `deleted`: the folder only. Only inside the folder:
+    /// `place::server_path` refuses `..` and links out. False when nothing was opened.
+    fn open_local(&self, app: &AppHandle<Wry>, server: &str, deleted: bool, or_folder: bool) -> Result<bool, ShellError> {
         let (folder, root) = self.place()?;
         let Some(path) = place::local_path(&folder, root, server) else { return Ok(false) };
-        let candidates = [Some(path.clone()), path.parent().map(Path::to_path_buf)];
+        let parent = if or_folder || deleted { path.parent().map(Path::to_path_buf) } else { None };
+        let candidates = [Some(path.clone()), parent];
         for candidate in candidates.into_iter().flatten().skip(usize::from(deleted)) {
             if candidate.exists() && place::server_path(&folder, root, &candidate).is_ok() {
                 app.opener()
@@ -303,7 +305,7 @@ impl Shell {
     /// A line of "Récemment": the file, or its folder.
     pub(super) fn open_recent(&self, app: &AppHandle<Wry>, i: usize) -> Result<(), ShellError> {
         let Some(change) = lock(&self.feed_shown).recent.get(i).cloned() else { return Ok(()) };
-        if self.open_local(app, &change.path, change.kind == "file_deleted")? {
+        if self.open_local(app, &change.path, change.kind == "file_deleted", true)? {
             return Ok(());
         }
         // Not in the folder: its folder on the server's web page, on the server's own origin.
@@ -319,7 +321,7 @@ impl Shell {
     pub(super) fn open_notice(&self, app: &AppHandle<Wry>, i: usize) -> Result<(), ShellError> {
         let Some(notice) = lock(&self.feed_shown).notifications.get(i).cloned() else { return Ok(()) };
         let opened = match &notice.file {
-            Some(file) => self.open_local(app, file, false)?,
+            Some(file) => self.open_local(app, file, false, false)?,
             None => false,
         };
         if !opened {
