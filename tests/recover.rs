@@ -183,3 +183,53 @@ async fn the_feed_announces_new_notifications_once_and_idles_on_304() {
     assert_eq!(ok, 0, "nothing changed, so no full answer: {stats}");
     assert!(tokio::time::timeout(Duration::from_millis(1), arrivals.recv()).await.is_err(), "nothing announced twice");
 }
+
+/// The idle cost of "Récemment" and the notifications, with the default settings (5 minutes),
+/// for `PASSERELLE_BENCH_MINUTES` (15 by default) of real time: run by
+/// `scripts/bench-notifications`, which prints the table. Against the double, its own count of
+/// requests and statuses; with `PASSERELLE_LIVE_NEXTCLOUD_URL` (and `_USER`, `_APP_PASSWORD`),
+/// against that real server, counted by the client.
+#[tokio::test]
+#[ignore = "a benchmark: 15 minutes of real time"]
+async fn idle_cost_of_notifications() {
+    let minutes: u64 = std::env::var("PASSERELLE_BENCH_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(15);
+    let live = std::env::var("PASSERELLE_LIVE_NEXTCLOUD_URL").ok();
+    let double = if live.is_none() { Some(Double::start(None)) } else { None };
+    let client = match (&live, &double) {
+        (Some(url), _) => {
+            let url = url::Url::parse(url).unwrap();
+            let user = std::env::var("PASSERELLE_LIVE_NEXTCLOUD_USER").unwrap();
+            let creds = nextcloud::Credentials::AppPassword {
+                login: user.clone(),
+                password: std::env::var("PASSERELLE_LIVE_NEXTCLOUD_APP_PASSWORD").unwrap(),
+            };
+            let info = nextcloud::server_info(&passerelle::http::client(), &url, &creds).await.unwrap().unwrap();
+            nextcloud::Nextcloud::new(passerelle::http::client(), &url, &user, creds, info)
+        }
+        (None, Some(d)) => d.connect().await,
+        _ => unreachable!(),
+    };
+    let handle = Feed::start(client, FeedConfig::default());
+    let mut state = handle.state();
+    // The first look (notifications and recent changes) is the start, not the idle cost.
+    let start = state.wait_for(|s| s.requests >= 2).await.unwrap().clone();
+    if let Some(d) = &double {
+        d.reset().await;
+    }
+    tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
+    let end = state.borrow().clone();
+    let requests = end.requests - start.requests;
+    let not_modified = end.not_modified - start.not_modified;
+    let server = match &double {
+        Some(d) => {
+            let stats = d.stats().await;
+            format!("double: {} requests, {} answered 304", stats["requests"], stats["ocs"]["notifications 304"])
+        }
+        None => "real server".to_string(),
+    };
+    println!("| idle minutes | requests | answered 304 | per 5 min | counted by |");
+    println!("|---|---|---|---|---|");
+    println!("| {minutes} | {requests} | {not_modified} | {:.2} | client; {server} |", requests as f64 * 5.0 / minutes as f64);
+    assert!(requests <= minutes / 5 + 1, "at most one request per 5 minutes while idle");
+    assert_eq!(requests, not_modified, "every idle look answered 304");
+}

@@ -269,8 +269,9 @@ pub enum FeedEvent {
 pub struct FeedState {
     pub recent: Vec<Change>,
     pub notifications: Vec<Notice>,
-    /// Requests sent so far (for the idle-cost figure).
+    /// Requests sent so far, and how many of them were answered 304 (the idle-cost figure).
     pub requests: u64,
+    pub not_modified: u64,
 }
 
 /// The running loop; dropping the handle stops it.
@@ -333,7 +334,13 @@ impl Looker {
             return;
         }
         match notifications(&self.nc, self.notices_etag.as_deref()).await {
-            Ok(Polled::Unchanged) => tracing::trace!("notifications: unchanged (304)"),
+            Ok(Polled::Unchanged) => {
+                tracing::trace!("notifications: unchanged (304)");
+                self.state.send_if_modified(|s| {
+                    s.not_modified += 1;
+                    false
+                });
+            }
             Ok(Polled::Unavailable) => {
                 tracing::info!("the server has no notifications app: not asking again");
                 self.notices_on = false;
@@ -365,7 +372,12 @@ impl Looker {
             return;
         }
         match recent(&self.nc, self.config.recent, self.recent_etag.as_deref()).await {
-            Ok(Polled::Unchanged) => {}
+            Ok(Polled::Unchanged) => {
+                self.state.send_if_modified(|s| {
+                    s.not_modified += 1;
+                    false
+                });
+            }
             Ok(Polled::Unavailable) => {
                 tracing::info!("the server has no activity app: no recent changes");
                 self.recent_on = false;
