@@ -110,13 +110,12 @@ impl Shell {
             None => None,
         };
         let t = self.catalog();
-        if target.is_some() {
-            // The window reads its target when it loads: a new target, a fresh window.
-            if let Some(w) = app.get_webview_window("recover") {
-                w.destroy().ok();
-            }
-        }
+        let reload = target.is_some();
         *lock(&self.recover_target) = target;
+        if let (true, Some(w)) = (reload, app.get_webview_window("recover")) {
+            // The window reads its target when it loads: an open one loads again.
+            w.eval("location.reload()")?;
+        }
         windows::open(app, WindowKind::Recover, &t.t("recover.title"))?;
         Ok(())
     }
@@ -158,7 +157,13 @@ impl Shell {
         Ok(nextcloud::versions(&nc, path)
             .await?
             .into_iter()
-            .map(|v| VersionView { date: date(v.mtime), size: t.size(v.size), author: v.author, id: v.id })
+            .map(|v| VersionView {
+                date: date(v.mtime),
+                size: t.size(v.size),
+                // The server names the author by user id; the member's own versions read "you".
+                author: v.author.map(|a| if a == nc.user() { t.t("recover.you") } else { a }),
+                id: v.id,
+            })
             .collect())
     }
 
