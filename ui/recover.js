@@ -95,7 +95,7 @@ async function showVersions(path) {
       const look = document.createElement("td");
       look.append(button(t("recover.look"), t("recover.look_label"), () => ipc.recoverOpenVersion(path, v.id).catch(fail)));
       const back = document.createElement("td");
-      back.append(button(t("recover.restore"), null, async () => {
+      back.append(button(t("recover.restore"), t("recover.restore_version_label", { date: v.date }), async () => {
         try {
           await ipc.recoverRestoreVersion(path, v.id);
           say(t("recover.version_restored", { date: v.date }));
