@@ -395,13 +395,11 @@ impl Looker {
         self.count();
     }
 
+    /// Each look is published (a watcher learns that one happened, even when nothing changed;
+    /// the tray compares what it shows and redraws nothing then).
     fn count(&self) {
         let requests = self.nc.requests() - self.start_requests;
-        // Not a change the tray must redraw for: kept quietly.
-        self.state.send_if_modified(|s| {
-            s.requests = requests;
-            false
-        });
+        self.state.send_modify(|s| s.requests = requests);
     }
 }
 
