@@ -197,11 +197,7 @@ fn apply(item: &mut Item, ns: &[u8], name: &str, value: &str) {
         (NC, "trashbin-original-location") => item.trash_location = some(),
         (NC, "trashbin-deletion-time") => item.trash_deleted = value.parse().ok(),
         (NC, "trashbin-deleted-by-display-name") => item.trash_deleted_by = some().or(item.trash_deleted_by.take()),
-        (NC, "trashbin-deleted-by-id") => {
-            if item.trash_deleted_by.is_none() {
-                item.trash_deleted_by = some()
-            }
-        }
+        (NC, "trashbin-deleted-by-id") if item.trash_deleted_by.is_none() => item.trash_deleted_by = some(),
         (NC, "version-author") => item.version_author = some(),
         (NC, "version-label") => item.version_label = some(),
         _ => {}

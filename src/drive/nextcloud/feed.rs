@@ -193,7 +193,7 @@ pub async fn notifications(nc: &Nextcloud, etag: Option<&str>) -> Result<Polled<
     let body: Value = json_limited(answer, JSON_ANSWER_LIMIT).await.map_err(body_error)?;
     let items = body["ocs"]["data"].as_array().cloned().unwrap_or_default();
     let mut out: Vec<Notice> = items.iter().filter_map(notice).collect();
-    out.sort_by(|a, b| b.id.cmp(&a.id));
+    out.sort_by_key(|n| std::cmp::Reverse(n.id));
     Ok(Polled::Changed { etag: tag, items: out })
 }
 
