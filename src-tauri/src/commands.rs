@@ -208,7 +208,8 @@ pub async fn recover_restore(app: AppHandle<Wry>, shell: State<'_, Shell>, id: S
     shell.recover_restore(&app, &id).await
 }
 
-#[tauri::command]
+/// Walks the member's folder: off the main thread (a sync command would run on it).
+#[tauri::command(async)]
 pub fn recover_find(shell: State<'_, Shell>, query: String) -> Answer<Vec<String>> {
     shell.recover_find(&query)
 }
