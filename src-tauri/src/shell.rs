@@ -5,6 +5,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
+#[path = "shell_share.rs"]
+mod share;
+pub use share::{request_in, FilesAccess};
+
 use passerelle::{
     auth::{self, LoginOptions, SecretStore, Session},
     calendar,
@@ -67,6 +71,9 @@ pub struct Shell {
     room: Mutex<visio::AdHocRoom>,
     /// What the sync's dialogs show: the file refused for lack of space, the last conflicts.
     details: Mutex<DialogDetails>,
+    /// The folder's Nextcloud connection and where the folder maps, once the sync has
+    /// connected (sharing waits on it); `None` logged out or on plain WebDAV.
+    files: watch::Sender<Option<FilesAccess>>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
     /// The Nextcloud connection the folder's sync made (the recover window and the feed use it).
@@ -116,6 +123,7 @@ impl Shell {
             catalog: RwLock::new(catalog),
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
+            files: watch::channel(None).0,
             space_asked: Mutex::new(Default::default()),
             nc: Mutex::new(None),
             feed: Mutex::new(None),
@@ -165,8 +173,11 @@ impl Shell {
         let lang = Lang::choose(settings.language.as_deref());
         lang.make_current();
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
-        // Same model, new words: redraw the tray.
+        // Same model, new words: redraw the tray, and the file manager's actions.
         self.draw_tray(app, &self.model.borrow().clone(), true);
+        if self.files.borrow().is_some() {
+            self.install_file_actions();
+        }
         Ok(())
     }
 
@@ -330,7 +341,11 @@ impl Shell {
                 *lock(&shell.nc) = Some(nc.clone());
                 shell.start_feed(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
-                Arc::new(NextcloudRemote::new(nc, "", Some(cache)))
+                // The server folder this sync mirrors; sharing maps local paths below it.
+                let sub = String::new();
+                shell.files.send_replace(Some(FilesAccess { nc: nc.clone(), root: root.clone(), sub: sub.clone() }));
+                shell.install_file_actions();
+                Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -479,6 +494,11 @@ impl Shell {
     }
 
     /// Sends an event to the folder's sync task, if one runs.
+    /// The running sync's status stream, if a sync runs.
+    pub fn drive_status(&self) -> Option<watch::Receiver<DriveStatus>> {
+        lock(&self.drive).as_ref().map(|h| h.status())
+    }
+
     pub fn drive_event(&self, event: drive::Event) {
         match lock(&self.drive).as_ref() {
             Some(handle) => handle.send(event),
@@ -544,6 +564,7 @@ impl Shell {
         lock(&self.feed).take();
         lock(&self.nc).take();
         lock(&self.chat).take();
+        self.files.send_replace(None);
         if let Some(handle) = lock(&self.drive).take() {
             handle.send(drive::Event::Shutdown);
         }
@@ -554,6 +575,7 @@ impl Shell {
         let session = self.session();
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
+        self.remove_file_actions();
         self.model.send_modify(|m| *m = TrayModel::default());
         if let Some(profile) = profile {
             passerelle::account::logout(&self.http, &profile, &self.store).await?;
@@ -670,6 +692,7 @@ impl Shell {
             }
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
+            MenuAction::ShareFile => self.share_from_tray(app)?,
             MenuAction::OpenChat => {
                 let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {

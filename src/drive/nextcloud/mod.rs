@@ -22,6 +22,7 @@
 //! nextcloud::feed::recent(&nc, 5, None).await?;  nextcloud::feed::notifications(&nc, None).await?;
 //! let walk = nextcloud::walk::walk(&nc, "", &mut cache).await?; // folder-ETag skipping listing
 //! let remote = NextcloudRemote::new(nc, "", Some(cache_file));  // a drive::Remote
+//! let shared = nextcloud::share::share(&nc, "Devis/devis.pdf", &ShareOptions::default()).await?; // a public link
 //! ```
 //! Errors: [`NextcloudError`], each with a stable [`NextcloudError::code`].
 //!
@@ -37,6 +38,7 @@ mod login;
 pub mod place;
 mod quota;
 pub mod remote;
+pub mod share;
 mod trash;
 pub mod walk;
 
