@@ -39,7 +39,29 @@ pub enum ConfigError {
     #[error("could not read or write {path}: {reason}")]
     Io { path: String, reason: String },
     #[error("the settings published by {domain} would send your login to servers outside {domain}: {}; accept them only if your organisation uses them", hosts.join(", "))]
-    ForeignHosts { domain: String, hosts: Vec<String> },
+    ForeignHosts {
+        domain: String,
+        hosts: Vec<String>,
+        /// The same hosts, each with what it would be used for, for the member to read.
+        servers: Vec<ForeignHost>,
+    },
+}
+
+/// What a server named by a profile would be used for, in the member's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerUse {
+    Login,
+    Files,
+    Chat,
+    Calendar,
+}
+
+/// A host outside the typed domain, and what the profile would use it for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignHost {
+    pub host: String,
+    pub uses: Vec<ServerUse>,
 }
 
 impl ConfigError {
@@ -193,6 +215,25 @@ impl Profile {
             }
         }
         hosts
+    }
+
+    /// What the profile uses `host` for (login, files, chat, calendar), in that order.
+    pub fn uses_of(&self, host: &str) -> Vec<ServerUse> {
+        let urls = [
+            (ServerUse::Login, Some(&self.issuer)),
+            (ServerUse::Files, self.nextcloud.as_ref()),
+            (ServerUse::Files, self.webdav.as_ref()),
+            (ServerUse::Chat, self.rocketchat.as_ref()),
+            (ServerUse::Calendar, self.caldav.as_ref()),
+        ];
+        let mut uses = Vec::new();
+        for (used_for, url) in urls {
+            let on_host = url.and_then(|u| u.host_str()).is_some_and(|h| h.eq_ignore_ascii_case(host));
+            if on_host && !uses.contains(&used_for) {
+                uses.push(used_for);
+            }
+        }
+        uses
     }
 
     /// The hosts of [`Profile::token_hosts`] that are neither `domain`'s host nor under it
@@ -426,7 +467,8 @@ pub async fn resolve(
             .collect();
         if !foreign.is_empty() {
             let domain = typed.host_str().unwrap_or(org).to_string();
-            return Err(ConfigError::ForeignHosts { domain, hosts: foreign });
+            let servers = foreign.iter().map(|h| ForeignHost { host: h.clone(), uses: profile.uses_of(h) }).collect();
+            return Err(ConfigError::ForeignHosts { domain, hosts: foreign, servers });
         }
         return Ok((profile, Source::Discovered));
     }
@@ -502,5 +544,7 @@ mod tests {
         assert_eq!(p.foreign_hosts(&typed), vec!["chat.attacker.example", "example.coop.attacker.example"]);
         assert!(p.may_receive_token(&Url::parse("https://cloud.example.coop/remote.php/dav").unwrap()));
         assert!(!p.may_receive_token(&Url::parse("https://evil.example/").unwrap()));
+        assert_eq!(p.uses_of("CHAT.attacker.example"), vec![ServerUse::Chat]);
+        assert_eq!(p.uses_of("nowhere.example"), vec![]);
     }
 }

@@ -10,9 +10,10 @@ use std::{
 };
 
 use passerelle::{
-    auth::{self, AuthError, LoginOptions, Session},
+    auth::{self, AuthError, LoginCancel, LoginOptions, Session},
     browser::Opener,
     config::Profile,
+    i18n::Lang,
 };
 use support::{Browser, Home, KeycloakAdmin};
 
@@ -199,9 +200,14 @@ async fn revoked_by_the_administrator_means_log_in_again() {
     let home = support::home();
     let session = support::login("carol", "carol-pass-1", &home).await;
     let token = session.access_token().await.expect("token");
+    assert!(!session.has_ended());
     KeycloakAdmin::connect().await.revoke_sessions("carol").await;
     let err = session.refresh_after_rejection(&token).await.expect_err("the refresh must be refused");
     assert_eq!(err.code(), "login_required", "{err}");
+    // Issue 14, item 10: the desktop asks this before skipping the login step.
+    assert!(session.has_ended(), "a session whose refresh was refused has ended");
+    let restored = Session::restore(passerelle::http::client(), support::profile(), home.secrets());
+    assert_eq!(restored.map(drop).map_err(|e| e.code()), Err("login_required"));
     assert!(err.to_string().starts_with("please log in again"), "{err}");
     // The dead tokens were forgotten, and the CLI says so in one plain line.
     let left = home.secrets().get("oidc").expect("store").expect("a note is left");
@@ -218,6 +224,14 @@ async fn start_login(
     profile: Profile,
     timeout: Duration,
 ) -> (String, tokio::task::JoinHandle<Result<Session, AuthError>>) {
+    start_login_with(profile, LoginOptions { timeout, ..LoginOptions::default() }).await
+}
+
+/// The same, with the given options (their opener is replaced by the test's).
+async fn start_login_with(
+    profile: Profile,
+    options: LoginOptions,
+) -> (String, tokio::task::JoinHandle<Result<Session, AuthError>>) {
     let home = support::home();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let options = LoginOptions {
@@ -225,7 +239,7 @@ async fn start_login(
             let _ = tx.send(url.to_string());
             Ok(())
         }),
-        timeout,
+        ..options
     };
     let store = home.secrets();
     let task = tokio::spawn(async move {
@@ -247,6 +261,150 @@ fn query(url: &str, name: &str) -> String {
 
 async fn outcome(task: tokio::task::JoinHandle<Result<Session, AuthError>>) -> Result<Session, AuthError> {
     tokio::time::timeout(Duration::from_secs(60), task).await.expect("login ends").expect("join")
+}
+
+/// The language Keycloak's page was served in (`<html lang="…">`).
+fn page_language(source: &str) -> String {
+    let html = source.split("<html").nth(1).unwrap_or_default();
+    html.split("lang=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default().to_string()
+}
+
+fn without_param(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("URL");
+    let kept: Vec<(String, String)> = parsed.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    parsed.query_pairs_mut().clear().extend_pairs(kept);
+    parsed.to_string()
+}
+
+/// Issue 14, item 8: Keycloak's login page followed the browser's languages, so a French
+/// member with an English browser got an English page. The app's language goes as
+/// `ui_locales`: the page is in French in an English browser, and in English in a French one
+/// when the member chose English. Without the parameter (the control) the same browser gets
+/// its own language, so the check can fail.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_login_page_speaks_the_apps_language() {
+    for (app, browser_lang) in [(Lang::Fr, "en-US"), (Lang::En, "fr")] {
+        let options = LoginOptions { language: Some(app), timeout: Duration::from_secs(90), ..LoginOptions::default() };
+        let (url, task) = start_login_with(support::profile(), options).await;
+        assert_eq!(query(&url, "ui_locales"), app.tag(), "{url}");
+        let browser = Browser::start_in(browser_lang).await;
+        browser.goto(&without_param(&url, "ui_locales")).await;
+        browser.find("#username").await;
+        let control = page_language(&browser.source().await);
+        assert_eq!(&control[..2], &browser_lang[..2], "without ui_locales the page follows the browser");
+        browser.goto(&url).await;
+        browser.find("#username").await;
+        let shown = page_language(&browser.source().await);
+        browser.type_into("#username", "alice").await;
+        browser.type_into("#password", "alice-pass-1").await;
+        browser.click("#kc-login").await;
+        let session = outcome(task).await.expect("logged in");
+        browser.quit().await;
+        assert_eq!(session.identity().username.as_deref(), Some("alice"));
+        assert_eq!(shown, app.tag(), "the login page is in the app's language");
+    }
+}
+
+/// Issue 14, item 12: the member can stop waiting for the browser. The wait ends at once with
+/// `login_stopped`, and the loopback listener is closed (nothing answers on its port).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_waiting_for_the_browser_can_be_stopped() {
+    let cancel = LoginCancel::default();
+    let options = LoginOptions { cancel: cancel.clone(), ..LoginOptions::default() };
+    let (url, task) = start_login_with(support::profile(), options).await;
+    let redirect = query(&url, "redirect_uri");
+    let answer = reqwest::get(format!("{redirect}?code=x&state=not-ours")).await.expect("listening");
+    assert_eq!(answer.status(), 400);
+    assert!(!task.is_finished());
+    cancel.cancel();
+    let err = outcome(task).await.expect_err("stopped");
+    assert_eq!(err.code(), "login_stopped", "{err}");
+    assert!(reqwest::get(&redirect).await.is_err(), "the listener must be closed once the login is stopped");
+}
+
+/// Issue 14, item 11: no browser could be opened; the member pastes the address into one. The
+/// first half of the login gives the address without opening anything, and the second half
+/// logs in when that address is used.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_completes_from_the_pasted_address() {
+    let home = support::home();
+    let http = passerelle::http::client();
+    let options = LoginOptions { language: Some(Lang::Fr), timeout: Duration::from_secs(90), ..LoginOptions::default() };
+    let pending = auth::begin(&http, &support::profile(), &home.secrets(), &options).await.expect("begin");
+    let url = pending.url().to_string();
+    let task = tokio::spawn(pending.finish());
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
+    let session = outcome(task).await.expect("logged in from the pasted address");
+    browser.quit().await;
+    assert_eq!(session.identity().username.as_deref(), Some("alice"));
+    assert!(!session.has_ended());
+
+    // What Keycloak puts in the access token's audience, for ARCHITECTURE.md's trust rules:
+    // `azp` is our client; `aud` names Keycloak clients (here only "account", Keycloak's own
+    // account console), never the file, chat or calendar servers that receive the token.
+    let token = session.access_token().await.expect("token");
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["azp"], "passerelle", "{claims}");
+    let aud: Vec<String> = match &claims["aud"] {
+        serde_json::Value::String(one) => vec![one.clone()],
+        serde_json::Value::Array(many) => many.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => vec![],
+    };
+    eprintln!("access token: azp={} aud={aud:?}", claims["azp"]);
+    assert!(aud.iter().all(|a| !a.contains("127.0.0.1") && !a.starts_with("http")), "aud names no server: {aud:?}");
+}
+
+/// Issue 14, item 11, for the CLI: no browser can start; `login` prints the address instead of
+/// failing, and pasting it into a browser logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_login_without_a_browser_prints_the_address() {
+    let home = support::home();
+    let profile_file = write_profile(&home, &support::profile());
+    let mut child = support::cli(&home)
+        .env("PASSERELLE_BROWSER", home.path().join("no-such-browser"))
+        .args(["login", "--profile"])
+        .arg(&profile_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn passerelle login");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
+    })
+    .await
+    .expect("join")
+    .expect("read the login URL");
+    assert!(url.starts_with(&support::env("PASSERELLE_TEST_ISSUER")) && url.contains("state="), "printed: {url}");
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    browser.quit().await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "login failed: {stderr}");
+    assert!(stderr.contains("No browser could be opened") && stderr.contains("Logged in as Alice Martin"), "{stderr}");
+}
+
+/// The claims of a JWT, unverified (for looking only).
+fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut bytes = Vec::new();
+    for c in payload.bytes() {
+        let Some(v) = ALPHABET.iter().position(|&a| a == c) else { continue };
+        bits = (bits << 6) | v as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            bytes.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -500,7 +500,7 @@ async fn item11_discovery_endpoints_must_be_https() {
     let (opener, opened) = recording_opener();
     let dir = tempfile::tempdir().expect("dir");
     let store = SecretStore::file(dir.path().join("secrets.json"));
-    let options = LoginOptions { opener, timeout: Duration::from_secs(3) };
+    let options = LoginOptions { opener, timeout: Duration::from_secs(3), ..LoginOptions::default() };
     let err = auth::login(&passerelle::http::client(), &profile, &store, &options).await.expect_err("refused");
     assert_eq!(err.code(), "provider_insecure", "{err}");
     assert!(err.to_string().contains("token_endpoint"), "{err}");
@@ -582,7 +582,7 @@ async fn item7_logout_revokes_everything_and_ends_the_browser_session() {
         let _ = tx.send(url.to_string());
         Ok(())
     });
-    let options = LoginOptions { opener: opener.clone(), timeout: Duration::from_secs(90) };
+    let options = LoginOptions { opener: opener.clone(), timeout: Duration::from_secs(90), ..LoginOptions::default() };
     let (h, p, s, o) = (http.clone(), profile.clone(), store.clone(), options.clone());
     let task = tokio::spawn(async move { auth::login(&h, &p, &s, &o).await });
     let url = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("url").expect("url");

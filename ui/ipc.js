@@ -13,6 +13,12 @@ export async function call(command, args = {}) {
 }
 
 export const catalog = () => call("catalog");
+// The wizard's login: servers to accept first, then the browser (see shell.rs `begin_login`).
+export const wizardLoginAccepting = (domain, acceptHosts) => call("wizard_login", { domain, acceptHosts });
+export const wizardLoginWait = () => call("wizard_login_wait");
+export const wizardLoginCancel = () => call("wizard_login_cancel");
+export const wizardLoginReopen = () => call("wizard_login_reopen");
+export const wizardLoginCopy = () => call("wizard_login_copy");
 export const wizardState = () => call("wizard_state");
 export const wizardLogin = (domain) => call("wizard_login", { domain });
 export const wizardFolder = (path) => call("wizard_folder", { path });

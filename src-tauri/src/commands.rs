@@ -27,6 +27,9 @@ pub struct WizardView {
     /// The organisation's name when this build carries a profile (or an earlier run saved
     /// one): no domain to type.
     bundled_org: Option<String>,
+    /// A session is held but it has ended: the wizard runs a real login ("Se reconnecter"),
+    /// never a skip to the folder with the dead session.
+    relogin: bool,
     logged_in: Option<String>,
     default_folder: Option<PathBuf>,
 }
@@ -38,6 +41,7 @@ pub fn wizard_state(shell: State<'_, Shell>) -> WizardView {
         .map(|(p, _)| if p.name.is_empty() { p.issuer.host_str().unwrap_or_default().to_string() } else { p.name });
     WizardView {
         bundled_org,
+        relogin: shell.needs_relogin(),
         logged_in: shell.session().map(|s| s.identity().name.clone()),
         default_folder: shell.folder(),
     }
@@ -49,10 +53,36 @@ pub struct LoggedIn {
     default_folder: Option<PathBuf>,
 }
 
+/// "Se connecter": the servers to accept first, or the login page opened (or not: then the
+/// wizard shows its address). `accept_hosts`: the servers outside the domain the member accepted.
 #[tauri::command]
-pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: Option<String>) -> Answer<LoggedIn> {
-    let session = shell.login(&app, domain).await?;
+pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: Option<String>, accept_hosts: Option<Vec<String>>) -> Answer<crate::shell::LoginStart> {
+    shell.begin_login(&app, domain, accept_hosts.unwrap_or_default()).await
+}
+
+/// Waits for the browser of the login `wizard_login` started.
+#[tauri::command]
+pub async fn wizard_login_wait(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<LoggedIn> {
+    let session = shell.finish_login(&app).await?;
     Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.folder() })
+}
+
+/// "Annuler" or Escape while waiting for the browser.
+#[tauri::command]
+pub fn wizard_login_cancel(shell: State<'_, Shell>) {
+    shell.cancel_login();
+}
+
+/// "Ouvrir à nouveau": true when a browser opened.
+#[tauri::command]
+pub fn wizard_login_reopen(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<bool> {
+    shell.reopen_login(&app)
+}
+
+/// "Copier le lien".
+#[tauri::command]
+pub fn wizard_login_copy(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
+    shell.copy_login_link(&app)
 }
 
 #[tauri::command]

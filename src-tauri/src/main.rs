@@ -88,6 +88,10 @@ fn main() {
         .manage(Shell::new(dirs))
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::Destroyed = event {
+                // The wizard closed while waiting for the browser: nobody will finish that login.
+                if window.label() == "wizard" {
+                    window.app_handle().state::<Shell>().cancel_login();
+                }
                 windows::on_destroyed(window.app_handle(), window.label());
             }
         })
@@ -95,6 +99,10 @@ fn main() {
             commands::catalog,
             commands::wizard_state,
             commands::wizard_login,
+            commands::wizard_login_wait,
+            commands::wizard_login_cancel,
+            commands::wizard_login_reopen,
+            commands::wizard_login_copy,
             commands::wizard_folder,
             commands::wizard_finish,
             commands::settings_get,

@@ -10,7 +10,7 @@ mod share;
 pub use share::{request_in, FilesAccess};
 
 use passerelle::{
-    auth::{self, LoginOptions, SecretStore, Session},
+    auth::{self, LoginCancel, LoginOptions, PendingLogin, SecretStore, Session},
     calendar,
     browser::{OpenError, Opener},
     chat::{Chat, ChatEventKind, ChatHandle, ChatState},
@@ -56,6 +56,11 @@ pub struct Shell {
     pub store: SecretStore,
     settings: Mutex<Settings>,
     session: Mutex<Option<Session>>,
+    /// The wizard's login while it waits for the browser.
+    login: Mutex<Option<LoginWait>>,
+    /// The sync asked the member to log in again (the held session is dead): the wizard runs
+    /// a real login instead of skipping to the folder. Cleared by a login.
+    relogin: std::sync::atomic::AtomicBool,
     /// Dropping it stops the chat task.
     chat: Mutex<Option<ChatHandle>>,
     /// The folder's sync task; dropping it stops the task.
@@ -95,6 +100,28 @@ pub struct DialogDetails {
     pub conflicts: Vec<String>,
 }
 
+/// A login started by the wizard (`begin_login`) and not finished yet.
+struct LoginWait {
+    /// The login page's address: shown, copied or opened again when no browser opened.
+    url: String,
+    cancel: LoginCancel,
+    /// Taken by `finish_login`, which waits on it.
+    pending: Option<PendingLogin>,
+    source: Source,
+}
+
+/// What the wizard's "Se connecter" leads to.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum LoginStart {
+    /// The organisation's published settings name servers outside the typed domain: the member
+    /// accepts them (the wizard asks again with them) or refuses.
+    Hosts { domain: String, servers: Vec<config::ForeignHost> },
+    /// Waiting for the browser; `opened` is false when no browser could be opened, and the
+    /// member then copies `url` into one.
+    Waiting { url: String, opened: bool },
+}
+
 /// Locks a mutex even if a panicking thread poisoned it: the data are plain values.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -115,6 +142,8 @@ impl Shell {
             store,
             settings: Mutex::new(settings),
             session: Mutex::new(None),
+            login: Mutex::new(None),
+            relogin: Default::default(),
             chat: Mutex::new(None),
             drive: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
@@ -196,18 +225,104 @@ impl Shell {
         }
     }
 
-    /// Resolves the organisation (bundled, else the typed domain), runs the browser login, and
-    /// remembers the organisation.
-    pub async fn login(&self, app: &AppHandle<Wry>, domain: Option<String>) -> Result<Session, ShellError> {
-        let settings = self.settings();
-        let (profile, source) = config::resolve(&self.http, &settings, domain.as_deref().filter(|d| !d.trim().is_empty()), None, &[]).await?;
-        let options = LoginOptions { opener: opener(app), ..LoginOptions::default() };
-        let session = auth::login(&self.http, &profile, &self.store, &options).await?;
-        if source != Source::Bundled {
-            self.update_settings(|s| s.profile = Some(profile.clone()))?;
+    /// The session the wizard may go on with: none when the held one is dead (the sync asked
+    /// for a new login, or the login server refused its refresh), so "Se reconnecter" runs a
+    /// real login instead of skipping to the folder with the dead session.
+    pub fn live_session(&self) -> Option<Session> {
+        if self.relogin.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
         }
+        self.session().filter(|s| !s.has_ended())
+    }
+
+    /// True when a session is held but a new login is needed.
+    pub fn needs_relogin(&self) -> bool {
+        self.session().is_some() && self.live_session().is_none()
+    }
+
+    /// The wizard's "Se connecter": resolves the organisation (bundled, else the typed domain,
+    /// with the hosts the member accepted), starts the login and opens the browser. Servers
+    /// outside the typed domain are not an error: the wizard shows them and asks.
+    pub async fn begin_login(&self, app: &AppHandle<Wry>, domain: Option<String>, accepted_hosts: Vec<String>) -> Result<LoginStart, ShellError> {
+        self.cancel_login();
+        let settings = self.settings();
+        let domain = domain.as_deref().map(str::trim).filter(|d| !d.is_empty());
+        let (profile, source) = match config::resolve(&self.http, &settings, domain, None, &accepted_hosts).await {
+            Err(config::ConfigError::ForeignHosts { domain, servers, .. }) => {
+                tracing::info!(hosts = ?servers, "the organisation's settings name servers outside its domain: asking the member");
+                return Ok(LoginStart::Hosts { domain, servers });
+            }
+            other => other?,
+        };
+        let cancel = LoginCancel::default();
+        let options = LoginOptions { language: Some(self.catalog().lang), cancel: cancel.clone(), ..LoginOptions::default() };
+        let pending = auth::begin(&self.http, &profile, &self.store, &options).await?;
+        let url = pending.url().to_string();
+        let opened = self.open_login_page(app, &url);
+        *lock(&self.login) = Some(LoginWait { url: url.clone(), cancel, pending: Some(pending), source });
+        Ok(LoginStart::Waiting { url, opened })
+    }
+
+    /// Opens the login page; false (logged) when no browser could be opened.
+    fn open_login_page(&self, app: &AppHandle<Wry>, url: &str) -> bool {
+        match opener(app).open(url) {
+            Ok(()) => {
+                tracing::info!("the browser was opened for the login");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(code = e.code(), "no browser could be opened for the login: {e}");
+                false
+            }
+        }
+    }
+
+    /// Waits for the browser of the login `begin_login` started, then keeps the session and
+    /// the organisation.
+    pub async fn finish_login(&self, app: &AppHandle<Wry>) -> Result<Session, ShellError> {
+        let (pending, source, cancel) = {
+            let mut wait = lock(&self.login);
+            let wait = wait.as_mut().ok_or_else(|| ShellError::new("login_stopped"))?;
+            let pending = wait.pending.take().ok_or_else(|| ShellError::new("login_stopped"))?;
+            (pending, wait.source, wait.cancel.clone())
+        };
+        let profile = pending.profile().clone();
+        let result = pending.finish().await;
+        {
+            // Forget the wait, unless a newer login replaced it meanwhile.
+            let mut wait = lock(&self.login);
+            if wait.as_ref().is_some_and(|w| w.cancel.same(&cancel)) {
+                *wait = None;
+            }
+        }
+        let session = result?;
+        if source != Source::Bundled {
+            self.update_settings(|s| s.profile = Some(profile))?;
+        }
+        // Stopping the old session's sync also forgets that it asked for a new login.
         self.start_session(app, session.clone());
         Ok(session)
+    }
+
+    /// "Annuler" (or Escape) while waiting for the browser: ends the wait; the core closes the
+    /// loopback listener.
+    pub fn cancel_login(&self) {
+        if let Some(wait) = lock(&self.login).take() {
+            tracing::info!("the member stopped the login");
+            wait.cancel.cancel();
+        }
+    }
+
+    /// "Ouvrir à nouveau": the same login page again. False when no browser opened.
+    pub fn reopen_login(&self, app: &AppHandle<Wry>) -> Result<bool, ShellError> {
+        let url = lock(&self.login).as_ref().map(|w| w.url.clone()).ok_or_else(|| ShellError::new("login_stopped"))?;
+        Ok(self.open_login_page(app, &url))
+    }
+
+    /// "Copier le lien": the login page's address to the clipboard.
+    pub fn copy_login_link(&self, app: &AppHandle<Wry>) -> Result<(), ShellError> {
+        let url = lock(&self.login).as_ref().map(|w| w.url.clone()).ok_or_else(|| ShellError::new("login_stopped"))?;
+        app.clipboard().write_text(url).map_err(|e| ShellError::logged("clipboard", &e))
     }
 
     /// Wires a session to the tray: identity, links, visio, and the chat's live counts.
@@ -377,7 +492,14 @@ impl Shell {
         self.model.send_modify(|m| m.sync = line);
         match status {
             DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
-            DriveStatus::LoginRequired { .. } => self.ask(app, DialogKind::LoginAgain),
+            DriveStatus::LoginRequired { .. } => {
+                // Asked once per ended session (every later look at the server says the same),
+                // and not while the wizard's login runs: the tray offers « Se reconnecter… ».
+                let first = !self.relogin.swap(true, std::sync::atomic::Ordering::SeqCst);
+                if first && lock(&self.login).is_none() {
+                    self.ask(app, DialogKind::LoginAgain)
+                }
+            }
             DriveStatus::Idle { failed, conflicts, .. } => {
                 // "Not enough space": once per file, with its real name and size.
                 let refused = failed.iter().find(|f| f.code == "quota_exceeded" && !lock(&self.space_asked).contains(&f.path));
@@ -569,6 +691,8 @@ impl Shell {
             handle.send(drive::Event::Shutdown);
         }
         lock(&self.session).take();
+        // Its sync stopped first, so none of its last "log in again" outlives this.
+        self.relogin.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub async fn logout(&self) -> Result<(), ShellError> {

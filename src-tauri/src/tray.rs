@@ -157,6 +157,12 @@ impl TrayModel {
     }
 
     /// The quota line; marked as old when the file server cannot be asked.
+    /// The session ended on the server: the menu offers a new login (issue 14, item 10), also
+    /// after the member answered « Plus tard » to the question.
+    pub fn needs_login(&self) -> bool {
+        self.account.is_some() && self.sync == SyncLine::Error("login_required".into())
+    }
+
     pub fn quota_line(&self, t: &Catalog) -> Option<String> {
         let q = self.quota.as_ref()?;
         let (used, total) = (t.size(q.used), t.size(q.total));
@@ -329,6 +335,9 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
 
     if let Some(line) = model.quota_line(t) {
         menu = menu.item(&info("quota", line)?);
+    }
+    if model.needs_login() {
+        menu = menu.item(&item(MenuAction::Login, t.t("tray.relogin"))?);
     }
     menu = menu.separator();
     if model.has_folder {
@@ -529,6 +538,17 @@ mod tests {
         m.sync = SyncLine::Offline { server_down: false, files: 0, last_sync: None };
         assert_eq!(m.status_text(&t), "Hors ligne");
         assert!(m.detail_lines(&t).is_empty());
+    }
+
+    /// Issue 14, item 10: an ended session offers « Se reconnecter… »; an unreachable login
+    /// server does not (nothing to do but wait).
+    #[test]
+    fn an_ended_session_offers_a_new_login() {
+        let ended = TrayModel { account: Some("Alice".into()), sync: SyncLine::Error("login_required".into()), ..Default::default() };
+        assert!(ended.needs_login());
+        let waiting = TrayModel { sync: SyncLine::Error("login_unreachable".into()), ..ended.clone() };
+        assert!(!waiting.needs_login());
+        assert!(!TrayModel { account: None, ..ended }.needs_login());
     }
 
     /// Issue 14, item 3: the login server unreachable reads as "wait", never "log in again".

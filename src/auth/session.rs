@@ -108,6 +108,8 @@ struct Shared {
     /// Discovered on the first refresh of a restored session.
     provider: Mutex<Option<Provider>>,
     tokens: Mutex<Stored>,
+    /// Set when the login server refused a refresh: only a new login helps.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -160,6 +162,7 @@ impl Session {
                 identity,
                 provider: Mutex::new(Some(provider)),
                 tokens: Mutex::new(stored),
+                ended: Default::default(),
             }),
         })
     }
@@ -179,8 +182,24 @@ impl Session {
                 store,
                 provider: Mutex::new(None),
                 tokens: Mutex::new(stored),
+                ended: Default::default(),
             }),
         })
+    }
+
+    /// True when this session can no longer give a token without a new interactive login:
+    /// the login server refused its refresh (here, or in another process sharing the store),
+    /// or its tokens were deleted (a logout elsewhere). No network request.
+    pub fn has_ended(&self) -> bool {
+        if self.shared.ended.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        match Stored::load(&self.shared.store) {
+            Ok(Some(saved)) => saved.identity.subject != self.shared.identity.subject || saved.issuer != self.shared.profile.issuer.as_str(),
+            Ok(None) | Err(AuthError::LoginRequired(_)) => true,
+            // An unreadable store is not proof that the session ended.
+            Err(_) => false,
+        }
     }
 
     pub fn identity(&self) -> &Identity {
@@ -264,6 +283,7 @@ impl Session {
                     }
                     // The server ended the session: the stored tokens are worthless now.
                     tracing::warn!("the login server refused the refresh: the member must log in again");
+                    self.shared.ended.store(true, std::sync::atomic::Ordering::SeqCst);
                     Stored::mark_ended(&self.shared.store, reason)?;
                 }
                 return Err(e);

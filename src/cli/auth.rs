@@ -43,17 +43,27 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
     let (profile, source) = match resolve(args.accept_hosts.clone()).await {
         // Servers outside the typed domain: show them and let the member decide, at a terminal;
         // a script must name them with --accept-hosts.
-        Err(config::ConfigError::ForeignHosts { domain, hosts }) if std::io::stdin().is_terminal() => {
+        Err(config::ConfigError::ForeignHosts { domain, hosts, servers }) if std::io::stdin().is_terminal() => {
             eprintln!("The settings published by {domain} send your login to these servers too:");
-            for host in &hosts {
-                eprintln!("  {host}");
+            for server in &servers {
+                let uses: Vec<&str> = server
+                    .uses
+                    .iter()
+                    .map(|u| match u {
+                        config::ServerUse::Login => "login",
+                        config::ServerUse::Files => "files",
+                        config::ServerUse::Chat => "chat",
+                        config::ServerUse::Calendar => "calendar",
+                    })
+                    .collect();
+                eprintln!("  {} (for: {})", server.host, uses.join(", "));
             }
             eprint!("Log in with them? Answer yes only if your organisation uses them [y/N] ");
             let _ = std::io::stderr().flush();
             let mut answer = String::new();
             let _ = std::io::stdin().read_line(&mut answer);
             if !matches!(answer.trim(), "y" | "Y" | "yes" | "o" | "oui") {
-                return Err(config::ConfigError::ForeignHosts { domain, hosts }.into());
+                return Err(config::ConfigError::ForeignHosts { domain, hosts, servers }.into());
             }
             let mut accepted = args.accept_hosts.clone();
             accepted.extend(hosts);
@@ -65,8 +75,21 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
     if args.no_browser {
         eprintln!("Open this address in your browser to log in:");
     }
-    let options = LoginOptions { opener, timeout: Duration::from_secs(args.timeout) };
-    let session = auth::login(&ctx.http, &profile, &ctx.store, &options).await?;
+    let options = LoginOptions {
+        opener,
+        timeout: Duration::from_secs(args.timeout),
+        language: Some(passerelle::i18n::Lang::choose(ctx.settings.language.as_deref())),
+        ..LoginOptions::default()
+    };
+    let pending = auth::begin(&ctx.http, &profile, &ctx.store, &options).await?;
+    if let Err(e) = options.opener.open(pending.url().as_str()) {
+        // No browser (none installed, or it refused to start): the address still works when
+        // pasted into a browser on this computer (the answer comes back to 127.0.0.1).
+        tracing::warn!(code = e.code(), "no browser could be opened: {e}");
+        eprintln!("No browser could be opened. Open this address in your browser to log in:");
+        println!("{}", pending.url());
+    }
+    let session = pending.finish().await?;
     // Remember the organisation so that later commands need no flag.
     if source != config::Source::Bundled && ctx.settings.profile.as_ref() != Some(&profile) {
         ctx.settings.profile = Some(profile);

@@ -107,7 +107,7 @@ pub async fn login_with(user: &str, password: &str, home: &Home, profile: &Profi
     });
     let http = passerelle::http::client();
     let store = home.secrets();
-    let options = LoginOptions { opener, timeout: Duration::from_secs(90) };
+    let options = LoginOptions { opener, timeout: Duration::from_secs(90), ..LoginOptions::default() };
     let profile = profile.clone();
     let task = tokio::spawn(async move { auth::login(&http, &profile, &store, &options).await });
     let url = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -132,6 +132,11 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     pub async fn start() -> Browser {
+        Browser::start_in("fr").await
+    }
+
+    /// A browser whose preferred language (its `Accept-Language`) is `lang`.
+    pub async fn start_in(lang: &str) -> Browser {
         let webdriver = env("PASSERELLE_TEST_WEBDRIVER");
         let http = reqwest::Client::new();
         let profile_dir = tempfile::tempdir().expect("browser profile dir");
@@ -141,8 +146,10 @@ impl Browser {
                 "binary": std::env::var("PASSERELLE_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--lang=fr",
-                         format!("--user-data-dir={}", profile_dir.path().display())]
+                         "--disable-component-update", "--disable-sync", format!("--lang={lang}"),
+                         format!("--accept-lang={lang}"),
+                         format!("--user-data-dir={}", profile_dir.path().display())],
+                "prefs": {"intl.accept_languages": lang}
             }
         }}});
         let answer: Value = http
