@@ -33,7 +33,7 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
     }
     let outcome = auth::logout(http, profile, store).await;
     // Whatever failed above, nothing of this member stays on the computer.
-    let leftovers = store.delete_all(&[auth::SESSION_KEY, crate::chat::SECRET_KEY, "webdav"], &["nextcloud:"]);
+    let leftovers = store.delete_all(&[auth::SESSION_KEY, crate::chat::SECRET_KEY, "webdav", crate::calendar::SECRET_KEY], &["nextcloud:"]);
     let outcome = outcome?;
     leftovers?;
     Ok(match (outcome, nextcloud_outcome) {

@@ -596,3 +596,83 @@ async fn caldav_links_to_another_server_are_not_followed() {
     let contacted: Vec<String> = elsewhere.seen().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
     assert_eq!(contacted, Vec::<String>::new(), "the other server was contacted");
 }
+
+/// Issue 14, item 17: a calendar server that refuses the login's token (Radicale, as most do)
+/// is not "please log in again" while the login is valid: it asks for its own password. Once
+/// given, the meetings come; logout forgets that password with every other secret (item 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_calendar_refusing_the_token_asks_for_its_password_not_a_new_login() {
+    let writer = Writer::new_calendar("bob", "Bob agenda").await;
+    writer.put("daily.ics", &fixture("daily.ics")).await;
+    let home = support::home();
+    let mut profile = support::profile();
+    profile.nextcloud = None;
+    profile.rocketchat = None;
+    profile.caldav = Some(root());
+    support::login_with("bob", "bob-pass-1", &home, &profile).await.expect("login");
+    let meetings = |password: Option<String>| {
+        let mut cmd = support::cli(&home);
+        cmd.args(["meetings", "--json", "--from", "2026-10-26T00:00:00Z", "--hours", "24"]);
+        if let Some(password) = password {
+            cmd.args(["--caldav-user", "bob"]).env("PASSERELLE_CALDAV_PASSWORD", password);
+        }
+        cmd.output().unwrap()
+    };
+
+    let out = meetings(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(3), "said to log in again: {stderr}");
+    assert!(stderr.contains("calendar_password_needed"), "{stderr}");
+    let whoami = support::cli(&home).arg("whoami").output().unwrap();
+    assert!(whoami.status.success(), "the login is still valid: {}", String::from_utf8_lossy(&whoami.stderr));
+
+    // A wrong password is said at once and not kept.
+    let out = meetings(Some("not-bobs-password".into()));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[bad_credentials]"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(home.secrets().get(calendar::SECRET_KEY).unwrap(), None, "a refused password was kept");
+
+    // The password once; then the saved one for that server, without the flag.
+    let out = meetings(Some(password("bob")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = meetings(None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json.as_array().unwrap().iter().any(|m| m["calendar"] == "Bob agenda" && m["title"] == "Point quotidien"), "{json}");
+
+    let out = support::cli(&home).arg("logout").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(home.secrets().get(calendar::SECRET_KEY).unwrap(), None, "the calendar password stayed after logout");
+    writer.delete().await;
+}
+
+/// The password typed in the settings is checked before it is kept, and is sent only to the
+/// server it was given for.
+#[tokio::test]
+async fn a_calendar_password_is_checked_then_kept_for_its_own_server_only() {
+    let home = support::home();
+    let store = home.secrets();
+    let http = passerelle::http::client();
+    let mut profile = profile();
+    assert_eq!(calendar::password_state(&store, &profile).0, calendar::PasswordState::Missing);
+
+    let wrong = calendar::save_password(&http, &store, &root(), "carol", "not-her-password").await.unwrap_err();
+    assert_eq!(wrong.code(), "bad_credentials");
+    assert_eq!(store.get(calendar::SECRET_KEY).unwrap(), None, "a refused password was kept");
+
+    calendar::save_password(&http, &store, &root(), "carol", &password("carol")).await.unwrap();
+    assert_eq!(calendar::password_state(&store, &profile), (calendar::PasswordState::Saved, Some("carol".into())));
+    let saved = CalDavAuth::saved_basic(&store, &root()).unwrap();
+    assert!(matches!(saved, Some(CalDavAuth::Basic { ref user, .. }) if user == "carol"), "{saved:?}");
+
+    // The profile now names another calendar server: the password stays with the first.
+    let elsewhere = Url::parse("http://127.0.0.2:18084/").unwrap();
+    assert!(CalDavAuth::saved_basic(&store, &elsewhere).unwrap().is_none());
+    profile.caldav = Some(elsewhere);
+    assert_eq!(calendar::password_state(&store, &profile).0, calendar::PasswordState::Missing);
+
+    // Nextcloud's own calendar takes the files' credentials: nothing to type.
+    profile.nextcloud = Some(Url::parse("https://cloud.example.coop/").unwrap());
+    profile.caldav = Some(Url::parse("https://cloud.example.coop/remote.php/dav/").unwrap());
+    assert_eq!(calendar::separate_server(&profile), None);
+    assert_eq!(calendar::password_state(&store, &profile).0, calendar::PasswordState::NotNeeded);
+}

@@ -22,7 +22,7 @@ use std::{
 
 use passerelle::{
     auth::Session,
-    chat::{self, Chat, ChatEvent, ChatEventKind, ChatHandle, ChatOptions, ChatState, RoomKind},
+    chat::{self, Activity, Chat, ChatEvent, ChatEventKind, ChatHandle, ChatOptions, ChatState, RoomKind},
     config::Profile,
 };
 use serde_json::{json, Value};
@@ -415,6 +415,43 @@ async fn next_matching(lines: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, 
     }
 }
 
+/// Issue 13, presence: once the front end knows the OS idle time, the connection follows it as
+/// the official desktop app does (online while active, away when idle); unknown changes nothing.
+/// Before: the connection always said "away", even with the member at the keyboard.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connection_follows_the_os_idle_time() {
+    let server = TestServer::start_version("7.x", &[]);
+    let home = support::home();
+    let session = login(&server, &home).await;
+    server.room("d", "", &["alice", "bob"]).await;
+    let handle = Chat::start_with(session, quick());
+    wait_state(&handle, Duration::from_secs(10), |s| matches!(s, ChatState::Ready(_))).await;
+    wait_for_socket(&server, "alice").await;
+    assert_eq!(server.presence("alice").await, "away", "unknown idle time: away from the login on");
+    let presence_is = |want: &'static str| {
+        let (server, handle) = (&server, &handle);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let shown = serde_json::to_value(&*handle.counts().borrow()).expect("JSON")["presence"].clone();
+                if server.presence("alice").await == want && shown == want {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "presence never became {want}: {shown}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    handle.set_activity(Some(Activity::Active));
+    presence_is("online").await;
+    // Unknown again (the idle monitor went away): what the server shows stays as it is.
+    handle.set_activity(None);
+    handle.set_activity(Some(Activity::Idle));
+    presence_is("away").await;
+    handle.set_activity(Some(Activity::Active));
+    presence_is("online").await;
+}
+
 async fn wait_for_socket(server: &TestServer, user: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while server.stats().await["sockets"][user].as_u64().unwrap_or(0) == 0 {
@@ -681,7 +718,7 @@ async fn on_7x_a_refused_login_is_refreshed_once_then_said_plainly() {
     let out = support::cli(&home).args(["chat"]).output().expect("run passerelle");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is the Keycloak service set up for access-token login?") && err.contains("[chat_login_refused]"), "{err}");
+    assert!(err.contains("Keycloak") && err.contains("[chat_login_refused]"), "{err}");
 }
 
 /// Defect 2: a 6.x server without the access-token login says "Unexpected AccessToken service":

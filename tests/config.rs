@@ -71,17 +71,35 @@ async fn an_unreachable_domain_is_reported_as_such() {
 #[test]
 fn the_cli_without_an_organisation_says_what_to_do() {
     let home = tempfile::tempdir().expect("home");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .env("PASSERELLE_HOME", home.path())
-        .env("PASSERELLE_SECRETS", "file")
-        .arg("whoami")
-        .output()
-        .expect("run");
+    let whoami = |lang: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .env("PASSERELLE_HOME", home.path())
+            .env("PASSERELLE_SECRETS", "file")
+            .env("LANG", lang)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .arg("whoami")
+            .output()
+            .expect("run")
+    };
+    // The member's words from the catalog, in the OS language; the code for scripts.
+    let out = whoami("en_GB.UTF-8");
     assert_eq!(out.status.code(), Some(6));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "passerelle: no organisation is set up yet: run “passerelle login --org DOMAIN” [no_profile]"
+        "passerelle: No organisation is set up yet: run “passerelle login --org DOMAIN”. [no_profile]"
     );
+    let out = whoami("fr_FR.UTF-8");
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "passerelle: Aucune organisation n'est configurée : lancez « passerelle login --org DOMAINE ». [no_profile]"
+    );
+    // The language chosen in the settings wins over the OS's.
+    std::fs::create_dir_all(home.path().join("config")).expect("config dir");
+    std::fs::write(home.path().join("config/settings.json"), r#"{"language": "en"}"#).expect("settings");
+    let out = whoami("fr_FR.UTF-8");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No organisation is set up yet"), "{}", String::from_utf8_lossy(&out.stderr));
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle")).arg("--help").output().expect("help");
     let help = String::from_utf8_lossy(&help.stdout);
     for command in ["login", "whoami", "logout", "sync", "status", "chat", "visio", "meetings"] {

@@ -155,7 +155,7 @@ async fn safety_stop_when_the_local_folder_is_gone_or_empty() {
     std::fs::remove_dir(&cli.folder).unwrap();
     let out = cli.sync(&[]);
     assert_eq!(out.status.code(), Some(NEEDS_CONFIRMATION));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing or not mounted"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[folder_missing]"));
     assert!(!cli.folder.exists(), "the folder is not re-created");
     assert_eq!(remote_tree(&dav).await.len(), 4, "nothing deleted on the server");
 }

@@ -126,7 +126,7 @@ async fn cli_login_then_whoami_in_a_new_process() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let failures: Vec<&str> = stderr.lines().filter(|l| l.starts_with("passerelle: ")).collect();
     assert_eq!(failures.len(), 1, "one plain line: {stderr}");
-    assert!(failures[0].contains("not logged in"), "message: {stderr}");
+    assert!(failures[0].contains("[not_logged_in]"), "message: {stderr}");
 }
 
 /// The access token expires (20 s in the test realm); the session refreshes ahead of expiry,
@@ -215,7 +215,7 @@ async fn revoked_by_the_administrator_means_log_in_again() {
     let out = support::cli(&home).arg("whoami").output().expect("whoami");
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("please log in again (your session was ended by the server)"), "{stderr}");
+    assert!(stderr.contains("[login_required]"), "{stderr}");
 }
 
 /// Starts a login whose browser step is played by the test: returns the authorization URL and

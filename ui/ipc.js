@@ -25,6 +25,8 @@ export const wizardFolder = (path) => call("wizard_folder", { path });
 export const wizardFinish = () => call("wizard_finish");
 export const settingsGet = () => call("settings_get");
 export const settingsSet = (key, value) => call("settings_set", { change: { key, value } });
+export const calendarPassword = (user, password) => call("calendar_password", { user, password });
+export const chatToken = (userId, token) => call("chat_token", { userId, token });
 export const logout = () => call("logout");
 export const openLogs = () => call("open_logs");
 export const dialogDetails = () => call("dialog_details");

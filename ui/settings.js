@@ -1,4 +1,5 @@
-// Settings: account, folder and selective sync, pause, autostart, notifications, language, about.
+// Settings: account, the calendar's and the chat's own credentials when a server needs them,
+// folder and selective sync, pause, autostart, notifications, language, about.
 import * as ipc from "./ipc.js";
 import { load, t, showError } from "./i18n.js";
 
@@ -56,7 +57,79 @@ async function render() {
   $("notifications").checked = s.notifications;
   $("language").value = s.language || "";
   $("version").textContent = t("settings.version", { version: s.version });
+  renderCalendar(s.calendar);
+  renderChat(s.chat_token);
 }
+
+// The calendar's own password: asked for only when its server is not the file server.
+function renderCalendar(c) {
+  const needed = Boolean(c) && c.password !== "not_needed";
+  $("calendar-section").hidden = !needed;
+  if (!needed) return;
+  if (!$("calendar-user").value) $("calendar-user").value = c.user || "";
+  let status;
+  if (c.problem && c.problem !== "calendar_password_needed" && c.problem !== "no_password") {
+    status = t(`error.${c.problem}`);
+  } else if (c.password === "saved") {
+    status = t("settings.calendar.saved", { user: c.user || "" });
+  } else {
+    status = t("settings.calendar.missing");
+  }
+  $("calendar-status").textContent = status;
+  // A saved password that works needs nothing more: the form waits behind « Changer ».
+  const settled = c.password === "saved" && !c.problem;
+  $("calendar-change").hidden = !settled;
+  $("calendar-form").hidden = settled;
+}
+
+$("calendar-change").addEventListener("click", () => {
+  $("calendar-change").hidden = true;
+  $("calendar-form").hidden = false;
+  $("calendar-password").focus();
+});
+
+// A personal access token for a chat account the single login cannot open (two-factor).
+function renderChat(problem) {
+  $("chat-section").hidden = !problem;
+  if (!problem) return;
+  $("chat-help").textContent = t(problem === "chat_token_refused" ? "settings.chat.help_refused" : "settings.chat.help_two_factor");
+}
+
+$("calendar-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("error").hidden = true;
+  $("calendar-save").disabled = true;
+  try {
+    await ipc.calendarPassword($("calendar-user").value, $("calendar-password").value);
+    $("calendar-password").value = "";
+    await render();
+    $("calendar-status").textContent = t("settings.calendar.done");
+    $("saved").textContent = t("settings.calendar.done");
+  } catch (err) {
+    showError($("error"), err);
+    $("calendar-password").focus();
+  } finally {
+    $("calendar-save").disabled = false;
+  }
+});
+
+$("chat-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("error").hidden = true;
+  $("chat-save").disabled = true;
+  try {
+    await ipc.chatToken($("chat-user").value, $("chat-token").value);
+    $("chat-token").value = "";
+    $("chat-user").value = "";
+    await render();
+    $("saved").textContent = t("settings.chat.done");
+  } catch (err) {
+    showError($("error"), err);
+    $("chat-token").focus();
+  } finally {
+    $("chat-save").disabled = false;
+  }
+});
 
 $("paused").addEventListener("change", (e) => change("paused", e.target.checked));
 $("autostart").addEventListener("change", (e) => change("autostart", e.target.checked));
@@ -98,5 +171,5 @@ document.addEventListener("keydown", (e) => {
 
 // Focus starts on the first setting, never on a button that ends something.
 render()
-  .then(() => document.querySelector("main input, main select")?.focus())
+  .then(() => [...document.querySelectorAll("main input, main select")].find((el) => el.offsetParent !== null)?.focus())
   .catch((e) => showError($("error"), e));

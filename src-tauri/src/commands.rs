@@ -114,10 +114,15 @@ pub struct SettingsView {
     notifications: bool,
     language: Option<String>,
     version: &'static str,
+    /// The calendar's password, when its server asks for one of its own.
+    calendar: Option<crate::agenda::CalendarView>,
+    /// The chat's problem code when a personal access token is the way in (`chat_two_factor`,
+    /// `chat_token_refused`).
+    chat_token: Option<String>,
 }
 
 #[tauri::command]
-pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
+pub fn settings_get(app: AppHandle<Wry>, shell: State<'_, Shell>) -> SettingsView {
     tracing::debug!("the settings window asks for the settings");
     let settings = shell.settings();
     let session = shell.session();
@@ -147,7 +152,21 @@ pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
         notifications: settings.notifications.unwrap_or(true),
         language: settings.language.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        calendar: crate::agenda::view(&app),
+        chat_token: shell.chat_token_problem(),
     }
+}
+
+/// The calendar server's own password, typed once in the settings.
+#[tauri::command]
+pub async fn calendar_password(app: AppHandle<Wry>, user: String, password: String) -> Answer<()> {
+    crate::agenda::save_password(&app, &user, &password).await
+}
+
+/// A chat personal access token and its user id, pasted in the settings.
+#[tauri::command]
+pub async fn chat_token(app: AppHandle<Wry>, shell: State<'_, Shell>, user_id: String, token: String) -> Answer<()> {
+    shell.use_chat_token(&app, &user_id, &token).await
 }
 
 /// One setting changed by the member.

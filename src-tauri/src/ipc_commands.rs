@@ -17,6 +17,8 @@ pub const COMMANDS: &[&str] = &[
     "wizard_finish",
     "settings_get",
     "settings_set",
+    "calendar_password",
+    "chat_token",
     "logout",
     "open_logs",
     "dialog_answer",

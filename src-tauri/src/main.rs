@@ -2,8 +2,11 @@
 //! no window (so no webview); windows are created on demand and destroyed on close.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod agenda;
+mod autostart;
 mod commands;
 mod error;
+mod idle;
 use passerelle::i18n;
 mod icon;
 mod ipc_commands;
@@ -86,6 +89,7 @@ fn main() {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
         .manage(Shell::new(dirs))
+        .manage(agenda::Agenda::default())
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::Destroyed = event {
                 // The wizard closed while waiting for the browser: nobody will finish that login.
@@ -107,6 +111,8 @@ fn main() {
             commands::wizard_finish,
             commands::settings_get,
             commands::settings_set,
+            commands::calendar_password,
+            commands::chat_token,
             commands::logout,
             commands::open_logs,
             commands::dialog_answer,
@@ -152,6 +158,14 @@ fn main() {
                     }
                 }
             });
+
+            // An entry written by an earlier version (English, or without the installation's
+            // folder) is rewritten once at start.
+            if shell.settings().autostart == Some(true) {
+                if let Err(e) = autostart::set(&handle, true) {
+                    tracing::warn!(error = %e, "the autostart entry could not be refreshed");
+                }
+            }
 
             let restore_handle = handle.clone();
             tauri::async_runtime::spawn(async move {

@@ -22,6 +22,8 @@ pub enum NoticeKind {
     ActionFailed,
     /// A new Nextcloud notification (a share, a mention in a comment, a reminder).
     Nextcloud,
+    /// The calendar server wants its own password (once per session).
+    CalendarPassword,
 }
 
 #[derive(Debug, Serialize)]

@@ -30,7 +30,6 @@ use passerelle::{
     visio::{self, JoinOptions},
 };
 use tauri::{tray::TrayIcon, AppHandle, Manager, Wry};
-use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_opener::OpenerExt;
 use tauri::async_runtime::JoinHandle;
@@ -346,6 +345,9 @@ impl Shell {
         *lock(&self.session) = Some(session.clone());
         if profile.rocketchat.is_some() {
             self.start_chat(app, session.clone());
+            if let Some(task) = crate::idle::start(app) {
+                lock(&self.tasks).push(task);
+            }
         }
         if has_folder {
             self.start_drive(app);
@@ -353,60 +355,20 @@ impl Shell {
         self.start_calendar(app, session);
     }
 
-    /// The next meeting for the tray, and "starting in 10 min" notifications. It wakes only to
-    /// refresh (every 5 min at most, as the calendar module asks) or when a meeting nears.
+    /// The next meeting for the tray, and "starting in 10 min" notifications (`agenda.rs`).
     fn start_calendar(&self, app: &AppHandle<Wry>, session: Session) {
-        let profile = session.profile().clone();
-        let Ok(root) = calendar::caldav_root(&profile) else { return };
-        let client = calendar::CalDav::new(self.http.clone(), root, calendar::CalDavAuth::Bearer(session.clone()));
-        let app = app.clone();
-        let task = tauri::async_runtime::spawn(async move {
-            let mut announced = calendar::StartingSoon::new();
-            let tz = calendar::local_timezone();
-            loop {
-                let now = chrono::Utc::now();
-                let mut wake = now + calendar::REFRESH_INTERVAL;
-                match calendar::next_meetings(&client, &profile, calendar::Window::next_24h(now)).await {
-                    Ok(found) => {
-                        let shell = app.state::<Shell>();
-                        let options = || JoinOptions { display_name: Some(session.identity().name.clone()), ..JoinOptions::default() };
-                        let next = found
-                            .meetings
-                            .iter()
-                            .filter(|m| m.kind != calendar::MeetingKind::None && m.end > now && !m.all_day)
-                            .find_map(|m| Some((m, m.join_url(&profile, options())?)));
-                        let line = next.map(|(m, url)| NextMeeting {
-                            title: m.title.clone(),
-                            time: m.start.with_timezone(&tz).format("%H:%M").to_string(),
-                            url: url.to_string(),
-                        });
-                        shell.model.send_if_modified(|model| {
-                            let changed = model.meeting != line;
-                            model.meeting = line;
-                            changed
-                        });
-                        for m in found.meetings.iter().filter(|m| m.start > now) {
-                            let before = m.start - calendar::SOON;
-                            if before > now && before < wake {
-                                wake = before;
-                            }
-                        }
-                        if shell.settings().notifications != Some(false) {
-                            let t = shell.catalog();
-                            for m in announced.poll(&found.meetings, now) {
-                                let time = m.start.with_timezone(&tz).format("%H:%M").to_string();
-                                let body = t.f("notify.meeting.body", &[("title", &m.title), ("time", &time)]);
-                                notify::send(&app, NoticeKind::MeetingSoon, &t.t("notify.meeting.title"), &body);
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(code = e.code(), "the calendar could not be read: {e}"),
-                }
-                let pause = (wake - chrono::Utc::now()).to_std().unwrap_or(std::time::Duration::from_secs(1));
-                tokio::time::sleep(pause.max(std::time::Duration::from_secs(1))).await;
-            }
+        if let Some(task) = crate::agenda::start(app, session) {
+            lock(&self.tasks).push(task);
+        }
+    }
+
+    /// The tray's "join the next meeting" line.
+    pub fn set_meeting(&self, line: Option<NextMeeting>) {
+        self.model.send_if_modified(|model| {
+            let changed = model.meeting != line;
+            model.meeting = line;
+            changed
         });
-        lock(&self.tasks).push(task);
     }
 
     /// Starts the folder's sync against the profile's server (Nextcloud with the one login, or
@@ -628,6 +590,34 @@ impl Shell {
         }
     }
 
+    /// Hands the member's activity (from the OS idle time, `idle.rs`) to the running chat.
+    pub fn set_chat_activity(&self, activity: passerelle::chat::Activity) {
+        if let Some(chat) = lock(&self.chat).as_ref() {
+            chat.set_activity(Some(activity));
+        }
+    }
+
+    /// The chat's problem when a personal access token is the way in, for the settings.
+    pub fn chat_token_problem(&self) -> Option<String> {
+        let model = self.model.borrow();
+        let code = model.chat.as_ref()?.problem()?;
+        matches!(code, "chat_two_factor" | "chat_token_refused").then(|| code.to_string())
+    }
+
+    /// A personal access token the member made in the chat (for an account with two-factor
+    /// login, which the single login cannot pass): the core checks it with the server and keeps
+    /// it, then the chat starts again with it.
+    pub async fn use_chat_token(&self, app: &AppHandle<Wry>, user_id: &str, token: &str) -> Result<(), ShellError> {
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
+        if user_id.trim().is_empty() || token.trim().is_empty() {
+            return Err(ShellError::new("chat_token_missing"));
+        }
+        passerelle::chat::use_personal_token(&session, user_id, token).await?;
+        self.model.send_modify(|m| m.chat = Some(ChatState::Loading));
+        self.start_chat(app, session);
+        Ok(())
+    }
+
     fn start_chat(&self, app: &AppHandle<Wry>, session: Session) {
         let handle = Chat::start(session);
         let mut counts = handle.counts();
@@ -722,9 +712,7 @@ impl Shell {
     }
 
     pub fn set_autostart(&self, app: &AppHandle<Wry>, on: bool) -> Result<(), ShellError> {
-        let launcher = app.autolaunch();
-        let done = if on { launcher.enable() } else { launcher.disable() };
-        if let Err(e) = done {
+        if let Err(e) = crate::autostart::set(app, on) {
             tracing::warn!(error = %e, "autostart could not be changed");
             return Err(ShellError::new("autostart"));
         }

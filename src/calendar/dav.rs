@@ -140,9 +140,9 @@ impl CalDav {
                     let fresh = session.refresh_after_rejection(rejected).await?;
                     response = build(Some(&fresh)).send().await.map_err(unreachable)?;
                     if response.status() == StatusCode::UNAUTHORIZED {
-                        return Err(CalendarError::Auth(crate::auth::AuthError::LoginRequired(
-                            "the calendar server does not accept the login".into(),
-                        )));
+                        // The token is fresh (the login server just renewed it), so the login
+                        // is valid: this server wants a password of its own.
+                        return Err(CalendarError::TokenRefused);
                     }
                 }
                 _ => return Err(CalendarError::BadCredentials),
@@ -165,6 +165,12 @@ impl CalDav {
         );
         let text = self.send("PROPFIND", url, depth, body).await?;
         parse_multistatus(&text)
+    }
+
+    /// Asks the server who the member is (one PROPFIND on the root): `BadCredentials` when it
+    /// refuses the user name or password.
+    pub async fn check(&self) -> Result<(), CalendarError> {
+        self.propfind(&self.root, "0", "<d:current-user-principal/>").await.map(drop)
     }
 
     /// Finds the calendar home: `current-user-principal`, then `calendar-home-set`.

@@ -56,6 +56,10 @@ pub enum CalendarError {
     Unreachable(String),
     #[error("the calendar server refused the user name or password")]
     BadCredentials,
+    /// The calendar server refused the login's token, even a fresh one, while the login itself
+    /// is valid: it wants a password of its own (never "log in again").
+    #[error("the calendar server does not accept the login; it needs its own password")]
+    TokenRefused,
     #[error("the calendar server answered {status} for {what}")]
     Refused { status: u16, what: String },
     #[error("the calendar server's answer could not be read: {0}")]
@@ -83,6 +87,7 @@ impl CalendarError {
             CalendarError::NoPassword { .. } => "no_password",
             CalendarError::Unreachable(_) => "offline",
             CalendarError::BadCredentials => "bad_credentials",
+            CalendarError::TokenRefused => "calendar_password_needed",
             CalendarError::Refused { .. } => "refused",
             CalendarError::Xml(_) => "bad_xml",
             CalendarError::TooLarge(_) => "too_large",
@@ -113,38 +118,136 @@ impl std::fmt::Debug for CalDavAuth {
 }
 
 /// The keychain entry for Basic credentials.
-const SECRET_KEY: &str = "caldav";
+pub const SECRET_KEY: &str = "caldav";
 
+/// What is kept: the password and the server it was given for. A password is only ever sent
+/// to that server (`server`, an origin), whatever the profile says later.
 #[derive(Serialize, Deserialize)]
 struct StoredBasic {
     user: String,
     password: String,
+    #[serde(default)]
+    server: Option<String>,
+}
+
+fn origin_of(root: &Url) -> String {
+    root.origin().ascii_serialization()
 }
 
 impl CalDavAuth {
-    /// Basic credentials for `user`: a given `password` is saved in the keychain (replacing the
-    /// old one); without one, the saved password of that same user is used.
-    pub fn basic_from_store(store: &SecretStore, user: &str, password: Option<&str>) -> Result<CalDavAuth, CalendarError> {
+    /// Basic credentials for `user` on the server at `root`: a given `password` is saved in the
+    /// keychain (replacing the old one); without one, the saved password of that same user on
+    /// that same server is used.
+    pub fn basic_from_store(store: &SecretStore, root: &Url, user: &str, password: Option<&str>) -> Result<CalDavAuth, CalendarError> {
         if let Some(password) = password {
-            let text = serde_json::to_string(&StoredBasic { user: user.into(), password: password.into() })
-                .map_err(|e| CalendarError::Xml(e.to_string()))?;
-            store.set(SECRET_KEY, &text)?;
+            save_basic(store, root, user, password)?;
             return Ok(CalDavAuth::Basic { user: user.into(), password: password.into() });
         }
-        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
-        match stored {
-            Some(s) if s.user == user => Ok(CalDavAuth::Basic { user: s.user, password: s.password }),
+        match CalDavAuth::saved_basic(store, root)? {
+            Some(CalDavAuth::Basic { user: saved, password }) if saved == user => Ok(CalDavAuth::Basic { user: saved, password }),
             _ => Err(CalendarError::NoPassword { user: user.into() }),
         }
     }
+
+    /// The Basic credentials saved for the server at `root`, if any. A password saved for
+    /// another server (or by a version that did not record the server) is not used.
+    pub fn saved_basic(store: &SecretStore, root: &Url) -> Result<Option<CalDavAuth>, CalendarError> {
+        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
+        Ok(stored
+            .filter(|s| s.server.as_deref() == Some(origin_of(root).as_str()))
+            .map(|s| CalDavAuth::Basic { user: s.user, password: s.password }))
+    }
 }
 
-impl CalDavAuth {
-    /// The Basic credentials saved by an earlier [`CalDavAuth::basic_from_store`], if any.
-    pub fn saved_basic(store: &SecretStore) -> Result<Option<CalDavAuth>, CalendarError> {
-        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
-        Ok(stored.map(|s| CalDavAuth::Basic { user: s.user, password: s.password }))
+fn save_basic(store: &SecretStore, root: &Url, user: &str, password: &str) -> Result<(), CalendarError> {
+    let stored = StoredBasic { user: user.into(), password: password.into(), server: Some(origin_of(root)) };
+    let text = serde_json::to_string(&stored).map_err(|e| CalendarError::Xml(e.to_string()))?;
+    store.set(SECRET_KEY, &text)?;
+    Ok(())
+}
+
+/// The calendar server, when it is not the organisation's Nextcloud: such a server does not
+/// know the files' app password and rarely takes the login's token, so the member gives it a
+/// password of its own, once ([`save_password`]). `None` when the calendar is Nextcloud's (or
+/// there is none).
+pub fn separate_server(profile: &Profile) -> Option<Url> {
+    let root = profile.caldav.as_ref()?;
+    match &profile.nextcloud {
+        Some(nextcloud) if nextcloud.origin() == root.origin() => None,
+        _ => Some(root.clone()),
     }
+}
+
+/// What the calendar connection needs from the member, for the settings window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordState {
+    /// The calendar is Nextcloud's (or there is none): nothing to enter.
+    NotNeeded,
+    /// A separate server and no password saved for it.
+    Missing,
+    /// A password is saved for this server.
+    Saved,
+}
+
+/// Whether the member has a password to give for the calendar server, and for which user
+/// name: the saved one, else the login's user name (`default_user`).
+pub fn password_state(store: &SecretStore, profile: &Profile) -> (PasswordState, Option<String>) {
+    let Some(root) = separate_server(profile) else { return (PasswordState::NotNeeded, None) };
+    match CalDavAuth::saved_basic(store, &root) {
+        Ok(Some(CalDavAuth::Basic { user, .. })) => (PasswordState::Saved, Some(user)),
+        Ok(_) => (PasswordState::Missing, None),
+        Err(e) => {
+            tracing::warn!(code = e.code(), "the calendar password could not be read");
+            (PasswordState::Missing, None)
+        }
+    }
+}
+
+/// Checks `user` and `password` against the calendar server at `root` (one PROPFIND), and keeps
+/// them in the secret store only when the server accepts them: a mistyped password is said at
+/// once ([`CalendarError::BadCredentials`]), not at the next refresh.
+pub async fn save_password(http: &reqwest::Client, store: &SecretStore, root: &Url, user: &str, password: &str) -> Result<(), CalendarError> {
+    let (user, password) = (user.trim(), password.trim_end_matches(['\r', '\n']));
+    if user.is_empty() || password.is_empty() {
+        return Err(CalendarError::NoPassword { user: user.into() });
+    }
+    let client = CalDav::new(http.clone(), root.clone(), CalDavAuth::Basic { user: user.into(), password: password.into() });
+    client.check().await?;
+    save_basic(store, root, user, password)
+}
+
+/// How to reach the member's calendar, decided once for both front ends:
+/// - a separate calendar server ([`separate_server`]): the password the member gave for it, else
+///   the login's token (some servers take it; one that refuses it ends in
+///   [`CalendarError::TokenRefused`], "give its password in the settings");
+/// - Nextcloud's own calendar: the files' credentials (the bearer token, or the app password
+///   from Login Flow v2), never opening a browser from here; before the files' first
+///   connection, the login's token.
+///
+/// `session` may be `None` for a member logged in to Nextcloud alone (Login Flow v2): its app
+/// password still opens the calendar.
+pub async fn auth_for(
+    http: &reqwest::Client,
+    profile: &Profile,
+    session: Option<&Session>,
+    store: &SecretStore,
+) -> Result<CalDavAuth, CalendarError> {
+    let bearer = || session.map(|s| CalDavAuth::Bearer(s.clone())).ok_or(CalendarError::Auth(AuthError::NotLoggedIn));
+    if let Some(root) = separate_server(profile) {
+        return match CalDavAuth::saved_basic(store, &root)? {
+            Some(saved) => Ok(saved),
+            None => bearer(),
+        };
+    }
+    if let Some(base) = &profile.nextcloud {
+        let options = crate::drive::nextcloud::ConnectOptions { non_interactive: true, ..Default::default() };
+        match crate::drive::nextcloud::connect(http, base, session, store, &options).await {
+            Ok(nc) => return Ok(CalDavAuth::from(nc.credentials())),
+            Err(e) => tracing::info!(code = e.code(), "no Nextcloud connection yet; the calendar tries the login's token"),
+        }
+    }
+    bearer()
 }
 
 /// Nextcloud's calendars take the same credentials as its files: whatever Drive's

@@ -309,7 +309,8 @@ pub enum Presence {
     /// The realtime connection told the server it is away: the member shows online only if
     /// another client of theirs is.
     Away,
-    /// The server did not take `UserPresence:away`: the connection may show the member online.
+    /// The connection shows the member online: the OS says they are at the computer
+    /// (`UserPresence:online`), or the server did not take `UserPresence:away`.
     Online,
 }
 

@@ -103,7 +103,7 @@ fn lost(e: impl std::fmt::Display) -> SocketFailure {
 
 impl Socket {
     /// Connects, logs in and subscribes; ready to read pushes when this returns.
-    pub async fn open(base: &Url, creds: &Credentials, idle: Duration) -> Result<Socket, SocketFailure> {
+    pub async fn open(base: &Url, creds: &Credentials, idle: Duration, active: bool) -> Result<Socket, SocketFailure> {
         let url = socket_url(base).map_err(SocketFailure::Lost)?;
         let connector = if url.scheme() == "wss" { Some(tls_connector().map_err(SocketFailure::Lost)?) } else { None };
         let request = url.as_str();
@@ -128,11 +128,13 @@ impl Socket {
             return Err(ddp_failure(error, "login"));
         }
 
-        // The login made this connection "online" for colleagues: say it is away at once.
-        let id = socket.call("UserPresence:away", json!([])).await?;
+        // The login made this connection "online" for colleagues: say it is away at once,
+        // unless the OS says the member is at the computer.
+        let method = if active { "UserPresence:online" } else { "UserPresence:away" };
+        let id = socket.call(method, json!([])).await?;
         let result = socket.until(|m| m["msg"] == "result" && m["id"] == id.as_str()).await?;
         match result.get("error") {
-            None => socket.presence = Presence::Away,
+            None => socket.presence = if active { Presence::Online } else { Presence::Away },
             Some(error) if error["error"] == "too-many-requests" => return Err(ddp_failure(error, "presence")),
             Some(error) => {
                 tracing::warn!(reason = %error["reason"], "the chat server did not take the away status: the member may show online");
@@ -155,6 +157,17 @@ impl Socket {
         }
         tracing::debug!(presence = ?socket.presence, "chat websocket connected, logged in and subscribed");
         Ok(socket)
+    }
+
+    /// Tells the server whether the member is at the computer (`UserPresence:online` or
+    /// `UserPresence:away` on this connection). The answer comes later among the pushes, which
+    /// skip it: a refusal leaves the presence as the server had it.
+    pub async fn declare(&mut self, active: bool) -> Result<(), SocketFailure> {
+        let method = if active { "UserPresence:online" } else { "UserPresence:away" };
+        self.call(method, json!([])).await?;
+        self.presence = if active { Presence::Online } else { Presence::Away };
+        tracing::debug!(method, "presence declared");
+        Ok(())
     }
 
     fn next_id(&mut self) -> String {

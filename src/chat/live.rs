@@ -112,11 +112,20 @@ pub(crate) struct Live {
     username: Option<String>,
     /// A live socket dropped and has not come back yet (see `confirm_current`).
     socket_lost: bool,
+    /// The member's activity as the front end reads it from the OS (`None`: unknown).
+    activity: watch::Receiver<Option<super::Activity>>,
 }
 
 impl Live {
-    pub fn new(rest: Arc<Rest>, state: watch::Sender<ChatState>, events: broadcast::Sender<ChatEvent>, options: ChatOptions) -> Live {
+    pub fn new(
+        rest: Arc<Rest>,
+        state: watch::Sender<ChatState>,
+        events: broadcast::Sender<ChatEvent>,
+        options: ChatOptions,
+        activity: watch::Receiver<Option<super::Activity>>,
+    ) -> Live {
         Live {
+            activity,
             rest,
             state,
             events,
@@ -152,6 +161,13 @@ impl Live {
 
     fn publish_counts(&self) {
         self.publish(ChatState::Ready(self.current_counts()));
+    }
+
+    /// The counts again with the connection's new presence, once they are loaded.
+    fn republish_presence(&self) {
+        if self.loaded {
+            self.publish_counts();
+        }
     }
 
     fn last_counts(&self) -> Option<counts::ChatCounts> {
@@ -284,7 +300,8 @@ impl Live {
                 Ok(c) => c,
                 Err(e) => return Err(self.on_error(e, backoff.next_delay())),
             };
-            match Socket::open(self.rest.base(), &creds, self.options.socket_idle).await {
+            let active = *self.activity.borrow_and_update() == Some(super::Activity::Active);
+            match Socket::open(self.rest.base(), &creds, self.options.socket_idle, active).await {
                 Ok(socket) => {
                     self.me = Some(creds.user_id.clone());
                     self.down_since = None;
@@ -330,6 +347,25 @@ impl Live {
                         return Ok(());
                     }
                 },
+                changed = self.activity.changed() => {
+                    if changed.is_err() {
+                        // The handle is gone; the task is being stopped.
+                        return Err(Flow::Stop);
+                    }
+                    let activity = *self.activity.borrow_and_update();
+                    // Unknown: the presence is left as it is.
+                    if let Some(activity) = activity {
+                        let active = activity == super::Activity::Active;
+                        if let Err(failure) = socket.declare(active).await {
+                            tracing::info!(?failure, "the chat's websocket dropped");
+                            self.presence = Presence::Untouched;
+                            self.socket_lost = true;
+                            return Ok(());
+                        }
+                        self.presence = socket.presence;
+                        self.republish_presence();
+                    }
+                }
                 _ = tokio::time::sleep_until(catch_up.unwrap_or(far)), if catch_up.is_some() => {
                     catch_up = match self.load().await {
                         Ok(()) => None,

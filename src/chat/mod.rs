@@ -36,7 +36,10 @@
 //! calls `UserPresence:away` (`apps/meteor/server/methods/userPresence.ts`): colleagues see
 //! the member online only when another client of theirs is, e-mail notifications still go out
 //! (they are skipped only while online), and the member's own status choice (busy, invisible)
-//! still wins. The REST-only CLI registers no connection at all.
+//! still wins. The REST-only CLI registers no connection at all. When the front end knows the
+//! OS idle time ([`ChatHandle::set_activity`]), the connection follows it as the official
+//! desktop app does: `UserPresence:online` while the member is active, `UserPresence:away` once
+//! idle; while the idle time is unknown nothing is changed.
 //!
 //! Invariants: the counting rules know nothing of HTTP or sockets; tokens are never logged.
 pub mod counts;
@@ -293,10 +296,11 @@ impl Chat {
     pub fn start_with(session: Session, options: ChatOptions) -> ChatHandle {
         let (state_tx, state_rx) = watch::channel(ChatState::Loading);
         let (events_tx, _) = broadcast::channel(64);
+        let (activity_tx, activity_rx) = watch::channel(None);
         let requests = Arc::new(AtomicU64::new(0));
         let task = match rest_for(&session, requests.clone()) {
             Ok(rest) => {
-                let live = live::Live::new(Arc::new(rest), state_tx, events_tx.clone(), options);
+                let live = live::Live::new(Arc::new(rest), state_tx, events_tx.clone(), options, activity_rx);
                 Some(tokio::spawn(live.run()))
             }
             Err(_) => {
@@ -304,7 +308,7 @@ impl Chat {
                 None
             }
         };
-        ChatHandle { shared: Arc::new(Shared { state: state_rx, events: events_tx, task, requests }) }
+        ChatHandle { shared: Arc::new(Shared { state: state_rx, events: events_tx, task, requests, activity: activity_tx }) }
     }
 }
 
@@ -319,6 +323,18 @@ struct Shared {
     events: broadcast::Sender<ChatEvent>,
     task: Option<tokio::task::JoinHandle<()>>,
     requests: Arc<AtomicU64>,
+    activity: watch::Sender<Option<Activity>>,
+}
+
+/// Whether the member is at the computer, from the OS's idle time (as the official desktop app
+/// does with Electron's `powerMonitor.getSystemIdleState`, `src/ui/main/...` of
+/// `RocketChat/Rocket.Chat.Electron`: "active" sets online, "idle" and "locked" away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// Used the computer within the idle threshold: the connection says "online".
+    Active,
+    /// Idle past the threshold, or the screen locked: the connection says "away".
+    Idle,
 }
 
 /// The drop guard: the background task lives as long as a handle does.
@@ -331,6 +347,16 @@ impl Drop for Shared {
 }
 
 impl ChatHandle {
+    /// What the OS says of the member's activity; `None` when it cannot tell, and then the
+    /// connection's presence is left as it is ("away" from its login on).
+    pub fn set_activity(&self, activity: Option<Activity>) {
+        self.shared.activity.send_if_modified(|current| {
+            let changed = *current != activity;
+            *current = activity;
+            changed
+        });
+    }
+
     pub fn counts(&self) -> watch::Receiver<ChatState> {
         self.shared.state.clone()
     }

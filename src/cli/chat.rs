@@ -34,7 +34,7 @@ impl From<ChatError> for Failure {
             ChatError::NotConfigured => exit::NOT_CONFIGURED,
             _ => exit::FAILURE,
         };
-        Failure::new(code, format!("{e} [{}]", e.code()))
+        Failure::coded(code, e.code(), &e)
     }
 }
 
@@ -54,12 +54,12 @@ pub async fn chat(ctx: Context, args: ChatArgs) -> Result<(), Failure> {
                 std::io::stdin()
                     .lock()
                     .read_line(&mut line)
-                    .map_err(|e| Failure::new(exit::FAILURE, format!("could not read the token: {e}")))?;
+                    .map_err(|e| Failure::coded(exit::FAILURE, "input", &e))?;
                 line
             }
         };
         if token.trim().is_empty() {
-            return Err(Failure::new(exit::FAILURE, "no token given"));
+            return Err(Failure::coded(exit::FAILURE, "chat_token_missing", &"no token given"));
         }
         chat::use_personal_token(&session, &user_id, &token).await?;
         eprintln!("The personal access token works and is kept in the keychain.");
@@ -113,7 +113,14 @@ fn print_state(state: &ChatState) {
             }
         }
         ChatState::NotConfigured => println!("no chat server is set up for this organisation"),
-        ChatState::Failed { code, message } => println!("stopped: {message} [{code}]"),
+        // The catalog's words for the code; the server's own message is for the log.
+        ChatState::Failed { code, message } => {
+            tracing::info!(code, "{message}");
+            let t = passerelle::i18n::Catalog::current();
+            let key = format!("cli.error.{code}");
+            let sentence = if t.strings().contains_key(&key) { t.t(&key) } else { t.error(code) };
+            println!("{sentence} [{code}]");
+        }
     }
 }
 

@@ -122,15 +122,15 @@ fn failure(e: DriveError) -> Failure {
         DriveError::FolderMissing(_) => exit::NEEDS_CONFIRMATION,
         _ => exit::FAILURE,
     };
-    Failure::new(code, format!("{e} [{}]", e.code()))
+    Failure::coded(code, e.code(), &e)
 }
 
 fn folder_failure(e: FolderError) -> Failure {
-    let hint = match &e {
-        FolderError::NotEmpty { path } => format!(" (to sync it: passerelle sync --folder {path})"),
+    let path = match &e {
+        FolderError::NotEmpty { path } => path.to_string(),
         _ => String::new(),
     };
-    Failure::new(exit::FAILURE, format!("{e} [{}]{hint}", e.code()))
+    Failure::coded_with(exit::FAILURE, e.code(), &e, &[("path", &path)])
 }
 
 /// Which folder and which server URL, without connecting. The folder is checked against the
@@ -141,7 +141,7 @@ pub(super) fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>
     let (folder, chosen) = match (folder, &profile) {
         (Some(f), _) => (f, true),
         (None, Some(p)) => (ctx.settings.folder(p), ctx.settings.folder.is_some()),
-        (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no folder given (--folder) and no organisation set up")),
+        (None, None) => return Err(Failure::coded(exit::NOT_CONFIGURED, "no_folder_given", &"no folder given and no organisation")),
     };
     let folder = std::path::absolute(&folder).unwrap_or(folder);
     folder::check(&folder).map_err(folder_failure)?;
@@ -151,10 +151,10 @@ pub(super) fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>
             (Some(u), _) => (u.clone(), false),
             (None, Some(u)) => (u.clone(), true),
             (None, None) => {
-                return Err(Failure::new(exit::NOT_CONFIGURED, "the organisation profile names no file server (webdav or nextcloud)"))
+                return Err(Failure::coded(exit::NOT_CONFIGURED, "no_file_server", &"the profile names neither webdav nor nextcloud"))
             }
         },
-        (None, None) => return Err(Failure::new(exit::NOT_CONFIGURED, "no server given (--remote) and no organisation set up")),
+        (None, None) => return Err(Failure::coded(exit::NOT_CONFIGURED, "no_remote_given", &"no server given and no organisation")),
     };
     Ok((folder, url, is_nextcloud, chosen))
 }
@@ -172,12 +172,12 @@ fn remote_path(ctx: &Context, given: Option<&str>) -> Result<String, Failure> {
     };
     let path = given.trim_matches('/').to_string();
     if path.split('/').any(|seg| seg == ".." || seg == ".") {
-        return Err(Failure::new(exit::FAILURE, format!("{given:?} is not a folder path on the server")));
+        return Err(Failure::coded_with(exit::FAILURE, "bad_remote_path", &given, &[("path", given)]));
     }
     let mut settings = ctx.settings.clone();
     settings.remote_path = (!path.is_empty()).then(|| path.clone());
     if settings != ctx.settings {
-        settings.save(&ctx.dirs).map_err(|e| Failure::new(exit::FAILURE, format!("{e} [{}]", e.code())))?;
+        settings.save(&ctx.dirs).map_err(|e| Failure::coded(exit::FAILURE, e.code(), &e))?;
     }
     Ok(path)
 }
@@ -185,7 +185,7 @@ fn remote_path(ctx: &Context, given: Option<&str>) -> Result<String, Failure> {
 async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Target, Failure> {
     let (root, url, is_nextcloud, chosen) = locate(ctx, args.folder.clone(), args.remote.clone())?;
     if !is_nextcloud && args.remote_path.is_some() {
-        return Err(Failure::new(exit::FAILURE, "--remote-path is for a Nextcloud server; give the folder's URL with --remote instead"));
+        return Err(Failure::coded(exit::FAILURE, "remote_path_not_nextcloud", &"--remote-path without Nextcloud"));
     }
     let sub = if is_nextcloud { remote_path(ctx, args.remote_path.as_deref())? } else { String::new() };
     let folder = if is_nextcloud {
@@ -200,7 +200,7 @@ async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Ta
         let options = ConnectOptions { non_interactive: !interactive, facts: Some(facts.clone()), ..ConnectOptions::default() };
         let nc = nextcloud::connect(&ctx.http, &url, session.as_ref(), &ctx.store, &options)
             .await
-            .map_err(|e| Failure::new(exit::LOGIN_REQUIRED, format!("{e} [{}]", e.code())))?;
+            .map_err(|e| Failure::coded(exit::LOGIN_REQUIRED, e.code(), &e))?;
         let cache = folder.journal.with_extension("tree.json");
         let remote = NextcloudRemote::new(nc, &sub, Some(cache)).with_facts(facts).with_journal(&folder.journal);
         return Ok(Target { folder, remote: Arc::new(remote) });
@@ -212,7 +212,7 @@ async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Ta
 /// Basic credentials: given now (then kept), or kept from before for this server; else the
 /// login's bearer token, else none.
 fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Failure> {
-    let secrets_failure = |e: passerelle::auth::SecretError| Failure::new(exit::FAILURE, e.to_string());
+    let secrets_failure = |e: passerelle::auth::SecretError| Failure::coded(exit::FAILURE, "secrets", &e);
     if let Some(user) = user {
         let password = match std::env::var("PASSERELLE_WEBDAV_PASSWORD") {
             Ok(p) => p,
@@ -222,12 +222,12 @@ fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Fai
                 std::io::stdin()
                     .lock()
                     .read_line(&mut line)
-                    .map_err(|e| Failure::new(exit::FAILURE, format!("could not read the password: {e}")))?;
+                    .map_err(|e| Failure::coded(exit::FAILURE, "input", &e))?;
                 line.trim_end_matches(['\r', '\n']).to_string()
             }
         };
         let secret = WebDavSecret { url: url.to_string(), user: user.to_string(), password: password.clone() };
-        let text = serde_json::to_string(&secret).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+        let text = serde_json::to_string(&secret).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
         ctx.store.set(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
         return Ok(Auth::Basic { user: user.to_string(), password });
     }
@@ -307,10 +307,7 @@ fn report(outcome: Outcome, json: bool) -> Result<(), Failure> {
             // run, with its own exit code, even though the rest went through.
             match summary.report.failed.len() {
                 0 => Ok(()),
-                n => Err(Failure::new(
-                    exit::ITEMS_FAILED,
-                    format!("{n} item{} could not be synced; they will be tried again", if n == 1 { "" } else { "s" }),
-                )),
+                n => Err(Failure::coded_with(exit::ITEMS_FAILED, "items_failed", &format!("{n} items failed"), &[("n", &n.to_string())])),
             }
         }
         Outcome::DryRun { plan, refused, warnings } => {
@@ -329,12 +326,24 @@ fn report(outcome: Outcome, json: bool) -> Result<(), Failure> {
             if !json {
                 print_plan(&plan);
             }
-            let why = stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ");
-            Err(Failure::new(
-                exit::NEEDS_CONFIRMATION,
-                format!("stopped before deleting anything: {why}. Run again with --allow-deletes to go ahead."),
-            ))
+            let why = stops.iter().map(stop_words).collect::<Vec<_>>().join(" ; ");
+            let detail = stops.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ");
+            Err(Failure::coded_with(exit::NEEDS_CONFIRMATION, "needs_confirmation", &detail, &[("why", &why)]))
         }
+    }
+}
+
+/// A safety stop in the member's words (the catalog's), with its figures.
+fn stop_words(stop: &passerelle::drive::plan::SafetyStop) -> String {
+    use passerelle::drive::plan::{SafetyStop, Side};
+    let t = passerelle::i18n::Catalog::current();
+    match stop {
+        SafetyStop::MassDelete { side, deletes, files } => {
+            let key = if *side == Side::Remote { "cli.stop.mass_delete_remote" } else { "cli.stop.mass_delete_local" };
+            t.f(key, &[("deletes", &deletes.to_string()), ("files", &files.to_string())])
+        }
+        SafetyStop::RemoteEmpty { known } => t.f("cli.stop.remote_empty", &[("known", &known.to_string())]),
+        SafetyStop::LocalEmpty { known } => t.f("cli.stop.local_empty", &[("known", &known.to_string())]),
     }
 }
 
@@ -369,7 +378,7 @@ async fn continuous(target: Target, options: RunOptions) -> Result<(), Failure> 
                 }
                 if let DriveStatus::LoginRequired { message } = &now {
                     handle.shutdown().await;
-                    return Err(Failure::new(exit::LOGIN_REQUIRED, message.clone()));
+                    return Err(Failure::coded(exit::LOGIN_REQUIRED, "login_required", message));
                 }
             }
             _ = tokio::signal::ctrl_c() => {
@@ -397,7 +406,7 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
         None => None,
     };
     if args.json {
-        let mut value = serde_json::to_value(&s).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+        let mut value = serde_json::to_value(&s).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
         match &quota {
             Some(Ok(q)) => value["quota"] = serde_json::to_value(q).unwrap_or_default(),
             Some(Err(e)) => value["quota_error"] = serde_json::json!({"code": e.code(), "message": e.to_string()}),
@@ -496,7 +505,7 @@ fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
         "not_configured" => exit::NOT_CONFIGURED,
         _ => exit::FAILURE,
     };
-    Failure::new(exit, format!("{e} [{code}]"))
+    Failure::coded(exit, code, &e)
 }
 
 /// "being edited online (by X)" in the member's language (X: who holds the lock, "" unnamed).

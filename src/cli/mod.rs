@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use passerelle::{
     auth::{AuthError, SecretStore, Session},
     config::{ConfigError, Settings},
+    i18n::{Catalog, Lang},
     paths::Dirs,
 };
 
@@ -81,8 +82,29 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with a sentence of its own. Prefer [`Failure::coded`]: what the member reads
+    /// comes from the catalog.
+    #[allow(dead_code)]
     pub fn new(exit: u8, message: impl Into<String>) -> Failure {
         Failure { exit, message: message.into() }
+    }
+
+    /// A failure worded from the catalog by its code, in the member's language: `cli.error.<code>`
+    /// where the command line says it its own way (naming a command or a flag), else the
+    /// windows' `error.<code>`. The code follows in brackets for scripts and support; the
+    /// error's English text (which may name a URL, a path or an OS message) goes to the log,
+    /// shown with `-v`.
+    pub fn coded(exit: u8, code: &str, detail: &dyn std::fmt::Display) -> Failure {
+        Failure::coded_with(exit, code, detail, &[])
+    }
+
+    /// [`Failure::coded`] with the sentence's `{placeholders}` filled.
+    pub fn coded_with(exit: u8, code: &str, detail: &dyn std::fmt::Display, args: &[(&str, &str)]) -> Failure {
+        tracing::info!(code, "{detail}");
+        let catalog = Catalog::current();
+        let key = format!("cli.error.{code}");
+        let sentence = if catalog.strings().contains_key(&key) { catalog.f(&key, args) } else { catalog.error(code) };
+        Failure { exit, message: format!("{sentence} [{code}]") }
     }
 }
 
@@ -93,7 +115,7 @@ impl From<AuthError> for Failure {
             AuthError::Network(_) | AuthError::DiscoveryUnreachable { .. } => exit::OFFLINE,
             _ => exit::FAILURE,
         };
-        Failure::new(exit, format!("{e} [{}]", e.code()))
+        Failure::coded(exit, e.code(), &e)
     }
 }
 
@@ -104,11 +126,11 @@ impl From<ConfigError> for Failure {
             ConfigError::Unreachable { .. } => exit::OFFLINE,
             _ => exit::FAILURE,
         };
-        let hint = match &e {
-            ConfigError::ForeignHosts { hosts, .. } => format!(" (to accept them: --accept-hosts {})", hosts.join(",")),
+        let hosts = match &e {
+            ConfigError::ForeignHosts { hosts, .. } => hosts.join(","),
             _ => String::new(),
         };
-        Failure::new(exit, format!("{e} [{}]{hint}", e.code()))
+        Failure::coded_with(exit, e.code(), &e, &[("hosts", &hosts)])
     }
 }
 
@@ -122,8 +144,11 @@ pub struct Context {
 
 impl Context {
     fn load() -> Result<Context, Failure> {
+        // The OS language until the settings say otherwise (they may fail to load).
+        Lang::choose(None).make_current();
         let dirs = Dirs::discover();
         let settings = Settings::load(&dirs)?;
+        Lang::choose(settings.language.as_deref()).make_current();
         let store = SecretStore::open(&dirs);
         Ok(Context { dirs, settings, http: passerelle::http::client(), store })
     }
@@ -176,7 +201,7 @@ pub fn init_tracing(verbose: u8) {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
     println!("{text}");
     Ok(())
 }

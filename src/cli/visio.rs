@@ -6,7 +6,6 @@ use passerelle::{
     auth::AuthError,
     browser::Opener,
     calendar::{self, CalDavAuth, CalendarError, Window},
-    drive::nextcloud,
     visio::{self, CommandClipboard, JoinOptions, Recent, RecentMeeting, RoomKind, VisioError},
 };
 
@@ -14,7 +13,11 @@ use super::{exit, print_json, Context, Failure};
 
 impl From<VisioError> for Failure {
     fn from(e: VisioError) -> Failure {
-        Failure::new(exit::FAILURE, format!("{e} [{}]", e.code()))
+        let (name, known) = match &e {
+            VisioError::UnknownTeam { name, known } => (name.clone(), known.join(", ")),
+            _ => Default::default(),
+        };
+        Failure::coded_with(exit::FAILURE, e.code(), &e, &[("name", &name), ("known", &known)])
     }
 }
 
@@ -26,7 +29,7 @@ impl From<CalendarError> for Failure {
             CalendarError::NotConfigured => exit::NOT_CONFIGURED,
             _ => exit::FAILURE,
         };
-        Failure::new(code, format!("{e} [{}]", e.code()))
+        Failure::coded(code, e.code(), &e)
     }
 }
 
@@ -140,19 +143,21 @@ pub async fn visio(ctx: Context, args: VisioArgs) -> Result<(), Failure> {
 
 pub async fn meetings(ctx: Context, args: MeetingsArgs) -> Result<(), Failure> {
     let (profile, _) = ctx.settings.profile()?;
+    let root = calendar::caldav_root(&profile)?;
     let auth = match &args.caldav_user {
         Some(user) => {
             let password = std::env::var("PASSERELLE_CALDAV_PASSWORD").ok().filter(|p| !p.is_empty());
-            CalDavAuth::basic_from_store(&ctx.store, user, password.as_deref())?
+            // A new password is checked with the server before it is kept.
+            if let Some(password) = &password {
+                calendar::save_password(&ctx.http, &ctx.store, &root, user, password).await?;
+            }
+            CalDavAuth::basic_from_store(&ctx.store, &root, user, None)?
         }
-        None => match CalDavAuth::saved_basic(&ctx.store)? {
-            Some(saved) => saved,
-            None => default_auth(&ctx, &profile).await?,
-        },
+        None => calendar::auth_for(&ctx.http, &profile, ctx.session().ok().as_ref(), &ctx.store).await?,
     };
     let from = args.from.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now);
     let window = Window::new(from, chrono::Duration::hours(i64::from(args.hours)));
-    let client = calendar::CalDav::new(ctx.http.clone(), calendar::caldav_root(&profile)?, auth);
+    let client = calendar::CalDav::new(ctx.http.clone(), root, auth);
     let outcome = calendar::next_meetings(&client, &profile, window).await?;
     for warning in &outcome.warnings {
         eprintln!("warning: {warning}");
@@ -179,20 +184,6 @@ pub async fn meetings(ctx: Context, args: MeetingsArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// Without a user name: Nextcloud's calendars use what its files use (the bearer token or the
-/// app password Drive got, never opening a browser from here); other servers get the token.
-async fn default_auth(ctx: &Context, profile: &passerelle::config::Profile) -> Result<CalDavAuth, Failure> {
-    let session = ctx.session()?;
-    if let (None, Some(base)) = (&profile.caldav, &profile.nextcloud) {
-        let options = nextcloud::ConnectOptions { non_interactive: true, ..Default::default() };
-        match nextcloud::connect(&ctx.http, base, Some(&session), &ctx.store, &options).await {
-            Ok(nc) => return Ok(CalDavAuth::from(nc.credentials())),
-            Err(e) => tracing::info!(error = %e, "no Nextcloud connection yet; trying the login's token"),
-        }
-    }
-    Ok(CalDavAuth::Bearer(session))
 }
 
 pub async fn links(ctx: Context, args: LinksArgs) -> Result<(), Failure> {

@@ -130,6 +130,10 @@ impl Cli {
             .env("PASSERELLE_SECRETS", "file")
             .env("PASSERELLE_WEBDAV_PASSWORD", password)
             .env_remove("PASSERELLE_BROWSER")
+            // The tests read the English sentences of the catalog.
+            .env("LANG", "en_GB.UTF-8")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
             .arg("sync")
             .arg("--folder")
             .arg(&self.folder)
