@@ -240,6 +240,44 @@ pub enum DialogAnswer {
     Login,
 }
 
+/// What the recover window opens on (the file of `--recover PATH`, if any).
+#[tauri::command]
+pub fn recover_state(shell: State<'_, Shell>) -> crate::shell::RecoverState {
+    shell.recover_state()
+}
+
+#[tauri::command]
+pub async fn recover_trash(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<Vec<crate::shell::TrashView>> {
+    shell.recover_trash(&app).await
+}
+
+/// Restores a trash item by its id; answers its name. A sync starts at once.
+#[tauri::command]
+pub async fn recover_restore(app: AppHandle<Wry>, shell: State<'_, Shell>, id: String) -> Answer<String> {
+    shell.recover_restore(&app, &id).await
+}
+
+/// Walks the member's folder: off the main thread (a sync command would run on it).
+#[tauri::command(async)]
+pub fn recover_find(shell: State<'_, Shell>, query: String) -> Answer<Vec<String>> {
+    shell.recover_find(&query)
+}
+
+#[tauri::command]
+pub async fn recover_versions(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String) -> Answer<Vec<crate::shell::VersionView>> {
+    shell.recover_versions(&app, &path).await
+}
+
+#[tauri::command]
+pub async fn recover_restore_version(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String, id: String) -> Answer<()> {
+    shell.recover_restore_version(&app, &path, &id).await
+}
+
+#[tauri::command]
+pub async fn recover_open_version(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String, id: String) -> Answer<()> {
+    shell.recover_open_version(&app, &path, &id).await
+}
+
 /// Closes the calling window (destroyed, not hidden).
 #[tauri::command]
 pub fn close_window(window: WebviewWindow<Wry>) -> Answer<()> {

@@ -24,6 +24,13 @@ pub const COMMANDS: &[&str] = &[
     "dialog_answer",
     "dialog_details",
     "close_window",
+    "recover_state",
+    "recover_trash",
+    "recover_restore",
+    "recover_find",
+    "recover_versions",
+    "recover_restore_version",
+    "recover_open_version",
 ];
 
 #[cfg(test)]
@@ -57,6 +64,7 @@ mod tests {
             ("settings.js", include_str!("../../ui/settings.js")),
             ("wizard.js", include_str!("../../ui/wizard.js")),
             ("i18n.js", include_str!("../../ui/i18n.js")),
+            ("recover.js", include_str!("../../ui/recover.js")),
         ] {
             assert!(!text.contains("__TAURI"), "{name} reaches Tauri directly");
         }

@@ -21,6 +21,13 @@ use tauri::{tray::TrayIconBuilder, Manager, RunEvent};
 
 use crate::{shell::Shell, tray::MenuAction, windows::WindowKind};
 
+/// `--recover [PATH]`: the recover window, on PATH's versions when given (relative to `cwd`).
+/// `Some(None)`: the window without a file.
+fn recover_arg(argv: &[String], cwd: &std::path::Path) -> Option<Option<std::path::PathBuf>> {
+    let at = argv.iter().position(|a| a == "--recover")?;
+    Some(argv.get(at + 1).filter(|p| !p.starts_with("--")).map(|p| cwd.join(p)))
+}
+
 fn main() {
     let started = std::time::Instant::now();
     // GTK opens the display at start-up and, on X11, loads the GL driver there to choose visuals:
@@ -48,6 +55,15 @@ fn main() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
             let shell = app.state::<Shell>();
+            // `passerelle-desktop --recover PATH` (the file manager's "Versions précédentes…")
+            // while the app runs: the running app opens the window.
+            if let Some(path) = recover_arg(&argv, std::path::Path::new(&cwd)) {
+                tracing::info!("second launch: opening the recover window");
+                if let Err(e) = shell.open_recover(app, path.as_deref()) {
+                    shell.act_failed(app, &e);
+                }
+                return;
+            }
             // The file manager's "Copier un lien de partage" / "Ouvrir en ligne" while the app
             // runs: the running app answers.
             if let Some(request) = shell::request_in(&argv, std::path::Path::new(&cwd)) {
@@ -102,6 +118,13 @@ fn main() {
             commands::dialog_answer,
             commands::dialog_details,
             commands::close_window,
+            commands::recover_state,
+            commands::recover_trash,
+            commands::recover_restore,
+            commands::recover_find,
+            commands::recover_versions,
+            commands::recover_restore_version,
+            commands::recover_open_version,
         ])
         .setup(move |app| {
             // GTK read GDK_GL once, while opening the display (before this hook runs).
@@ -148,9 +171,15 @@ fn main() {
             tauri::async_runtime::spawn(async move {
                 restore_handle.state::<Shell>().restore(&restore_handle);
                 let shell = restore_handle.state::<Shell>();
-                // Started by a file-manager action: answer it once connected.
                 let here = std::env::current_dir().unwrap_or_default();
-                if let (Some(request), true) = (shell::request_in(&std::env::args().collect::<Vec<_>>(), &here), shell.session().is_some()) {
+                let argv: Vec<String> = std::env::args().collect();
+                if let (Some(path), true) = (recover_arg(&argv, &here), shell.session().is_some()) {
+                    if let Err(e) = shell.open_recover(&restore_handle, path.as_deref()) {
+                        shell.act_failed(&restore_handle, &e);
+                    }
+                }
+                // Started by a file-manager action: answer it once connected.
+                if let (Some(request), true) = (shell::request_in(&argv, &here), shell.session().is_some()) {
                     shell.file_request(&restore_handle, request);
                 }
                 if shell.session().is_none() {

@@ -20,6 +20,8 @@ pub enum NoticeKind {
     InviteCopied,
     /// A tray action failed; the body is the catalog's sentence for its code.
     ActionFailed,
+    /// A new Nextcloud notification (a share, a mention in a comment, a reminder).
+    Nextcloud,
     /// The calendar server wants its own password (once per session).
     CalendarPassword,
 }

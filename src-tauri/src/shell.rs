@@ -17,7 +17,12 @@ use passerelle::{
     config::{self, Profile, Settings, Source},
     drive::{
         self,
-        nextcloud::{self, remote::NextcloudRemote, ConnectOptions},
+        nextcloud::{
+            self,
+            feed::{FeedEvent, FeedHandle},
+            remote::NextcloudRemote,
+            ConnectOptions,
+        },
         run::FolderPaths,
         Drive, DriveConfig, DriveHandle, DriveStatus, Remote, WebDav,
     },
@@ -38,6 +43,10 @@ use crate::{
     tray::{self, MenuAction, NextMeeting, Quota, SyncLine, TrayModel},
     windows::{self, DialogKind, WindowKind},
 };
+
+#[path = "shell_recover.rs"]
+mod recover;
+pub use recover::{RecoverState, TrashView, VersionView};
 
 /// Managed by Tauri; one per app.
 pub struct Shell {
@@ -71,6 +80,14 @@ pub struct Shell {
     files: watch::Sender<Option<FilesAccess>>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
+    /// The Nextcloud connection the folder's sync made (the recover window and the feed use it).
+    nc: Mutex<Option<nextcloud::Nextcloud>>,
+    /// "Récemment" and the notifications; dropping it stops the loop.
+    feed: Mutex<Option<FeedHandle>>,
+    /// What the feed last showed: the tray's lines refer to these by index.
+    feed_shown: Mutex<passerelle::drive::nextcloud::feed::FeedState>,
+    /// The file the recover window opens on (`--recover PATH`, "Versions précédentes…").
+    recover_target: Mutex<Option<String>>,
     theme: Theme,
 }
 
@@ -136,6 +153,10 @@ impl Shell {
             details: Mutex::new(DialogDetails::default()),
             files: watch::channel(None).0,
             space_asked: Mutex::new(Default::default()),
+            nc: Mutex::new(None),
+            feed: Mutex::new(None),
+            feed_shown: Mutex::new(Default::default()),
+            recover_target: Mutex::new(None),
             theme: Theme::detect(),
             dirs,
         }
@@ -394,6 +415,8 @@ impl Shell {
                     }
                 };
                 shell.watch_quota(&app, nc.clone());
+                *lock(&shell.nc) = Some(nc.clone());
+                shell.start_feed(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
                 // The server folder this sync mirrors; sharing maps local paths below it.
                 let sub = String::new();
@@ -423,6 +446,11 @@ impl Shell {
     fn on_drive_status(&self, app: &AppHandle<Wry>, status: DriveStatus) {
         tracing::debug!(?status, "drive status");
         let line = sync_line(&status, self.online_hint());
+        // A run that moved files may be in the activity feed now: "Récemment" looks again
+        // (no timer of its own, so an idle app costs no request for it).
+        if matches!(self.model.borrow().sync, SyncLine::Syncing { .. }) && matches!(status, DriveStatus::Idle { .. }) {
+            self.feed_event(FeedEvent::RefreshRecent);
+        }
         self.model.send_modify(|m| m.sync = line);
         match status {
             DriveStatus::NeedsConfirmation { .. } => self.ask(app, DialogKind::MassDelete),
@@ -645,6 +673,8 @@ impl Shell {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        lock(&self.feed).take();
+        lock(&self.nc).take();
         lock(&self.chat).take();
         self.files.send_replace(None);
         if let Some(handle) = lock(&self.drive).take() {
@@ -767,7 +797,11 @@ impl Shell {
                     .open_path(folder.display().to_string(), None::<&str>)
                     .map_err(|e| ShellError::logged("browser", &e))?;
             }
-            MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
+            MenuAction::SyncNow => {
+                self.drive_event(drive::Event::SyncNow);
+                // "Look now" covers the notifications too (one request, 304 if nothing new).
+                self.feed_event(FeedEvent::Wake);
+            }
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
             MenuAction::ShareFile => self.share_from_tray(app)?,
@@ -811,6 +845,9 @@ impl Shell {
                     opener(app).open(link.url.as_str()).map_err(open_error)?;
                 }
             }
+            MenuAction::Recover => self.open_recover(app, None)?,
+            MenuAction::Recent(i) => self.open_recent(app, i)?,
+            MenuAction::Notice(i) => self.open_notice(app, i)?,
         }
         Ok(())
     }

@@ -53,6 +53,23 @@ pub struct NextMeeting {
     pub url: String,
 }
 
+/// One of "Récemment"'s changes; worded when the menu is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentLine {
+    pub name: String,
+    /// `created`, `changed`, `deleted`, `restored`, or `other`.
+    pub kind: &'static str,
+    /// Who, when not the member.
+    pub by: Option<String>,
+    /// Already formatted ("14:32", "28/11 14:32").
+    pub time: String,
+}
+
+/// Lines under "Récemment".
+pub const MENU_RECENT: usize = 5;
+/// Notifications listed under "Récemment" (the count says how many in all).
+pub const MENU_NOTICES: usize = 5;
+
 /// Everything the tray shows. Rebuilt into a menu whenever it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TrayModel {
@@ -66,6 +83,12 @@ pub struct TrayModel {
     pub teams: Vec<String>,
     pub has_jitsi: bool,
     pub has_folder: bool,
+    /// The server's recent changes (the activity feed); `None` when it has no activity app.
+    pub recent: Vec<RecentLine>,
+    /// Unread Nextcloud notifications: the server's own sentences, newest first.
+    pub notices: Vec<String>,
+    /// The server keeps a trash and versions (a Nextcloud): "Récupérer un fichier…" is offered.
+    pub can_recover: bool,
 }
 
 impl TrayModel {
@@ -226,6 +249,12 @@ pub enum MenuAction {
     Settings,
     Logout,
     Quit,
+    /// "Récupérer un fichier…".
+    Recover,
+    /// A line of "Récemment".
+    Recent(usize),
+    /// An unread Nextcloud notification (opening it marks it read).
+    Notice(usize),
 }
 
 impl MenuAction {
@@ -248,6 +277,9 @@ impl MenuAction {
             MenuAction::Settings => "settings".into(),
             MenuAction::Logout => "logout".into(),
             MenuAction::Quit => "quit".into(),
+            MenuAction::Recover => "recover".into(),
+            MenuAction::Recent(i) => format!("recent:{i}"),
+            MenuAction::Notice(i) => format!("notice:{i}"),
         }
     }
 
@@ -271,10 +303,13 @@ impl MenuAction {
             "settings" => MenuAction::Settings,
             "logout" => MenuAction::Logout,
             "quit" => MenuAction::Quit,
+            "recover" => MenuAction::Recover,
             _ => {
                 return indexed("room:", MenuAction::OpenRoom)
                     .or_else(|| indexed("team:", MenuAction::TeamRoom))
                     .or_else(|| indexed("link:", MenuAction::Link))
+                    .or_else(|| indexed("recent:", MenuAction::Recent))
+                    .or_else(|| indexed("notice:", MenuAction::Notice))
             }
         })
     }
@@ -313,6 +348,11 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
             SyncLine::Paused => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
             _ => menu.item(&item(MenuAction::Pause, t.t("tray.pause"))?),
         };
+        menu = menu.separator();
+    }
+    if model.can_recover {
+        menu = menu.item(&item(MenuAction::Recover, t.t("tray.recover"))?);
+        menu = menu.item(&recent_menu(app, model, t)?);
         menu = menu.separator();
     }
 
@@ -361,6 +401,56 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
         .build()
 }
 
+impl TrayModel {
+    /// "Récemment", with the count of unread notifications next to it.
+    pub fn recent_title(&self, t: &Catalog) -> String {
+        match self.notices.len() {
+            0 => t.t("tray.recent"),
+            n => t.f("tray.recent_count", &[("count", &n.to_string())]),
+        }
+    }
+}
+
+impl RecentLine {
+    pub fn label(&self, t: &Catalog) -> String {
+        let key = match &self.by {
+            Some(_) => format!("tray.recent.{}_by", self.kind),
+            None => format!("tray.recent.{}", self.kind),
+        };
+        t.f(&key, &[("name", &self.name), ("by", self.by.as_deref().unwrap_or_default()), ("time", &self.time)])
+    }
+}
+
+/// A notification's sentence, cut to fit a menu line.
+fn menu_text(text: &str) -> String {
+    const MAX: usize = 70;
+    if text.chars().count() <= MAX {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(MAX - 1).collect();
+    format!("{cut}…")
+}
+
+fn recent_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog) -> tauri::Result<tauri::menu::Submenu<R>> {
+    let item = |action: MenuAction, label: String| MenuItem::with_id(app, action.id(), label, true, None::<&str>);
+    let info = |id: &str, label: String| MenuItem::with_id(app, format!("info:{id}"), label, false, None::<&str>);
+    let mut sub = SubmenuBuilder::new(app, model.recent_title(t));
+    if !model.notices.is_empty() {
+        sub = sub.item(&info("notices", t.t("tray.notices"))?);
+        for (i, text) in model.notices.iter().take(MENU_NOTICES).enumerate() {
+            sub = sub.item(&item(MenuAction::Notice(i), menu_text(text))?);
+        }
+        sub = sub.separator();
+    }
+    if model.recent.is_empty() {
+        sub = sub.item(&info("recent-none", t.t("tray.recent.none"))?);
+    }
+    for (i, line) in model.recent.iter().take(MENU_RECENT).enumerate() {
+        sub = sub.item(&item(MenuAction::Recent(i), line.label(t))?);
+    }
+    sub.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +477,9 @@ mod tests {
             MenuAction::Settings,
             MenuAction::Logout,
             MenuAction::Quit,
+            MenuAction::Recover,
+            MenuAction::Recent(4),
+            MenuAction::Notice(0),
         ];
         for action in all {
             assert_eq!(MenuAction::parse(&action.id()), Some(action));
@@ -481,6 +574,24 @@ mod tests {
         assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : hors ligne"));
         m.chat = Some(ChatState::Ready(counts));
         assert_eq!(m.chat_line(&t).as_deref(), Some("Discussion : 4 non lus"));
+    }
+
+    /// Issue 15: "Récemment" says who changed what, and counts the unread notifications.
+    #[test]
+    fn recent_lines_and_the_notice_count_read_plainly() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel { account: Some("Alice".into()), can_recover: true, ..Default::default() };
+        assert_eq!(m.recent_title(&t), "Récemment");
+        m.notices = vec!["@bob shared devis.txt with you".into(), "Rappel".into()];
+        assert_eq!(m.recent_title(&t), "Récemment (2)");
+        let mine = RecentLine { name: "devis.txt".into(), kind: "changed", by: None, time: "14:32".into() };
+        assert_eq!(mine.label(&t), "devis.txt — modifié par vous, 14:32");
+        let bob = RecentLine { by: Some("Bob".into()), kind: "deleted", ..mine.clone() };
+        assert_eq!(bob.label(&t), "devis.txt — supprimé par Bob, 14:32");
+        let en = Catalog::load(Lang::En);
+        assert_eq!(bob.label(&en), "devis.txt — deleted by Bob, 14:32");
+        assert_eq!(m.recent_title(&en), "Recent (2)");
+        assert!(menu_text(&"x".repeat(200)).chars().count() <= 70);
     }
 
     #[test]

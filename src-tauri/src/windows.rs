@@ -28,6 +28,8 @@ pub enum WindowKind {
     Wizard,
     Settings,
     Dialog(DialogKind),
+    /// "Récupérer un fichier…": the trash and a file's versions.
+    Recover,
 }
 
 impl WindowKind {
@@ -36,6 +38,7 @@ impl WindowKind {
             WindowKind::Wizard => "wizard".into(),
             WindowKind::Settings => "settings".into(),
             WindowKind::Dialog(d) => format!("dialog-{}", d.tag()),
+            WindowKind::Recover => "recover".into(),
         }
     }
 
@@ -44,6 +47,7 @@ impl WindowKind {
             WindowKind::Wizard => "wizard.html".into(),
             WindowKind::Settings => "settings.html".into(),
             WindowKind::Dialog(d) => format!("dialog.html?kind={}", d.tag()),
+            WindowKind::Recover => "recover.html".into(),
         }
     }
 
@@ -54,6 +58,7 @@ impl WindowKind {
             // Tall enough for Langue, À propos and Fermer without scrolling (issue 14, item 18).
             WindowKind::Settings => (560.0, 860.0),
             WindowKind::Dialog(_) => (480.0, 300.0),
+            WindowKind::Recover => (760.0, 620.0),
         }
     }
 }

@@ -11,6 +11,7 @@ use passerelle::{
 mod auth;
 mod chat;
 mod drive;
+mod recover;
 mod visio;
 // After the others: `share` and `open-online` (issue 15).
 pub mod share;
@@ -43,6 +44,14 @@ pub enum Command {
     OpenOnline(share::OpenOnlineArgs),
     /// Files on the server: trash and versions.
     Drive(drive::DriveArgs),
+    /// Deleted files on the server; bring one back with --restore.
+    Trash(recover::TrashArgs),
+    /// A file's earlier versions: list, look at one (--open), bring one back (--restore).
+    Versions(recover::VersionsArgs),
+    /// The last changes in your space, whoever made them.
+    Recent(recover::RecentArgs),
+    /// Nextcloud's notifications (a share, a mention, a reminder); --read ID marks one read.
+    Notifications(recover::NotificationsArgs),
     /// Unread messages and mentions in the chat.
     Chat(chat::ChatArgs),
     /// Start or join a visio meeting.
@@ -162,6 +171,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Share(args) => share::share(ctx, args).await,
         Command::OpenOnline(args) => share::open_online(ctx, args).await,
         Command::Drive(args) => drive::drive(ctx, args).await,
+        Command::Trash(args) => recover::trash(ctx, args).await,
+        Command::Versions(args) => recover::versions(ctx, args).await,
+        Command::Recent(args) => recover::recent(ctx, args).await,
+        Command::Notifications(args) => recover::notifications(ctx, args).await,
         Command::Chat(args) => chat::chat(ctx, args).await,
         Command::Visio(args) => visio::visio(ctx, args).await,
         Command::Meetings(args) => visio::meetings(ctx, args).await,

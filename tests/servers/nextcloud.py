@@ -204,6 +204,7 @@ class Store:
         self.in_flight = 0
         self.hold_from = None
         self.released = None  # asyncio.Event, made in the server's loop by /_test/hold-chunks
+        init_recover(self)
 
     def reset_stats(self):
         self.stats = {"requests": 0, "methods": {}, "chunk_puts": [], "bulk_posts": 0, "puts": 0}
@@ -657,6 +658,9 @@ class Server:
                 return ocs([], status=403, statuscode=403, message="Password confirmation is required")
             self.store.app_passwords.pop(pw, None)
             return ocs([])
+        mine = self.recover_ocs(request, route, user)
+        if mine is not None:
+            return mine
         return ocs([], status=404, statuscode=998, message="Invalid query")
 
     def capabilities(self, authenticated):
@@ -986,6 +990,9 @@ class Server:
                 if k in body:
                     st.caps[k] = bool(body[k])
             return web.json_response(st.caps)
+        mine = self.recover_control(path, body)
+        if mine is not None:
+            return mine
         return web.Response(status=404)
 
     def seed(self, body):
@@ -1187,7 +1194,7 @@ class Server:
         # Versions are named by timestamp; two in the same second would collide.
         while any(v["ts"] == ts for v in vs):
             ts += 1
-        vs.append({"ts": ts, "blob": keep, "size": node.size, "etag": node.etag})
+        vs.append({"ts": ts, "blob": keep, "size": node.size, "etag": node.etag, "author": author_of(self.store, u, node)})
 
     def place_file(self, u, parent, name, blob, size, mtime):
         """Puts content at parent/name (creating or overwriting); returns (node, created)."""
@@ -1209,6 +1216,7 @@ class Server:
             created = True
         node.size = size
         node.mtime = mtime if mtime is not None else int(time.time())
+        wrote(self.store, u, node, created)
         propagate(parent)
         recount(u)
         return node, created
@@ -1291,7 +1299,9 @@ class Server:
             parent = node.parent
             del parent.children[node.name]
             u.trash.append({"name": node.name, "node": node, "location": "/".join(segs[:-1]),
-                            "deleted": int(time.time()), "key": f"{node.name}.d{int(time.time())}{secrets.token_hex(2)}"})
+                            "deleted": int(time.time()), "key": f"{node.name}.d{int(time.time())}{secrets.token_hex(2)}",
+                            "by": u.name})
+            record_activity(self.store, u, "file_deleted", u.name, "/".join(segs), node.fileid)
             propagate(parent)
             recount(u)
             return web.Response(status=204)
@@ -1795,7 +1805,8 @@ class Server:
                 return sabre_error(405, "MethodNotAllowed", "Not allowed")
             item = next((t for t in u.trash if t["key"] == segs[1]), None)
             if item is None:
-                return sabre_error(404, "NotFound", "Trash item not found")
+                # An empty <s:message/> (observed on Nextcloud 34.0.1: MOVE of a missing trash item).
+                return sabre_error(404, "NotFound", "")
             if m == "PROPFIND":
                 return multistatus([self.trash_props(prefix, item, parse_propfind(await request.text()))])
             if m == "DELETE":
@@ -1819,6 +1830,7 @@ class Server:
                 parent.children[name] = node
                 propagate(parent)
                 recount(u)
+                record_activity(self.store, u, "file_restored", u.name, path_of(node), node.fileid)
                 return web.Response(status=201)
             return sabre_error(405, "MethodNotAllowed", "Not allowed")
         return sabre_error(404, "NotFound", "Not found")
@@ -1835,6 +1847,9 @@ class Server:
             (NC, "trashbin-filename"): xml_escape(item["name"]),
             (NC, "trashbin-original-location"): xml_escape("/".join(split(item["location"]) + [item["name"]])),
             (NC, "trashbin-deletion-time"): str(item["deleted"]),
+            # Who deleted it (observed on Nextcloud 34.0.1: id and display name).
+            (NC, "trashbin-deleted-by-id"): xml_escape(item.get("by", "")),
+            (NC, "trashbin-deleted-by-display-name"): xml_escape(display_name(item.get("by", ""))),
         }
         keys = asked if asked is not None else list(values)
         found = [(ns, n, values[(ns, n)]) for ns, n in keys if (ns, n) in values]
@@ -1875,12 +1890,16 @@ class Server:
             if request.headers.get("Depth", "1") == "1":
                 # The current content is listed too, named by the file's mtime
                 # (apps/files_versions/lib/Versions/LegacyVersionsBackend.php getVersionsForFile).
-                current = {"ts": node.mtime, "size": node.size, "etag": node.etag, "blob": node.blob}
+                current = {"ts": node.mtime, "size": node.size, "etag": node.etag, "blob": node.blob,
+                           "author": author_of(self.store, u, node)}
                 listed = [current] + [v for v in vs if v["ts"] != node.mtime]
                 for v in sorted(listed, key=lambda v: -v["ts"]):
                     values = {(DAV, "getcontentlength"): str(v["size"]), (DAV, "getlastmodified"): http_date(v["ts"]),
                               (DAV, "getetag"): f"&quot;{v['etag']}&quot;", (DAV, "resourcetype"): "",
-                              (DAV, "getcontenttype"): "application/octet-stream"}
+                              (DAV, "getcontenttype"): "application/octet-stream",
+                              # The user id of who wrote that content; no nc:version-label
+                              # unless one was set (observed on Nextcloud 34.0.1).
+                              (NC, "version-author"): xml_escape(v.get("author") or u.name)}
                     keys = asked if asked is not None else list(values)
                     out.append((base + str(v["ts"]), [(ns, n, values[(ns, n)]) for ns, n in keys if (ns, n) in values],
                                 [(ns, n) for ns, n in keys if (ns, n) not in values]))
@@ -1899,8 +1918,222 @@ class Server:
             shutil.copyfile(v["blob"], blob)
             os.remove(v["blob"])
             self.place_file(u, node.parent, node.name, blob, v["size"], v["ts"])
-            return web.Response(status=204)
+            # 201 Created (observed on Nextcloud 34.0.1); the replaced content stays listed as
+            # a version and the restored one becomes the current content (named by its mtime).
+            return web.Response(status=201)
         return sabre_error(405, "MethodNotAllowed", "Not allowed")
+
+# ================================================================ recover: authors, activity, notifications
+# (issue 15, "Recover what was lost" and "What changed". Kept in one block, apart from the shares'.)
+#
+# Checked against a real Nextcloud 34.0.1 on 127.0.0.1:8034 (/work/nc34-findings.md, "recover"):
+# - versions: `nc:version-author` is the user id of who wrote the content; the current content is
+#   listed too; restore (MOVE to restore/target) answers 201 and keeps the replaced content as a
+#   version;
+# - trash: `nc:trashbin-deleted-by-id` / `-display-name`;
+# - activity (apps/activity/lib/Controller/APIv2Controller.php): `user` is who acted, the rich
+#   subject names another actor as {user}; `object_name` has a leading slash; ETag is
+#   md5(json_encode(ids)), unquoted; If-None-Match equal, or no activity at all, gives 304;
+#   `since` gives the ones older than that id (sort desc). Not reproduced: the grouping of
+#   several files in one activity ("You created {file2} and {file1}"), and which writes the
+#   server leaves out of the stream (not every PUT shows as "changed").
+# - notifications (apps/notifications/lib/Controller/EndpointController.php): ETag is
+#   "md5(json_encode(ids))", quoted; If-None-Match must be the quoted value (unquoted: 200);
+#   304 carries the ETag and no body; DELETE /notifications/{id} answers 200 `[]` even for an id
+#   that is gone; a colleague's share, with the activity notification setting on, reads
+#   {actor} shared {file} with you (app files_sharing, object_type activity_notification).
+#
+# Control:
+#   POST /_test/write-as      {"user", "actor", "path", "content"}  a colleague writes a file of
+#                             the user's space (a shared file): version author and activity
+#   POST /_test/activity      {"user", "actor", "type", "path"}     one more activity
+#   POST /_test/notifications {"user", "kind": "share", "actor", "path"} or
+#                             {"user", "app", "subject"}            a new notification; answers its id
+#   GET  /_test/stats         also "ocs": {"<route> <status>": n} for these routes
+
+def init_recover(store):
+    store.writing_as = None        # the author of the write in progress (None: the user)
+    store.authors = {}             # (user, fileid) -> who wrote the current content
+    store.activity = {}            # user -> [activity dicts], oldest first
+    store.notifications = {}       # user -> [notification dicts], oldest first
+    store.next_activity = 8000
+    store.next_notification = 1
+
+
+def display_name(user):
+    # The double's display names are the ids capitalised (as /cloud/user says).
+    return user.capitalize() if user else ""
+
+
+def path_of(node):
+    parts = []
+    while node is not None and node.parent is not None:
+        parts.append(node.name)
+        node = node.parent
+    return "/".join(reversed(parts))
+
+
+def author_of(store, u, node):
+    return store.authors.get((u.name, node.fileid), u.name)
+
+
+def wrote(store, u, node, created):
+    actor = store.writing_as or u.name
+    store.authors[(u.name, node.fileid)] = actor
+    record_activity(store, u, "file_created" if created else "file_changed", actor, path_of(node), node.fileid)
+
+
+def record_activity(store, u, kind, actor, path, fileid):
+    store.next_activity += 1
+    store.activity.setdefault(u.name, []).append(
+        {"id": store.next_activity, "type": kind, "actor": actor, "path": path.strip("/"), "fileid": fileid,
+         "ts": int(time.time())})
+
+
+def count_ocs(store, route, status):
+    key = f"{route} {status}"
+    ocs_counts = store.stats.setdefault("ocs", {})
+    ocs_counts[key] = ocs_counts.get(key, 0) + 1
+
+
+def iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
+
+
+VERBS = {"file_created": "created", "file_changed": "changed", "file_deleted": "deleted", "file_restored": "restored"}
+
+
+def activity_json(base, user, a):
+    name = a["path"].rsplit("/", 1)[-1]
+    file_param = {"type": "file", "id": str(a["fileid"]), "name": name, "path": a["path"],
+                  "link": f"{base}/index.php/f/{a['fileid']}"}
+    verb = VERBS.get(a["type"], a["type"])
+    if a["actor"] == user:
+        rich = [f"You {verb} {{file}}", {"file": file_param}]
+        subject = f"You {verb} {a['path']}"
+    else:
+        rich = [f"{{user}} {verb} {{file}}", {"file": file_param,
+                                             "user": {"type": "user", "id": a["actor"], "name": display_name(a["actor"])}}]
+        subject = f"{display_name(a['actor'])} {verb} {a['path']}"
+    folder = "/" + a["path"].rsplit("/", 1)[0] if "/" in a["path"] else "/"
+    return {"activity_id": a["id"], "app": "files", "type": a["type"], "user": a["actor"], "subject": subject,
+            "subject_rich": rich, "message": "", "message_rich": ["", []], "object_type": "files",
+            "object_id": a["fileid"], "object_name": "/" + a["path"], "objects": {str(a["fileid"]): "/" + a["path"]},
+            "link": f"{base}/index.php/apps/files/?dir={folder}", "icon": f"{base}/apps/files/img/add-color.svg",
+            "datetime": iso(a["ts"])}
+
+
+def php_ids(ids):
+    # PHP's json_encode of a list of ints: no spaces.
+    return "[" + ",".join(str(i) for i in ids) + "]"
+
+
+def recover_ocs(self, request, route, user):
+    store = self.store
+    base = self.base(request)
+    m = request.method
+    if route in ("/apps/activity/api/v2/activity/files", "/apps/activity/api/v2/activity") and m == "GET":
+        q = request.rel_url.query
+        limit = int(q.get("limit", "50"))
+        since = int(q.get("since", "0") or 0)
+        items = sorted(store.activity.get(user, []), key=lambda a: -a["id"])
+        if since:
+            items = [a for a in items if a["id"] < since]
+        page = items[:limit]
+        etag = hashlib.md5(php_ids([a["id"] for a in page]).encode()).hexdigest()
+        headers = {"ETag": etag}
+        if page:
+            headers["X-Activity-First-Known"] = str(items[0]["id"])
+            headers["X-Activity-Last-Given"] = str(page[-1]["id"])
+        if not page or request.headers.get("If-None-Match") == etag:
+            count_ocs(store, "activity", 304)
+            return web.Response(status=304, headers=headers)
+        count_ocs(store, "activity", 200)
+        doc = {"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK"},
+                       "data": [activity_json(base, user, a) for a in page]}}
+        return web.json_response(doc, headers=headers)
+    if route == "/apps/notifications/api/v2/notifications" and m == "GET":
+        items = sorted(store.notifications.get(user, []), key=lambda n: -n["notification_id"])
+        etag = '"' + hashlib.md5(php_ids([n["notification_id"] for n in items]).encode()).hexdigest() + '"'
+        headers = {"ETag": etag, "X-Nextcloud-User-Status": "online"}
+        if request.headers.get("If-None-Match") == etag:
+            count_ocs(store, "notifications", 304)
+            return web.Response(status=304, headers={"ETag": etag})
+        count_ocs(store, "notifications", 200)
+        doc = {"ocs": {"meta": {"status": "ok", "statuscode": 200, "message": "OK"}, "data": items}}
+        return web.json_response(doc, headers=headers)
+    if route == "/apps/notifications/api/v2/notifications" and m == "DELETE":
+        store.notifications[user] = []
+        count_ocs(store, "notifications-delete-all", 200)
+        return ocs([])
+    hit = re.fullmatch(r"/apps/notifications/api/v2/notifications/(\d+)", route)
+    if hit and m == "DELETE":
+        nid = int(hit.group(1))
+        store.notifications[user] = [n for n in store.notifications.get(user, []) if n["notification_id"] != nid]
+        count_ocs(store, "notifications-delete", 200)
+        return ocs([])
+    return None
+
+
+def recover_control(self, path, body):
+    store = self.store
+    if path == "/_test/write-as":
+        u = store.user(body["user"])
+        segs = split(body["path"])
+        parent = lookup(u.root, segs[:-1])
+        if parent is None or not parent.is_dir:
+            return web.json_response({"error": "no such folder"}, status=404)
+        blob = store.new_blob_path()
+        content = body.get("content", "").encode()
+        with open(blob, "wb") as fh:
+            fh.write(content)
+        store.writing_as = body["actor"]
+        try:
+            node, _ = self.place_file(u, parent, segs[-1], blob, len(content), None)
+        finally:
+            store.writing_as = None
+        return web.json_response({"fileid": node.fileid})
+    if path == "/_test/activity":
+        u = store.user(body["user"])
+        node = lookup(u.root, split(body["path"]))
+        record_activity(store, u, body.get("type", "file_changed"), body.get("actor", u.name), body["path"],
+                        node.fileid if node is not None else store.next_fileid())
+        return web.json_response({"id": store.next_activity})
+    if path == "/_test/notifications":
+        user = body["user"]
+        nid = store.next_notification
+        store.next_notification += 1
+        base = body.get("base", "")
+        if body.get("kind") == "share":
+            actor, fpath = body.get("actor", "bob"), body["path"].strip("/")
+            u = store.user(user)
+            node = lookup(u.root, split(fpath))
+            fid = str(node.fileid if node is not None else store.next_fileid())
+            name = fpath.rsplit("/", 1)[-1]
+            folder = "/" + fpath.rsplit("/", 1)[0] if "/" in fpath else "/"
+            n = {"notification_id": nid, "app": "files_sharing", "user": user, "datetime": iso(int(time.time())),
+                 "object_type": "activity_notification", "object_id": fid,
+                 "subject": f"@{actor} shared {name} with you", "message": "",
+                 "link": f"{base}/index.php/apps/files/?dir={folder}",
+                 "subjectRich": "{actor} shared {file} with you",
+                 "subjectRichParameters": {
+                     "file": {"type": "file", "id": fid, "name": name, "path": fpath, "link": f"{base}/index.php/f/{fid}"},
+                     "actor": {"type": "user", "id": actor, "name": display_name(actor)}},
+                 "messageRich": "", "messageRichParameters": [], "icon": f"{base}/core/img/actions/share.svg",
+                 "shouldNotify": True, "actions": []}
+        else:
+            n = {"notification_id": nid, "app": body.get("app", "admin_notifications"), "user": user,
+                 "datetime": iso(int(time.time())), "object_type": body.get("object_type", "admin_notifications"),
+                 "object_id": str(nid), "subject": body.get("subject", ""), "message": body.get("message", ""),
+                 "link": body.get("link", ""), "subjectRich": "", "subjectRichParameters": [], "messageRich": "",
+                 "messageRichParameters": [], "icon": "", "shouldNotify": True, "actions": []}
+        store.notifications.setdefault(user, []).append(n)
+        return web.json_response({"id": nid})
+    return None
+
+
+Server.recover_ocs = recover_ocs
+Server.recover_control = recover_control
 
 
 def main():

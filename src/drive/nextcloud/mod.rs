@@ -16,6 +16,10 @@
 //! let done = nextcloud::chunked::upload(&nc, &local, "dir/big.iso", mtime, None, &ChunkOptions::default()).await?;
 //! let items = nextcloud::trash(&nc).await?;  nextcloud::restore(&nc, "dir/x.txt").await?;
 //! let vs = nextcloud::versions(&nc, "x.txt").await?;  nextcloud::restore_version(&nc, "x.txt", &vs[0].id).await?;
+//! let copy = nextcloud::fetch_version(&nc, "x.txt", &vs[0].id, &temp_dir).await?; // read-only copy
+//! let path = nextcloud::place::server_path(&folder, remote_root, &local)?;  // and place::local_path
+//! let feed = nextcloud::feed::Feed::start(nc.clone(), FeedConfig::default()); // Récemment + notifications
+//! nextcloud::feed::recent(&nc, 5, None).await?;  nextcloud::feed::notifications(&nc, None).await?;
 //! let walk = nextcloud::walk::walk(&nc, "", &mut cache).await?; // folder-ETag skipping listing
 //! let remote = NextcloudRemote::new(nc, "", Some(cache_file));  // a drive::Remote
 //! let shared = nextcloud::share::share(&nc, "Devis/devis.pdf", &ShareOptions::default()).await?; // a public link
@@ -30,7 +34,9 @@ pub mod bulk;
 pub mod chunked;
 mod client;
 mod dav;
+pub mod feed;
 mod login;
+pub mod place;
 mod quota;
 pub mod remote;
 pub mod share;
@@ -48,7 +54,7 @@ pub use login::{
 };
 pub use quota::{not_enough_space, Quota, WARN_AT_PERCENT};
 pub use remote::NextcloudRemote;
-pub use trash::{restore, restore_version, trash, versions, TrashItem, Version};
+pub use trash::{fetch_version, restore, restore_version, trash, versions, TrashItem, Version};
 
 /// Why a Nextcloud operation failed, in plain words.
 #[derive(Debug, Error, Clone)]
@@ -100,6 +106,9 @@ pub enum NextcloudError {
     TooLarge(String),
     #[error("local file: {0}")]
     Io(String),
+    /// A local path that is not in the synced folder (or leaves it through `..` or a link).
+    #[error("{0} is not in the synced folder")]
+    OutsideFolder(String),
 }
 
 impl NextcloudError {
@@ -126,6 +135,7 @@ impl NextcloudError {
             NextcloudError::Protocol(_) => "protocol",
             NextcloudError::TooLarge(_) => "too_large",
             NextcloudError::Io(_) => "local_io",
+            NextcloudError::OutsideFolder(_) => "outside_folder",
         }
     }
 }

@@ -20,6 +20,16 @@ pub struct TrashItem {
     pub deleted_at: i64,
     pub size: u64,
     pub is_dir: bool,
+    /// Who deleted it (display name, else user id), when the server tells
+    /// (`nc:trashbin-deleted-by-*`, observed on Nextcloud 34.0.1).
+    pub deleted_by: Option<String>,
+}
+
+impl TrashItem {
+    /// The folder it was in, relative to the files root ("" for the root).
+    pub fn original_folder(&self) -> &str {
+        crate::drive::names::parent(&self.original_location)
+    }
 }
 
 /// An earlier version of a file.
@@ -30,6 +40,10 @@ pub struct Version {
     /// Unix seconds.
     pub mtime: i64,
     pub size: u64,
+    /// The user id of whoever wrote this content (`nc:version-author`), when the server tells.
+    pub author: Option<String>,
+    /// A name the member gave the version on the web (`nc:version-label`).
+    pub label: Option<String>,
 }
 
 /// The trash, most recently deleted first.
@@ -45,6 +59,7 @@ pub async fn trash(nc: &Nextcloud) -> Result<Vec<TrashItem>, NextcloudError> {
             deleted_at: i.trash_deleted.unwrap_or(0),
             size: i.size.unwrap_or(0),
             is_dir: i.is_dir,
+            deleted_by: i.trash_deleted_by.clone(),
         })
         .collect();
     out.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at).then_with(|| a.original_location.cmp(&b.original_location)));
@@ -104,10 +119,67 @@ pub async fn versions(nc: &Nextcloud, path: &str) -> Result<Vec<Version>, Nextcl
         .into_iter()
         .skip(1)
         .filter(|i| !i.is_dir && Some(i.name().to_string()) != current)
-        .map(|i| Version { id: i.name().to_string(), mtime: i.mtime.unwrap_or(0), size: i.size.unwrap_or(0) })
+        .map(|i| Version {
+            id: i.name().to_string(),
+            mtime: i.mtime.unwrap_or(0),
+            size: i.size.unwrap_or(0),
+            author: i.version_author.clone(),
+            label: i.version_label.clone(),
+        })
         .collect();
     out.sort_by(|a, b| b.mtime.cmp(&a.mtime));
     Ok(out)
+}
+
+/// Writes version `version` of `path` into `dir` as a read-only file named after the file and
+/// the version's date (`devis (version du 2026-11-28 14-32).txt`), so the member can look at it
+/// before restoring. Nothing on the server changes. Returns the file written.
+pub async fn fetch_version(nc: &Nextcloud, path: &str, version: &str, dir: &std::path::Path) -> Result<std::path::PathBuf, NextcloudError> {
+    crate::drive::names::check_remote_name(version).map_err(|e| NextcloudError::Protocol(format!("version {version}: {e}")))?;
+    let id = file_id(nc, path).await?;
+    let answer = nc.send(reqwest::Method::GET, nc.dav_url("versions", &format!("versions/{id}/{version}")), |b| b).await?;
+    if answer.status().as_u16() != 200 {
+        return Err(failure(answer, &format!("{path} (version {version})")).await);
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    crate::drive::names::check_remote_name(name).map_err(NextcloudError::Protocol)?;
+    let when = version
+        .parse::<i64>()
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|t| format!("{:04}-{:02}-{:02} {:02}-{:02}-{:02}", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second()))
+        .unwrap_or_else(|| version.to_string());
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| NextcloudError::Io(e.to_string()))?;
+    let target = dir.join(format!("{stem} ({when}){ext}"));
+    // A copy looked at earlier is replaced: it is read-only, so make it writable first.
+    if let Ok(meta) = std::fs::metadata(&target) {
+        let mut perms = meta.permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&target, perms).ok();
+    }
+    // Written under a hidden name, then renamed: a half-written copy is never shown.
+    let part = dir.join(format!(".{stem}{ext}.part"));
+    let io = |e: std::io::Error| NextcloudError::Io(e.to_string());
+    {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        let mut out = std::fs::File::create(&part).map_err(io)?;
+        let mut body = answer.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| NextcloudError::Offline(e.to_string()))?;
+            out.write_all(&chunk).map_err(io)?;
+        }
+    }
+    std::fs::rename(&part, &target).map_err(io)?;
+    let mut perms = std::fs::metadata(&target).map_err(|e| NextcloudError::Io(e.to_string()))?.permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&target, perms).map_err(|e| NextcloudError::Io(e.to_string()))?;
+    Ok(target)
 }
 
 /// Makes version `version` the current content of `path` (the current one becomes a version).

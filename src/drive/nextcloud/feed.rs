@@ -1,0 +1,503 @@
+//! What changed in the member's space ("Récemment", from the activity app) and what the team
+//! asked of them (Nextcloud's notifications), read politely: each answer's `ETag` goes back as
+//! `If-None-Match`, so a poll where nothing changed is one request answered 304 with no body.
+//!
+//! [`Feed::start`] runs the loop: notifications every [`FeedConfig::every`] (5 minutes) while
+//! idle, at once after the computer wakes from sleep (the wall clock ran ahead of the monotonic
+//! one) or when asked ([`FeedEvent::Wake`]); the recent changes when asked
+//! ([`FeedEvent::RefreshRecent`], sent by the front end when a sync brought changes), never on a
+//! timer of their own. So the idle cost is one request per 5 minutes.
+//!
+//! Server facts (observed on Nextcloud 34.0.1, see /work/nc34-findings.md, "recover"):
+//! - notifications (`apps/notifications/lib/Controller/EndpointController.php`): `ETag` is
+//!   `"md5(json ids)"`, quoted; `If-None-Match` must carry the quotes (an unquoted one gets
+//!   200); 304 when equal; 204 when no app sends notifications; `DELETE .../notifications/{id}`
+//!   answers 200 `[]`, also for an id that is gone;
+//! - activity (`apps/activity/lib/Controller/APIv2Controller.php`): `ETag` is `md5(json ids)`,
+//!   unquoted; 304 when equal **and when there is no activity at all**; `user` is who acted,
+//!   `object_name` the path from the files root with a leading slash.
+use std::time::{Duration, SystemTime};
+
+use reqwest::{header, Method, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::{
+    body_error,
+    client::{failure, Nextcloud},
+    NextcloudError,
+};
+use crate::http::{json_limited, JSON_ANSWER_LIMIT};
+
+/// How many changes "Récemment" shows.
+pub const RECENT: usize = 5;
+/// At most one notifications request per this while idle.
+pub const POLL_EVERY: Duration = Duration::from_secs(5 * 60);
+/// How often the loop looks at the clocks (no request) to notice a wake from sleep.
+pub const TICK: Duration = Duration::from_secs(30);
+/// The wall clock running this much ahead of the monotonic clock means the computer slept.
+pub const SLEPT: Duration = Duration::from_secs(60);
+
+/// One change in the member's space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub id: i64,
+    /// The activity's type: `file_created`, `file_changed`, `file_deleted`, `file_restored`,
+    /// `shared_with_by`, ... (the front ends word the ones they know).
+    pub kind: String,
+    /// From the files root, no leading slash (`Projets/devis.txt`).
+    pub path: String,
+    /// User id of who made it.
+    pub actor: String,
+    /// Their display name when the server gives it, else the id.
+    pub actor_name: String,
+    /// The member made it themself (through sync, the web, ...).
+    pub by_me: bool,
+    /// Unix seconds.
+    pub at: i64,
+    /// The server's own sentence, in the server's language (for logs and `--json`).
+    pub subject: String,
+}
+
+impl Change {
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+}
+
+/// One Nextcloud notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub id: i64,
+    /// The app that sent it (`files_sharing`, `comments`, `files_reminders`, ...).
+    pub app: String,
+    /// The server's sentence, in the member's server-side language.
+    pub subject: String,
+    pub message: String,
+    /// Where the server says it leads (opened only on the server's own origin).
+    pub link: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+    /// The file it is about, from the files root, when it names one.
+    pub file: Option<String>,
+    /// Who caused it, when named.
+    pub actor: Option<String>,
+}
+
+/// An answer to a conditional request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled<T> {
+    /// 304: as the last time.
+    Unchanged,
+    Changed { etag: Option<String>, items: T },
+    /// The app is not there (404, or 204 "no app sends notifications"): stop asking.
+    Unavailable,
+}
+
+fn ocs_get(nc: &Nextcloud, path: &str) -> reqwest::Url {
+    nc.ocs_url(path)
+}
+
+fn parse_time(value: &Value) -> i64 {
+    value
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
+}
+
+/// The last `limit` changes in the member's files (activity filter `files`), newest first.
+pub async fn recent(nc: &Nextcloud, limit: usize, etag: Option<&str>) -> Result<Polled<Vec<Change>>, NextcloudError> {
+    let url = ocs_get(nc, &format!("apps/activity/api/v2/activity/files?format=json&limit={limit}"));
+    let answer = nc
+        .send(Method::GET, url.clone(), |b| {
+            let b = b.header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
+            match etag {
+                Some(tag) => b.header(header::IF_NONE_MATCH, tag),
+                None => b,
+            }
+        })
+        .await?;
+    let status = answer.status();
+    if status == StatusCode::NOT_MODIFIED {
+        // Also what a member with no activity at all gets (APIv2Controller::get).
+        return Ok(if etag.is_some() { Polled::Unchanged } else { Polled::Changed { etag: None, items: Vec::new() } });
+    }
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND {
+        return Ok(Polled::Unavailable);
+    }
+    if status != StatusCode::OK {
+        return Err(failure(answer, url.path()).await);
+    }
+    let tag = answer.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body: Value = json_limited(answer, JSON_ANSWER_LIMIT).await.map_err(body_error)?;
+    let items = body["ocs"]["data"].as_array().cloned().unwrap_or_default();
+    let me = nc.user();
+    let changes = items.iter().filter_map(|a| change(a, me)).take(limit).collect();
+    Ok(Polled::Changed { etag: tag, items: changes })
+}
+
+fn change(a: &Value, me: &str) -> Option<Change> {
+    if a["object_type"].as_str() != Some("files") {
+        return None;
+    }
+    let path = a["object_name"].as_str()?.trim_matches('/').to_string();
+    if path.is_empty() {
+        return None;
+    }
+    let actor = a["user"].as_str().unwrap_or_default().to_string();
+    // The rich subject names the actor with a display name ({user} or {actor}) when it is
+    // someone else; "You ..." otherwise.
+    let params = &a["subject_rich"][1];
+    let actor_name = ["user", "actor"]
+        .iter()
+        .find_map(|k| (params[*k]["type"].as_str() == Some("user")).then(|| params[*k]["name"].as_str()).flatten())
+        .unwrap_or(&actor)
+        .to_string();
+    Some(Change {
+        id: a["activity_id"].as_i64().unwrap_or(0),
+        kind: a["type"].as_str().unwrap_or_default().to_string(),
+        by_me: actor == me,
+        actor,
+        actor_name,
+        path,
+        at: parse_time(&a["datetime"]),
+        subject: a["subject"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// The member's notifications, newest first. `etag`: the last answer's, sent back as it came.
+pub async fn notifications(nc: &Nextcloud, etag: Option<&str>) -> Result<Polled<Vec<Notice>>, NextcloudError> {
+    let url = ocs_get(nc, "apps/notifications/api/v2/notifications?format=json");
+    let answer = nc
+        .send(Method::GET, url.clone(), |b| {
+            let b = b.header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
+            match etag {
+                Some(tag) => b.header(header::IF_NONE_MATCH, tag),
+                None => b,
+            }
+        })
+        .await?;
+    let status = answer.status();
+    if status == StatusCode::NOT_MODIFIED {
+        return Ok(Polled::Unchanged);
+    }
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND {
+        return Ok(Polled::Unavailable);
+    }
+    if status != StatusCode::OK {
+        return Err(failure(answer, url.path()).await);
+    }
+    let tag = answer.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body: Value = json_limited(answer, JSON_ANSWER_LIMIT).await.map_err(body_error)?;
+    let items = body["ocs"]["data"].as_array().cloned().unwrap_or_default();
+    let mut out: Vec<Notice> = items.iter().filter_map(notice).collect();
+    out.sort_by_key(|n| std::cmp::Reverse(n.id));
+    Ok(Polled::Changed { etag: tag, items: out })
+}
+
+fn notice(n: &Value) -> Option<Notice> {
+    let params = &n["subjectRichParameters"];
+    let file = ["file", "share"]
+        .iter()
+        .find_map(|k| params[*k]["path"].as_str().map(|p| p.trim_matches('/').to_string()))
+        .filter(|p| !p.is_empty());
+    let actor = ["actor", "user"]
+        .iter()
+        .find_map(|k| (params[*k]["type"].as_str() == Some("user")).then(|| params[*k]["name"].as_str()).flatten())
+        .map(str::to_string);
+    Some(Notice {
+        id: n["notification_id"].as_i64()?,
+        app: n["app"].as_str().unwrap_or_default().to_string(),
+        subject: n["subject"].as_str().unwrap_or_default().to_string(),
+        message: n["message"].as_str().unwrap_or_default().to_string(),
+        link: n["link"].as_str().filter(|l| !l.is_empty()).map(str::to_string),
+        at: parse_time(&n["datetime"]),
+        file,
+        actor,
+    })
+}
+
+/// Marks a notification read: Nextcloud deletes it (`DELETE .../notifications/{id}`, 200 also
+/// when it is already gone).
+pub async fn mark_read(nc: &Nextcloud, id: i64) -> Result<(), NextcloudError> {
+    let url = ocs_get(nc, &format!("apps/notifications/api/v2/notifications/{id}?format=json"));
+    let answer = nc.send(Method::DELETE, url.clone(), |b| b.header("OCS-APIRequest", "true")).await?;
+    match answer.status().as_u16() {
+        200 | 404 => Ok(()),
+        _ => Err(failure(answer, url.path()).await),
+    }
+}
+
+/// Whether the notifications are due: `every` went by on the monotonic clock, or the wall clock
+/// ran [`SLEPT`] ahead of it (the computer slept: the monotonic clock stops meanwhile, so a
+/// wake would otherwise wait out the rest of the interval). Pure.
+pub fn poll_due(monotonic: Duration, wall: Option<Duration>, every: Duration) -> bool {
+    if monotonic >= every {
+        return true;
+    }
+    matches!(wall, Some(w) if w > monotonic + SLEPT)
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    pub every: Duration,
+    pub tick: Duration,
+    pub recent: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> FeedConfig {
+        FeedConfig { every: POLL_EVERY, tick: TICK, recent: RECENT }
+    }
+}
+
+/// What the loop is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// The computer woke or came back online: look now.
+    Wake,
+    /// A sync brought changes: read the recent changes again.
+    RefreshRecent,
+    /// The member opened this notification.
+    MarkRead(i64),
+}
+
+/// What the tray shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedState {
+    pub recent: Vec<Change>,
+    pub notifications: Vec<Notice>,
+    /// Requests sent so far, and how many of them were answered 304 (the idle-cost figure).
+    pub requests: u64,
+    pub not_modified: u64,
+}
+
+/// The running loop; dropping the handle stops it.
+pub struct FeedHandle {
+    state: watch::Receiver<FeedState>,
+    new: broadcast::Sender<Notice>,
+    events: mpsc::UnboundedSender<FeedEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FeedHandle {
+    pub fn state(&self) -> watch::Receiver<FeedState> {
+        self.state.clone()
+    }
+    /// Notifications that arrived after the first look (the ones there at start are counted,
+    /// not announced again).
+    pub fn arrivals(&self) -> broadcast::Receiver<Notice> {
+        self.new.subscribe()
+    }
+    pub fn send(&self, event: FeedEvent) {
+        self.events.send(event).ok();
+    }
+}
+
+pub struct Feed;
+
+impl Feed {
+    pub fn start(nc: Nextcloud, config: FeedConfig) -> FeedHandle {
+        let (state_tx, state) = watch::channel(FeedState::default());
+        let (new, _) = broadcast::channel(64);
+        let (events, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(nc, config, state_tx, new.clone(), rx));
+        FeedHandle { state, new, events, task }
+    }
+}
+
+struct Looker {
+    nc: Nextcloud,
+    config: FeedConfig,
+    state: watch::Sender<FeedState>,
+    new: broadcast::Sender<Notice>,
+    notices_etag: Option<String>,
+    recent_etag: Option<String>,
+    notices_on: bool,
+    recent_on: bool,
+    /// Ids seen so far; `None` before the first answer (those are not announced).
+    seen: Option<std::collections::HashSet<i64>>,
+    start_requests: u64,
+}
+
+impl Looker {
+    async fn notifications(&mut self) {
+        if !self.notices_on {
+            return;
+        }
+        match notifications(&self.nc, self.notices_etag.as_deref()).await {
+            Ok(Polled::Unchanged) => {
+                tracing::trace!("notifications: unchanged (304)");
+                self.state.send_if_modified(|s| {
+                    s.not_modified += 1;
+                    false
+                });
+            }
+            Ok(Polled::Unavailable) => {
+                tracing::info!("the server has no notifications app: not asking again");
+                self.notices_on = false;
+            }
+            Ok(Polled::Changed { etag, items }) => {
+                self.notices_etag = etag;
+                let first = self.seen.is_none();
+                let seen = self.seen.get_or_insert_with(Default::default);
+                let mut fresh: Vec<Notice> = items.iter().filter(|n| seen.insert(n.id)).cloned().collect();
+                fresh.reverse(); // oldest first, as they happened
+                if !first {
+                    for n in fresh {
+                        self.new.send(n).ok();
+                    }
+                }
+                self.state.send_if_modified(|s| {
+                    let changed = s.notifications != items;
+                    s.notifications = items;
+                    changed
+                });
+            }
+            Err(e) => tracing::debug!(code = e.code(), "notifications could not be read: {e}"),
+        }
+        self.count();
+    }
+
+    async fn recent(&mut self) {
+        if !self.recent_on {
+            return;
+        }
+        match recent(&self.nc, self.config.recent, self.recent_etag.as_deref()).await {
+            Ok(Polled::Unchanged) => {
+                self.state.send_if_modified(|s| {
+                    s.not_modified += 1;
+                    false
+                });
+            }
+            Ok(Polled::Unavailable) => {
+                tracing::info!("the server has no activity app: no recent changes");
+                self.recent_on = false;
+            }
+            Ok(Polled::Changed { etag, items }) => {
+                self.recent_etag = etag;
+                self.state.send_if_modified(|s| {
+                    let changed = s.recent != items;
+                    s.recent = items;
+                    changed
+                });
+            }
+            Err(e) => tracing::debug!(code = e.code(), "recent changes could not be read: {e}"),
+        }
+        self.count();
+    }
+
+    /// Each look is published (a watcher learns that one happened, even when nothing changed;
+    /// the tray compares what it shows and redraws nothing then).
+    fn count(&self) {
+        let requests = self.nc.requests() - self.start_requests;
+        self.state.send_modify(|s| s.requests = requests);
+    }
+}
+
+async fn run(
+    nc: Nextcloud,
+    config: FeedConfig,
+    state: watch::Sender<FeedState>,
+    new: broadcast::Sender<Notice>,
+    mut events: mpsc::UnboundedReceiver<FeedEvent>,
+) {
+    let start_requests = nc.requests();
+    let mut looker = Looker {
+        nc,
+        config: config.clone(),
+        state,
+        new,
+        notices_etag: None,
+        recent_etag: None,
+        notices_on: true,
+        recent_on: true,
+        seen: None,
+        start_requests,
+    };
+    looker.notifications().await;
+    looker.recent().await;
+    let mut last = (tokio::time::Instant::now(), SystemTime::now());
+    loop {
+        let monotonic = last.0.elapsed();
+        let wall = SystemTime::now().duration_since(last.1).ok();
+        if poll_due(monotonic, wall, config.every) {
+            let woke = monotonic < config.every;
+            looker.notifications().await;
+            if woke {
+                // Away for a while: what changed meanwhile too.
+                looker.recent().await;
+            }
+            last = (tokio::time::Instant::now(), SystemTime::now());
+            continue;
+        }
+        let wait = config.tick.min(config.every.saturating_sub(monotonic)).max(Duration::from_millis(10));
+        tokio::select! {
+            event = events.recv() => match event {
+                None => return,
+                Some(FeedEvent::Wake) => {
+                    looker.notifications().await;
+                    looker.recent().await;
+                    last = (tokio::time::Instant::now(), SystemTime::now());
+                }
+                Some(FeedEvent::RefreshRecent) => looker.recent().await,
+                Some(FeedEvent::MarkRead(id)) => {
+                    match mark_read(&looker.nc, id).await {
+                        Ok(()) => {
+                            looker.state.send_if_modified(|s| {
+                                let before = s.notifications.len();
+                                s.notifications.retain(|n| n.id != id);
+                                s.notifications.len() != before
+                            });
+                        }
+                        Err(e) => tracing::warn!(code = e.code(), "the notification could not be marked read: {e}"),
+                    }
+                    looker.count();
+                }
+            },
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_after_the_interval_or_after_a_sleep_never_sooner() {
+        let five = Duration::from_secs(300);
+        assert!(!poll_due(Duration::from_secs(30), Some(Duration::from_secs(30)), five));
+        assert!(!poll_due(Duration::from_secs(299), Some(Duration::from_secs(301)), five));
+        assert!(poll_due(Duration::from_secs(300), Some(Duration::from_secs(300)), five));
+        // Suspended for an hour after 30 s: the wall clock is far ahead.
+        assert!(poll_due(Duration::from_secs(30), Some(Duration::from_secs(3630)), five));
+        // The wall clock set back: no poll before the interval.
+        assert!(!poll_due(Duration::from_secs(30), None, five));
+    }
+
+    #[test]
+    fn a_colleagues_share_reads_as_observed() {
+        // The shape observed on Nextcloud 34.0.1 (admin shared a file with alice).
+        let n: Value = serde_json::from_str(r#"{"notification_id":6,"app":"files_sharing","user":"alice",
+            "datetime":"2026-11-29T22:36:32+00:00","object_type":"activity_notification","object_id":"8337",
+            "subject":"@admin shared devis-recover-2.txt with you","message":"","link":"http://127.0.0.1:8034/index.php/apps/files/?dir=/",
+            "subjectRich":"{actor} shared {file} with you","subjectRichParameters":{"file":{"type":"file","id":"8337",
+            "name":"devis-recover-2.txt","path":"devis-recover-2.txt","link":"http://127.0.0.1:8034/index.php/f/8337"},
+            "actor":{"type":"user","id":"admin","name":"admin"}},"messageRich":"","messageRichParameters":[],
+            "icon":"","shouldNotify":true,"actions":[]}"#).unwrap();
+        let n = notice(&n).unwrap();
+        assert_eq!(n.id, 6);
+        assert_eq!(n.file.as_deref(), Some("devis-recover-2.txt"));
+        assert_eq!(n.actor.as_deref(), Some("admin"));
+        assert_eq!(n.at, 1795991792);
+    }
+}
