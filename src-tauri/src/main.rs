@@ -30,19 +30,6 @@ fn recover_arg(argv: &[String], cwd: &std::path::Path) -> Option<Option<std::pat
 
 fn main() {
     let started = std::time::Instant::now();
-    // GTK opens the display at start-up and, on X11, loads the GL driver there to choose visuals:
-    // with Mesa's software renderer that maps LLVM, about 44 MB resident (14-30 MB PSS, 8 MB
-    // private) for an app that mostly sits in the tray (scripts/bench-footprint). Our windows
-    // are small forms that WebKit draws well without GL in this process. Set before any thread
-    // exists (setenv is not thread-safe) and only when the member has not chosen otherwise;
-    // taken back out once GTK has read it (in `setup`) so the browser or file manager we launch
-    // does not inherit it.
-    #[cfg(target_os = "linux")]
-    let gl_disabled_here = std::env::var_os("GDK_GL").is_none();
-    #[cfg(target_os = "linux")]
-    if gl_disabled_here {
-        std::env::set_var("GDK_GL", "disable");
-    }
     let dirs = Dirs::discover();
     let _log_guard = logs::init(&dirs.logs);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
@@ -127,11 +114,6 @@ fn main() {
             commands::recover_open_version,
         ])
         .setup(move |app| {
-            // GTK read GDK_GL once, while opening the display (before this hook runs).
-            #[cfg(target_os = "linux")]
-            if gl_disabled_here {
-                std::env::remove_var("GDK_GL");
-            }
             let handle = app.handle().clone();
             let shell = app.state::<Shell>();
             let t = shell.catalog();
