@@ -15,7 +15,10 @@ export async function call(command, args = {}) {
 export const catalog = () => call("catalog");
 export const wizardState = () => call("wizard_state");
 export const wizardLogin = (domain) => call("wizard_login", { domain });
-export const wizardFolder = (path) => call("wizard_folder", { path });
+export const wizardFolder = (path, serverFolder) => call("wizard_folder", { path, serverFolder });
+export const wizardFolderChoice = (serverFolder) => call("wizard_folder_choice", { serverFolder });
+export const pickFolder = (start) => call("pick_folder", { start });
+export const changeFolder = () => call("change_folder");
 export const wizardFinish = () => call("wizard_finish");
 export const settingsGet = () => call("settings_get");
 export const settingsSet = (key, value) => call("settings_set", { change: { key, value } });

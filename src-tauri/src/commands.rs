@@ -39,7 +39,7 @@ pub fn wizard_state(shell: State<'_, Shell>) -> WizardView {
     WizardView {
         bundled_org,
         logged_in: shell.session().map(|s| s.identity().name.clone()),
-        default_folder: shell.folder(),
+        default_folder: shell.session().and_then(|s| shell.quick_folder(&s)),
     }
 }
 
@@ -52,12 +52,31 @@ pub struct LoggedIn {
 #[tauri::command]
 pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: Option<String>) -> Answer<LoggedIn> {
     let session = shell.login(&app, domain).await?;
-    Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.folder() })
+    Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.quick_folder(&session) })
 }
 
+/// The folder step's proposal: this account's local folder, the server folders, the room taken.
 #[tauri::command]
-pub fn wizard_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String) -> Answer<PathBuf> {
-    shell.choose_folder(&app, PathBuf::from(path.trim()))
+pub async fn wizard_folder_choice(app: AppHandle<Wry>, shell: State<'_, Shell>, server_folder: Option<String>) -> Answer<crate::shell::FolderChoice> {
+    shell.folder_choice(&app, server_folder).await
+}
+
+/// « Utiliser ce dossier »: nothing syncs before it.
+#[tauri::command]
+pub async fn wizard_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String, server_folder: Option<String>) -> Answer<PathBuf> {
+    shell.choose_folder(&app, PathBuf::from(path.trim()), server_folder).await
+}
+
+/// Paramètres' « Changer de dossier… »: the wizard's folder step, where both folders are chosen.
+#[tauri::command]
+pub fn change_folder(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
+    Ok(crate::windows::open(&app, crate::windows::WindowKind::Wizard, &shell.catalog().t("wizard.title"))?)
+}
+
+/// The system's folder picker; `None` when the member closed it.
+#[tauri::command]
+pub async fn pick_folder(app: AppHandle<Wry>, start: Option<String>) -> Answer<Option<PathBuf>> {
+    crate::windows::pick_folder(&app, start.map(PathBuf::from))
 }
 
 /// Setup is done: autostart goes on (the member can turn it off in the settings).
@@ -77,6 +96,8 @@ pub struct SettingsView {
     email: Option<String>,
     organisation: Option<String>,
     folder: Option<PathBuf>,
+    /// The server folder synced; "" for the whole space.
+    server_folder: String,
     subfolders: Vec<String>,
     excluded_folders: Vec<String>,
     paused: bool,
@@ -110,6 +131,7 @@ pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
         email: session.as_ref().and_then(|s| s.identity().email.clone()),
         organisation: shell.profile().map(|(p, _)| if p.name.is_empty() { p.issuer.to_string() } else { p.name }),
         folder: settings.folder.clone().or(folder),
+        server_folder: settings.remote_path.clone().unwrap_or_default(),
         subfolders,
         excluded_folders: settings.excluded_folders.clone(),
         paused: settings.paused,
@@ -169,6 +191,7 @@ pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: Webvi
     window.destroy()?;
     match (kind, answer) {
         (DialogKind::MassDelete, DialogAnswer::Delete) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(true)),
+        (DialogKind::MassDelete, DialogAnswer::SendBack) => shell.drive_event(passerelle::drive::Event::SendBack),
         // Anything but an explicit "delete" keeps the files: the safe default.
         (DialogKind::MassDelete, _) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(false)),
         (DialogKind::LoginAgain, DialogAnswer::Login) => {
@@ -186,6 +209,7 @@ pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: Webvi
 pub enum DialogAnswer {
     Keep,
     Delete,
+    SendBack,
     Ok,
     Later,
     Login,

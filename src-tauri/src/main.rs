@@ -49,6 +49,7 @@ fn main() {
         .plugin(tauri_plugin_autostart::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_dialog::init())
         .manage(Shell::new(dirs))
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::Destroyed = event {
@@ -60,6 +61,9 @@ fn main() {
             commands::wizard_state,
             commands::wizard_login,
             commands::wizard_folder,
+            commands::wizard_folder_choice,
+            commands::pick_folder,
+            commands::change_folder,
             commands::wizard_finish,
             commands::settings_get,
             commands::settings_set,
@@ -101,7 +105,8 @@ fn main() {
             tauri::async_runtime::spawn(async move {
                 restore_handle.state::<Shell>().restore(&restore_handle);
                 let shell = restore_handle.state::<Shell>();
-                if shell.session().is_none() {
+                // No login, or a login whose folder is not confirmed yet: the wizard asks.
+                if !shell.session().is_some_and(|s| shell.folder_confirmed(&s)) {
                     let t = shell.catalog();
                     if let Err(e) = windows::open(&restore_handle, WindowKind::Wizard, &t.t("wizard.title")) {
                         tracing::warn!(error = %e, "the wizard could not open");

@@ -29,6 +29,9 @@ pub enum SyncLine {
     UpToDate,
     Syncing { done: u64, total: u64 },
     Paused,
+    /// Paused after the member kept the files at a safety stop: nothing deleted, nothing syncs
+    /// until they choose (« Reprendre » asks again).
+    Held,
     NeedsConfirmation,
     /// An error code, worded from the catalog.
     Error(String),
@@ -76,7 +79,7 @@ impl TrayModel {
         match self.sync {
             SyncLine::Waiting | SyncLine::UpToDate => TrayState::UpToDate,
             SyncLine::Syncing { .. } => TrayState::Syncing,
-            SyncLine::Paused => TrayState::Paused,
+            SyncLine::Paused | SyncLine::Held => TrayState::Paused,
             SyncLine::NeedsConfirmation | SyncLine::Error(_) | SyncLine::Failed { .. } => TrayState::Error,
             SyncLine::Offline { .. } => TrayState::Offline,
         }
@@ -104,6 +107,7 @@ impl TrayModel {
             },
             SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
             SyncLine::Paused => t.t("tray.status.paused"),
+            SyncLine::Held => t.t("tray.status.held"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
             SyncLine::Error(code) => t.error(code),
             SyncLine::Failed { files, .. } => waiting(t, *files),
@@ -119,6 +123,7 @@ impl TrayModel {
         }
         match &self.sync {
             SyncLine::Failed { code, .. } => vec![t.error(code)],
+            SyncLine::Held => vec![t.t("tray.status.held_detail")],
             SyncLine::Offline { files, last_sync, .. } => {
                 let mut lines = Vec::new();
                 if *files > 0 {
@@ -296,7 +301,7 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
         menu = menu.item(&item(MenuAction::OpenFolder, t.t("tray.open_folder"))?);
         menu = menu.item(&item(MenuAction::SyncNow, t.t("tray.sync_now"))?);
         menu = match model.sync {
-            SyncLine::Paused => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
+            SyncLine::Paused | SyncLine::Held => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
             _ => menu.item(&item(MenuAction::Pause, t.t("tray.pause"))?),
         };
         menu = menu.separator();
