@@ -402,6 +402,18 @@ mod tests {
         assert_eq!(m.state(), TrayState::LoggedOut);
     }
 
+    /// Issue 14, item 15: « Garder mes fichiers » holds the sync, and the tray says what that
+    /// means instead of a bare « En pause ».
+    #[test]
+    fn a_hold_after_a_safety_stop_is_explained() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
+        m.sync = crate::shell::sync_line(&passerelle::drive::DriveStatus::Held, true);
+        assert_eq!(m.status_text(&t), "En pause : le serveur semble vide");
+        assert_eq!(m.detail_lines(&t), ["Rien n'a été supprimé. « Reprendre » vous redemandera quoi faire de vos fichiers."]);
+        assert_eq!(m.state(), TrayState::Paused);
+    }
+
     /// Issue 14, item 1: never « À jour » while files wait; how many, and why.
     #[test]
     fn failed_files_are_told_not_hidden() {
