@@ -21,6 +21,8 @@ function askChoice(serverFolder) {
   $("space").textContent = t("wizard.folder.looking");
   choice = ipc.wizardFolderChoice(serverFolder).then((c) => {
     if (!pathEdited) $("path").value = c.path || "";
+    $("folder-note").textContent = c.note || "";
+    $("folder-note").hidden = !c.note;
     const select = $("server-folder");
     const folders = c.server_folders || [];
     if (folders.length || c.server_folder) {

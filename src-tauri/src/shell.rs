@@ -76,6 +76,8 @@ pub struct FolderChoice {
     pub size: Option<String>,
     /// The file server could not be asked (the folder can still be chosen).
     pub problem: Option<ShellError>,
+    /// Why the usual folder is not proposed (another account's), worded.
+    pub note: Option<String>,
 }
 
 /// A server folder as the member may give it: `Team/Projects`, no `..`.
@@ -637,6 +639,10 @@ impl Shell {
         let owner = paths.owner_for(Some(&account));
         let label = session.identity().username.clone().unwrap_or_else(|| session.identity().name.clone());
         choice.path = passerelle::folder::propose(&self.dirs.data, &base, &owner, &label);
+        if choice.path != base {
+            let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            choice.note = Some(t.f("wizard.folder.other_account", &[("folder", &name)]));
+        }
         Ok(choice)
     }
 

@@ -49,7 +49,8 @@ impl WindowKind {
 
     fn size(self) -> (f64, f64) {
         match self {
-            WindowKind::Wizard => (520.0, 460.0),
+            // The folder step: local folder, server folder, room taken, without scrolling.
+            WindowKind::Wizard => (520.0, 600.0),
             // Tall enough for Langue, À propos and Fermer without scrolling (issue 14, item 18).
             WindowKind::Settings => (560.0, 860.0),
             WindowKind::Dialog(_) => (480.0, 300.0),
