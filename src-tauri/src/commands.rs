@@ -112,7 +112,8 @@ pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
     tracing::debug!("the settings window asks for the settings");
     let settings = shell.settings();
     let session = shell.session();
-    let folder = shell.folder();
+    // Another account's folder is not shown, nor its subfolders offered.
+    let folder = shell.folder().filter(|_| session.as_ref().is_some_and(|s| shell.folder_confirmed(s)));
     let mut subfolders: Vec<String> = folder
         .as_ref()
         .and_then(|f| std::fs::read_dir(f).ok())
@@ -130,7 +131,7 @@ pub fn settings_get(shell: State<'_, Shell>) -> SettingsView {
         name: session.as_ref().map(|s| s.identity().name.clone()),
         email: session.as_ref().and_then(|s| s.identity().email.clone()),
         organisation: shell.profile().map(|(p, _)| if p.name.is_empty() { p.issuer.to_string() } else { p.name }),
-        folder: settings.folder.clone().or(folder),
+        folder: folder.clone(),
         server_folder: settings.remote_path.clone().unwrap_or_default(),
         subfolders,
         excluded_folders: settings.excluded_folders.clone(),

@@ -499,6 +499,10 @@ impl Shell {
     /// file that Passerelle manages (the member's own lines above it are kept), so neither side
     /// of them is touched. Then a sync picks the change up.
     pub fn exclude_folders(&self, list: Vec<String>) -> Result<(), ShellError> {
+        // Only in a folder this login confirmed: never in another account's.
+        if !self.session().is_some_and(|s| self.folder_confirmed(&s)) {
+            return Err(ShellError::new("no_folder"));
+        }
         let list: Vec<String> = list
             .into_iter()
             .map(|f| f.trim().trim_matches('/').to_string())
@@ -641,7 +645,12 @@ impl Shell {
         choice.path = passerelle::folder::propose(&self.dirs.data, &base, &owner, &label);
         if choice.path != base {
             let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            choice.note = Some(t.f("wizard.folder.other_account", &[("folder", &name)]));
+            let record = passerelle::folder::owner_of(&paths.owner).ok().flatten();
+            let key = match record {
+                Some(r) if r.account == account => "wizard.folder.other_server",
+                _ => "wizard.folder.other_account",
+            };
+            choice.note = Some(t.f(key, &[("folder", &name)]));
         }
         Ok(choice)
     }
