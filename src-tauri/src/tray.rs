@@ -410,7 +410,7 @@ mod tests {
         let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
         m.sync = crate::shell::sync_line(&passerelle::drive::DriveStatus::Held, true);
         assert_eq!(m.status_text(&t), "En pause : le serveur semble vide");
-        assert_eq!(m.detail_lines(&t), ["Rien n'a été supprimé. « Reprendre » vous redemandera quoi faire de vos fichiers."]);
+        assert_eq!(m.detail_lines(&t), ["Rien n'a été supprimé. «\u{a0}Reprendre\u{a0}» vous redemandera quoi faire de vos fichiers."]);
         assert_eq!(m.state(), TrayState::Paused);
     }
 

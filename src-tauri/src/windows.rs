@@ -53,6 +53,8 @@ impl WindowKind {
             WindowKind::Wizard => (520.0, 600.0),
             // Tall enough for Langue, À propos and Fermer without scrolling (issue 14, item 18).
             WindowKind::Settings => (560.0, 860.0),
+            // Three answers, each explained, without scrolling (issue 14, item 15).
+            WindowKind::Dialog(DialogKind::MassDelete) => (520.0, 460.0),
             WindowKind::Dialog(_) => (480.0, 300.0),
         }
     }
