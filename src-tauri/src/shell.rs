@@ -915,6 +915,16 @@ mod tests {
         assert_eq!(sync_line(&login, true), SyncLine::Error("login_unreachable".into()));
     }
 
+    /// Issue 11, defect 12: the server folder the member picks stays inside their space.
+    #[test]
+    fn a_server_folder_stays_in_the_space() {
+        assert_eq!(clean_server_folder(" /Équipe/Projets/ ").unwrap(), "Équipe/Projets");
+        assert_eq!(clean_server_folder("").unwrap(), "");
+        for bad in ["../bob", "Équipe/../..", "a//b", "./a"] {
+            assert_eq!(clean_server_folder(bad).unwrap_err().code, "server_folder_refused", "{bad}");
+        }
+    }
+
     #[test]
     fn the_managed_block_keeps_the_members_lines() {
         let first = ignore_text("*.tmp\n", &["Archives".into()]);
