@@ -75,8 +75,8 @@ pub fn change_folder(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()>
 
 /// The system's folder picker; `None` when the member closed it.
 #[tauri::command]
-pub async fn pick_folder(app: AppHandle<Wry>, start: Option<String>) -> Answer<Option<PathBuf>> {
-    crate::windows::pick_folder(&app, start.map(PathBuf::from))
+pub async fn pick_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, start: Option<String>) -> Answer<Option<PathBuf>> {
+    crate::windows::pick_folder(&app, &shell.catalog().t("wizard.folder.pick_title"), start.map(PathBuf::from))
 }
 
 /// Setup is done: autostart goes on (the member can turn it off in the settings).

@@ -123,14 +123,15 @@ fn children() -> Vec<i32> {
 /// The system's folder picker (Tauri's dialog plugin), opened at `start`. `PASSERELLE_PICK_FOLDER`
 /// names a program that prints the chosen folder instead (the end-to-end tests' member, as
 /// `PASSERELLE_BROWSER` is for the browser).
-pub fn pick_folder<R: Runtime>(app: &AppHandle<R>, start: Option<std::path::PathBuf>) -> Result<Option<std::path::PathBuf>, crate::error::ShellError> {
+pub fn pick_folder<R: Runtime>(app: &AppHandle<R>, title: &str, start: Option<std::path::PathBuf>) -> Result<Option<std::path::PathBuf>, crate::error::ShellError> {
     use tauri_plugin_dialog::DialogExt;
     if let Some(program) = std::env::var_os("PASSERELLE_PICK_FOLDER").filter(|p| !p.is_empty()) {
         let out = std::process::Command::new(program).output().map_err(|e| crate::error::ShellError::logged("shell", &e))?;
         let chosen = String::from_utf8_lossy(&out.stdout).trim().to_string();
         return Ok((!chosen.is_empty()).then(|| chosen.into()));
     }
-    let mut dialog = app.dialog().file();
+    // The title in the member's language (GTK's own default is English).
+    let mut dialog = app.dialog().file().set_title(title);
     if let Some(dir) = start.as_ref().and_then(|s| s.ancestors().find(|a| a.is_dir()).map(|a| a.to_path_buf())) {
         dialog = dialog.set_directory(dir);
     }
