@@ -17,6 +17,7 @@ pub mod calendar;
 pub mod chat;
 pub mod config;
 pub mod drive;
+pub mod file_actions;
 pub mod folder;
 pub mod http;
 pub mod i18n;

@@ -164,6 +164,7 @@ async fn nextcloud_walk_refuses_a_folder_named_dot_dot() {
         chunk_max_size: None,
         trash: false,
         versions: false,
+        sharing: None,
     };
     let creds = Credentials::AppPassword { login: "alice".into(), password: "secret".into() };
     let nc = Nextcloud::new(reqwest::Client::new(), &server.url, "alice", creds, info);

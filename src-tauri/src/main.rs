@@ -20,6 +20,19 @@ use crate::{shell::Shell, tray::MenuAction, windows::WindowKind};
 
 fn main() {
     let started = std::time::Instant::now();
+    // GTK opens the display at start-up and, on X11, loads the GL driver there to choose visuals:
+    // with Mesa's software renderer that maps LLVM, about 44 MB resident (14-30 MB PSS, 8 MB
+    // private) for an app that mostly sits in the tray (scripts/bench-footprint). Our windows
+    // are small forms that WebKit draws well without GL in this process. Set before any thread
+    // exists (setenv is not thread-safe) and only when the member has not chosen otherwise;
+    // taken back out once GTK has read it (in `setup`) so the browser or file manager we launch
+    // does not inherit it.
+    #[cfg(target_os = "linux")]
+    let gl_disabled_here = std::env::var_os("GDK_GL").is_none();
+    #[cfg(target_os = "linux")]
+    if gl_disabled_here {
+        std::env::set_var("GDK_GL", "disable");
+    }
     let dirs = Dirs::discover();
     let _log_guard = logs::init(&dirs.logs);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
@@ -30,10 +43,17 @@ fn main() {
     glib::set_application_name("Passerelle");
 
     let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        .plugin(tauri_plugin_single_instance::init(|app, argv, cwd| {
+            let shell = app.state::<Shell>();
+            // The file manager's "Copier un lien de partage" / "Ouvrir en ligne" while the app
+            // runs: the running app answers.
+            if let Some(request) = shell::request_in(&argv, std::path::Path::new(&cwd)) {
+                tracing::info!(action = ?request.action, "file manager request");
+                shell.file_request(app, request);
+                return;
+            }
             // A second launch: bring the first one forward instead of starting twice.
             tracing::info!("second launch: focusing the running app");
-            let shell = app.state::<Shell>();
             let t = shell.catalog();
             let target = match windows::any_open(app) {
                 Some(window) => {
@@ -74,6 +94,11 @@ fn main() {
             commands::close_window,
         ])
         .setup(move |app| {
+            // GTK read GDK_GL once, while opening the display (before this hook runs).
+            #[cfg(target_os = "linux")]
+            if gl_disabled_here {
+                std::env::remove_var("GDK_GL");
+            }
             let handle = app.handle().clone();
             let shell = app.state::<Shell>();
             let t = shell.catalog();
@@ -105,6 +130,11 @@ fn main() {
             tauri::async_runtime::spawn(async move {
                 restore_handle.state::<Shell>().restore(&restore_handle);
                 let shell = restore_handle.state::<Shell>();
+                // Started by a file-manager action: answer it once connected.
+                let here = std::env::current_dir().unwrap_or_default();
+                if let (Some(request), true) = (shell::request_in(&std::env::args().collect::<Vec<_>>(), &here), shell.session().is_some()) {
+                    shell.file_request(&restore_handle, request);
+                }
                 // No login, or a login whose folder is not confirmed yet: the wizard asks.
                 if !shell.session().is_some_and(|s| shell.folder_confirmed(&s)) {
                     let t = shell.catalog();

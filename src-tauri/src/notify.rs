@@ -15,6 +15,8 @@ pub enum NoticeKind {
     DirectMessage,
     MeetingSoon,
     Quota,
+    /// A share link is in the clipboard ("Lien copié", with the file's name).
+    LinkCopied,
     InviteCopied,
     /// A tray action failed; the body is the catalog's sentence for its code.
     ActionFailed,

@@ -5,6 +5,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, RwLock},
 };
 
+#[path = "shell_share.rs"]
+mod share;
+pub use share::{request_in, FilesAccess};
+
 use passerelle::{
     auth::{self, LoginOptions, SecretStore, Session},
     calendar,
@@ -58,6 +62,9 @@ pub struct Shell {
     room: Mutex<visio::AdHocRoom>,
     /// What the sync's dialogs show: the file refused for lack of space, the last conflicts.
     details: Mutex<DialogDetails>,
+    /// The folder's Nextcloud connection and where the folder maps, once the sync has
+    /// connected (sharing waits on it); `None` logged out or on plain WebDAV.
+    files: watch::Sender<Option<FilesAccess>>,
     /// Files the "not enough space" dialog was already opened for: once each.
     space_asked: Mutex<std::collections::HashSet<String>>,
     theme: Theme,
@@ -125,6 +132,7 @@ impl Shell {
             catalog: RwLock::new(catalog),
             room: Mutex::new(visio::AdHocRoom::default()),
             details: Mutex::new(DialogDetails::default()),
+            files: watch::channel(None).0,
             space_asked: Mutex::new(Default::default()),
             theme: Theme::detect(),
             dirs,
@@ -190,8 +198,11 @@ impl Shell {
         let lang = Lang::choose(settings.language.as_deref());
         lang.make_current();
         *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = Catalog::load(lang);
-        // Same model, new words: redraw the tray.
+        // Same model, new words: redraw the tray, and the file manager's actions.
         self.draw_tray(app, &self.model.borrow().clone(), true);
+        if self.files.borrow().is_some() {
+            self.install_file_actions();
+        }
         Ok(())
     }
 
@@ -371,7 +382,11 @@ impl Shell {
                 };
                 shell.watch_quota(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
-                Arc::new(NextcloudRemote::new(nc, &server_folder, Some(cache)))
+                // The server folder this sync mirrors; sharing maps local paths below it.
+                let sub = server_folder.clone();
+                shell.files.send_replace(Some(FilesAccess { nc: nc.clone(), root: root.clone(), sub: sub.clone() }));
+                shell.install_file_actions();
+                Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -519,6 +534,11 @@ impl Shell {
     }
 
     /// Sends an event to the folder's sync task, if one runs.
+    /// The running sync's status stream, if a sync runs.
+    pub fn drive_status(&self) -> Option<watch::Receiver<DriveStatus>> {
+        lock(&self.drive).as_ref().map(|h| h.status())
+    }
+
     pub fn drive_event(&self, event: drive::Event) {
         match lock(&self.drive).as_ref() {
             Some(handle) => handle.send(event),
@@ -582,6 +602,7 @@ impl Shell {
             task.abort();
         }
         lock(&self.chat).take();
+        self.files.send_replace(None);
         if let Some(handle) = lock(&self.drive).take() {
             handle.send(drive::Event::Shutdown);
         }
@@ -592,6 +613,7 @@ impl Shell {
         let session = self.session();
         let profile = session.as_ref().map(|s| s.profile().clone()).or_else(|| self.profile().map(|p| p.0));
         self.stop_session();
+        self.remove_file_actions();
         self.model.send_modify(|m| *m = TrayModel::default());
         if let Some(profile) = profile {
             passerelle::account::logout(&self.http, &profile, &self.store).await?;
@@ -744,6 +766,12 @@ impl Shell {
         }
     }
 
+    /// A failed action started from outside the menu (the file manager's entry point).
+    pub fn act_failed(&self, app: &AppHandle<Wry>, e: &ShellError) {
+        tracing::warn!(code = %e.code, message = %e.message, "the action failed");
+        self.tell_failure(app, e);
+    }
+
     /// A failed action is never silent: a notification with the catalog's sentence.
     fn tell_failure(&self, app: &AppHandle<Wry>, e: &ShellError) {
         let t = self.catalog();
@@ -779,6 +807,7 @@ impl Shell {
             MenuAction::SyncNow => self.drive_event(drive::Event::SyncNow),
             MenuAction::Pause => self.set_paused(true)?,
             MenuAction::Resume => self.set_paused(false)?,
+            MenuAction::ShareFile => self.share_from_tray(app)?,
             MenuAction::OpenChat => {
                 let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
                 if let Some(url) = passerelle::chat::chat_url(&session) {

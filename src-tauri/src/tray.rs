@@ -210,6 +210,8 @@ pub enum MenuAction {
     Login,
     OpenFolder,
     SyncNow,
+    /// "Partager un fichier…": a file chooser in the folder, then a link in the clipboard.
+    ShareFile,
     Pause,
     Resume,
     OpenChat,
@@ -231,6 +233,7 @@ impl MenuAction {
             MenuAction::Login => "login".into(),
             MenuAction::OpenFolder => "open-folder".into(),
             MenuAction::SyncNow => "sync-now".into(),
+            MenuAction::ShareFile => "share-file".into(),
             MenuAction::Pause => "pause".into(),
             MenuAction::Resume => "resume".into(),
             MenuAction::OpenChat => "open-chat".into(),
@@ -256,6 +259,7 @@ impl MenuAction {
             "login" => MenuAction::Login,
             "open-folder" => MenuAction::OpenFolder,
             "sync-now" => MenuAction::SyncNow,
+            "share-file" => MenuAction::ShareFile,
             "pause" => MenuAction::Pause,
             "resume" => MenuAction::Resume,
             "open-chat" => MenuAction::OpenChat,
@@ -300,6 +304,7 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
     if model.has_folder {
         menu = menu.item(&item(MenuAction::OpenFolder, t.t("tray.open_folder"))?);
         menu = menu.item(&item(MenuAction::SyncNow, t.t("tray.sync_now"))?);
+        menu = menu.item(&item(MenuAction::ShareFile, t.t("tray.share"))?);
         menu = match model.sync {
             SyncLine::Paused | SyncLine::Held => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
             _ => menu.item(&item(MenuAction::Pause, t.t("tray.pause"))?),
@@ -364,6 +369,7 @@ mod tests {
             MenuAction::Login,
             MenuAction::OpenFolder,
             MenuAction::SyncNow,
+            MenuAction::ShareFile,
             MenuAction::Pause,
             MenuAction::Resume,
             MenuAction::OpenChat,

@@ -141,7 +141,7 @@ fn folder_failure(e: FolderError) -> Failure {
 /// Which folder and which server URL, without connecting. The folder is checked against the
 /// private places (`passerelle::folder`); `chosen` says whether the member chose it (named it
 /// now or in the settings) rather than taking the profile's default.
-fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result<(PathBuf, Url, bool, bool), Failure> {
+pub(super) fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result<(PathBuf, Url, bool, bool), Failure> {
     let profile = ctx.settings.profile().ok().map(|(p, _)| p);
     let (folder, chosen) = match (folder, &profile) {
         (Some(f), _) => (f, true),
@@ -165,7 +165,7 @@ fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>) -> Result
 }
 
 /// The server folder is part of what the journal describes: another folder, another journal.
-fn nextcloud_folder(ctx: &Context, root: &std::path::Path, url: &Url, sub: &str) -> FolderPaths {
+pub(super) fn nextcloud_folder(ctx: &Context, root: &std::path::Path, url: &Url, sub: &str) -> FolderPaths {
     FolderPaths::nextcloud(&ctx.dirs.data, root, url, sub)
 }
 

@@ -11,6 +11,8 @@ mod auth;
 mod chat;
 mod drive;
 mod visio;
+// After the others: `share` and `open-online` (issue 15).
+pub mod share;
 
 #[derive(Debug, Parser)]
 #[command(name = "passerelle", version, about = "Passerelle: your cooperative's tools in one place (login, files, chat, visio)")]
@@ -34,6 +36,10 @@ pub enum Command {
     Sync(drive::SyncArgs),
     /// Show the sync state, pending items, last error and quota.
     Status(drive::StatusArgs),
+    /// Copy a public link to a file or folder of the synced folder.
+    Share(share::ShareArgs),
+    /// Open a file of the synced folder on the server's website.
+    OpenOnline(share::OpenOnlineArgs),
     /// Files on the server: trash and versions.
     Drive(drive::DriveArgs),
     /// Unread messages and mentions in the chat.
@@ -128,6 +134,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Logout => auth::logout(ctx).await,
         Command::Sync(args) => drive::sync(ctx, args).await,
         Command::Status(args) => drive::status(ctx, args).await,
+        Command::Share(args) => share::share(ctx, args).await,
+        Command::OpenOnline(args) => share::open_online(ctx, args).await,
         Command::Drive(args) => drive::drive(ctx, args).await,
         Command::Chat(args) => chat::chat(ctx, args).await,
         Command::Visio(args) => visio::visio(ctx, args).await,

@@ -23,7 +23,11 @@ behaviours listed in /work/shared/reference/services.md (observed on a real Next
   revocation by DELETE /ocs/v2.php/core/apppassword;
 - bearer tokens checked against the REAL Keycloak userinfo endpoint (user = preferred_username),
   as user_oidc does with --check-bearer=1, switchable off to exercise the 401 fallback;
-- trashbin and versions DAV endpoints with restore.
+- trashbin and versions DAV endpoints with restore;
+- public links (OCS files_sharing shares: list by path, create type 3, delete), the sharing
+  capabilities and their admin switches (links off, sharing off, password enforced, expiry
+  default and enforced), the password policy's refusals and the creation rate limit; each
+  answer observed on Nextcloud 34.0.1 (see the "shares" section below).
 
 Behaviours observed on a real Nextcloud 34.0.1 (issue 11), each marked where it is coded:
 capabilities' dav/files entries only for an authenticated caller; chunk assembly preconditions
@@ -55,6 +59,10 @@ Test control endpoints live under /_test/ and are never counted:
   POST /_test/hold-chunks  {"from": n}      chunk PUTs numbered n and up wait before reading
                           their body, until POST /_test/release-chunks (a test's "kill it
                           here" point that does not depend on the machine's speed)
+  POST /_test/sharing      {"api": bool, "links": bool, "password_enforced": bool, "expire_default":
+                          bool, "expire_days": n, "expire_enforced": bool, "rate_limit": n}
+                          the admin's sharing settings (Nextcloud: occ config:app:set core shareapi_*)
+  GET  /_test/shares?user=U the user's links, passwords in clear (for assertions)
   GET /_test/stats also gives "in_flight": requests being served now (so a test can wait until
   an aborted client's requests are over before it looks)
 
@@ -63,6 +71,7 @@ It prints the port it listens on as its first line of output, then serves until 
 """
 import argparse
 import asyncio
+import datetime
 import hashlib
 import json
 import os
@@ -84,12 +93,21 @@ NC = "http://nextcloud.org/ns"
 SABRE = "http://sabredav.org/ns"
 NS = {DAV: "d", OC: "oc", NC: "nc", SABRE: "s"}
 DEFAULT_QUOTA = 157286400
+# Nextcloud's defaults (sharing on, links on, nothing enforced) and the creation limit of
+# ShareAPIController::createShare, #[UserRateLimit(limit: 20, period: 600)].
+DEFAULT_SHARING = {"api": True, "links": True, "password_enforced": False, "expire_default": False,
+                   "expire_days": 7, "expire_enforced": False, "rate_limit": 20}
 CHUNK_MAX = 10000
 
 DEFAULT_PROPS = [
     (DAV, "getlastmodified"), (DAV, "getcontentlength"), (DAV, "resourcetype"), (DAV, "getetag"),
     (DAV, "quota-used-bytes"), (DAV, "quota-available-bytes"), (DAV, "getcontenttype"),
 ]
+
+
+# Passwords the double's password policy calls common (a stand-in for password_policy's list of a
+# million; "short" was refused as common on 34.0.1).
+COMMON_PASSWORDS = {"short", "123456", "password", "qwerty", "azerty", "motdepasse", "1234567890"}
 
 
 def folder_etag():
@@ -168,6 +186,10 @@ class Store:
         self.fail_next = set()  # (user, path)
         self.bad_checksum = set()  # (user, path): the next bulk part for it fails its md5 check
         self.refuse_412 = {}  # (user, path) -> how many more PUTs of it answer 412
+        self.shares = []  # dicts, see Server.share_create
+        self._share_id = 0
+        self.sharing = dict(DEFAULT_SHARING)
+        self.share_posts = {}  # user -> monotonic times of recent POSTs (the rate limit)
         self.reset_stats()
         self.userinfo_cache = {}
         self.in_flight = 0
@@ -429,6 +451,8 @@ class Server:
                                 content_type="text/html")
         if path.startswith("/ocs/"):
             return await self.ocs(request, path)
+        if path.startswith("/index.php/s/") and m == "GET":
+            return self.public_page(path[len("/index.php/s/"):])
         if path.startswith("/remote.php/dav"):
             user = await self.authenticate(request)
             if user is None:
@@ -470,6 +494,8 @@ class Server:
                         "quota": {"free": u.free(), "used": u.used, "total": u.quota,
                                   "relative": round(100.0 * u.used / u.quota, 2) if u.quota else 0,
                                   "quota": u.quota}})
+        if route.startswith("/apps/files_sharing/api/v1/shares"):
+            return await self.shares_api(request, route[len("/apps/files_sharing/api/v1/shares"):], user)
         if route == "/core/apppassword" and request.method == "DELETE":
             pw = request.get("app_password")
             if pw is None:
@@ -501,8 +527,184 @@ class Server:
                 "dav": dav,
                 "files": {"bigfilechunking": True, "versioning": True, "undelete": True,
                           "chunked_upload": {"max_size": 104857600, "max_parallel_count": 5}},
+                "files_sharing": self.sharing_capabilities(),
+                "password_policy": {"minLength": 10, "enforceNonCommonPassword": True,
+                                    "enforceNumericCharacters": False, "enforceSpecialCharacters": False,
+                                    "enforceUpperLowerCase": False},
             },
         }
+
+    # ------------------------------------------------ shares (public links)
+    #
+    # Each answer below was observed on Nextcloud 34.0.1 (curl, 2026-11-29; /work/nc34-findings.md,
+    # section "share") unless marked otherwise; the logic follows
+    # apps/files_sharing/lib/Controller/ShareAPIController.php and lib/private/Share20/Manager.php.
+
+    def sharing_capabilities(self):
+        sh = self.store.sharing
+        if not sh["api"]:
+            # Observed with shareapi_enabled=no: api_enabled false, public {"enabled": false}.
+            return {"api_enabled": False, "public": {"enabled": False}, "user": {"send_mail": False},
+                    "resharing": False}
+        public = {"enabled": sh["links"]}
+        if sh["links"]:
+            # Observed: with links off, `public` is only {"enabled": false}.
+            public["password"] = {"enforced": sh["password_enforced"], "askForOptionalPassword": False}
+            public["expire_date"] = {"enabled": sh["expire_default"]}
+            if sh["expire_default"]:
+                public["expire_date"]["days"] = sh["expire_days"]
+                public["expire_date"]["enforced"] = sh["expire_enforced"]
+            public.update({"multiple_links": True, "expire_date_internal": {"enabled": False},
+                           "expire_date_remote": {"enabled": False}, "send_mail": False, "upload": True,
+                           "upload_files_drop": True, "custom_tokens": False})
+        return {"api_enabled": True, "public": public, "resharing": True, "user": {"send_mail": False,
+                "expire_date": {"enabled": True}}, "group_sharing": True, "default_permissions": 31}
+
+    def node_path(self, node):
+        segs = []
+        while node is not None and node.parent is not None:
+            segs.append(node.name)
+            node = node.parent
+        return "/" + "/".join(reversed(segs))
+
+    def node_alive(self, u, node):
+        # A share of a deleted item is gone (Nextcloud deletes it with the file).
+        while node.parent is not None:
+            if node.parent.children.get(node.name) is not node:
+                return False
+            node = node.parent
+        return node is u.root
+
+    def share_json(self, request, s, created=False):
+        node = s["node"]
+        # The password never comes back: "redacted" when there is one (observed), and then
+        # share_with too.
+        return {
+            "id": str(s["id"]), "share_type": 3, "uid_owner": s["user"], "displayname_owner": s["user"].capitalize(),
+            "permissions": s["permissions"], "can_edit": True, "can_delete": True, "stime": s["stime"],
+            "parent": None, "expiration": f"{s['expiration']} 23:59:59" if s["expiration"] else None,
+            "token": s["token"], "uid_file_owner": s["user"], "note": "", "label": "",
+            "displayname_file_owner": s["user"].capitalize(), "path": self.node_path(node),
+            "item_type": "folder" if node.is_dir else "file", "item_permissions": 31 if node.is_dir else 27,
+            "is-mount-root": False, "mount-type": "",
+            "mimetype": "httpd/unix-directory" if node.is_dir else "application/octet-stream",
+            "has_preview": False, "storage_id": f"home::{s['user']}", "storage": 3,
+            "item_source": node.fileid, "file_source": node.fileid,
+            "file_parent": node.parent.fileid if node.parent else None, "file_target": "/" + node.name,
+            "item_size": node.tree_size(), "item_mtime": node.mtime,
+            "share_with": "redacted" if s["password"] else None, "share_with_displayname": "(Shared link)",
+            "password": "redacted" if s["password"] else None, "send_password_by_talk": False,
+            "url": f"{self.base(request)}/index.php/s/{s['token']}",
+            "mail_send": 1 if created else 0, "hide_download": 0, "attributes": None,
+        }
+
+    def check_share_password(self, password):
+        # password_policy with its defaults on 34.0.1 (minLength 10, non-common): both reasons in
+        # one message, the common one first (observed for "short").
+        reasons = []
+        if password.lower() in COMMON_PASSWORDS:
+            reasons.append("Password is among the 1,000,000 most common ones. Please make it unique.")
+        if len(password) < 10:
+            reasons.append("Password needs to be at least 10 characters long.")
+        return " ".join(reasons) or None
+
+    async def shares_api(self, request, rest, user):
+        st = self.store
+        u = st.user(user)
+        m = request.method
+        if not st.sharing["api"]:
+            # Observed on GET and POST with shareapi_enabled=no.
+            return ocs([], status=404, statuscode=404, message="Share API is disabled")
+        if rest in ("", "/") and m == "GET":
+            path = request.query.get("path")
+            if path is None:
+                # Without a path: every share of the user (ShareAPIController::getShares).
+                mine = [s for s in st.shares if s["user"] == user and self.node_alive(u, s["node"])]
+                return ocs([self.share_json(request, s) for s in mine if st.sharing["links"]])
+            node = lookup(u.root, split(path))
+            if node is None:
+                return ocs([], status=404, statuscode=404, message="Wrong path, file/folder does not exist")
+            # Observed: with links off, an existing link is no longer listed ("data": []).
+            found = [s for s in st.shares if s["user"] == user and s["node"] is node] if st.sharing["links"] else []
+            return ocs([self.share_json(request, s) for s in found])
+        if rest in ("", "/") and m == "POST":
+            return await self.share_create(request, u)
+        sid = rest.strip("/")
+        share = next((s for s in st.shares if str(s["id"]) == sid and s["user"] == user), None)
+        if m == "DELETE":
+            if share is None:
+                # ShareAPIController::deleteShare (not observed here).
+                return ocs([], status=404, statuscode=404, message="Wrong share ID, share does not exist")
+            st.shares.remove(share)
+            return ocs([])
+        return ocs([], status=404, statuscode=998, message="Invalid query")
+
+    async def share_create(self, request, u):
+        st = self.store
+        sh = st.sharing
+        now = time.monotonic()
+        recent = [t for t in st.share_posts.get(u.name, []) if now - t < 600]
+        if len(recent) >= sh["rate_limit"]:
+            # Observed: the 21st POST within 10 minutes, 429 with an empty text/html body.
+            st.share_posts[u.name] = recent
+            return web.Response(status=429, body=b"", content_type="text/html", charset="UTF-8")
+        recent.append(now)
+        st.share_posts[u.name] = recent
+        form = await request.post()
+        path = form.get("path", "")
+        node = lookup(u.root, split(path)) if path else None
+        if node is None or node is u.root:
+            return ocs([], status=404, statuscode=404, message="Wrong path, file/folder does not exist")
+        if str(form.get("shareType", "")) != "3":
+            # Only links are simulated (not verified on a real server for other types).
+            return ocs([], status=400, statuscode=400, message="Unknown share type")
+        if not sh["links"]:
+            return ocs([], status=404, statuscode=404, message="Public link sharing is disabled by the administrator")
+        if "R" not in node.permissions():
+            # Observed on 34.0.1 for a file shared with the user with permissions=1 (no reshare).
+            return ocs([], status=404, statuscode=404, message=f"You are not allowed to share {node.name}")
+        password = form.get("password") or None
+        if password is not None:
+            refused = self.check_share_password(password)
+            if refused:
+                return ocs([], status=400, statuscode=400, message=refused)
+        elif sh["password_enforced"]:
+            return ocs([], status=403, statuscode=403, message="Passwords are enforced for link and mail shares")
+        today = datetime.date.today()
+        default = today + datetime.timedelta(days=sh["expire_days"]) if sh["expire_default"] else None
+        if "expireDate" in form:
+            raw = form.get("expireDate", "")
+            if raw == "":
+                # Observed: an empty expireDate is "no expiry", unless enforced (then the default).
+                expiration = default if sh["expire_enforced"] else None
+            else:
+                try:
+                    expiration = datetime.date.fromisoformat(raw[:10])
+                    if len(raw) < 10:
+                        raise ValueError
+                except ValueError:
+                    return ocs([], status=404, statuscode=404, message="Invalid date. Format must be YYYY-MM-DD")
+                if expiration < today:
+                    return ocs([], status=404, statuscode=404, message="Expiration date is in the past")
+                if sh["expire_default"] and sh["expire_enforced"] and expiration > default:
+                    return ocs([], status=404, statuscode=404,
+                               message=f"Cannot set expiration date more than {sh['expire_days']} days in the future")
+        else:
+            # Observed: no expireDate gets the default when one is set (enforced or not).
+            expiration = default
+        st._share_id += 1
+        # Read-only link: PERMISSION_READ | PERMISSION_SHARE = 17 (observed for files and folders).
+        share = {"id": st._share_id, "user": u.name, "node": node, "token": secrets.token_urlsafe(11)[:15].replace("-", "x").replace("_", "y"),
+                 "password": password, "expiration": expiration.isoformat() if expiration else None,
+                 "permissions": 17, "stime": int(time.time())}
+        st.shares.append(share)
+        return ocs(self.share_json(request, share, created=True))
+
+    def public_page(self, token):
+        # The public page of a link, reduced to "it exists" (not Nextcloud's page).
+        if any(s["token"] == token for s in self.store.shares):
+            return web.Response(text="<html><body>Nextcloud test double: a shared link</body></html>", content_type="text/html")
+        return web.Response(status=404, text="not found")
 
     # ------------------------------------------------ Login Flow v2
 
@@ -606,6 +808,20 @@ class Server:
             for u in st.users.values():
                 u.quota_seen = None
             return web.json_response({"seconds": st.quota_cache})
+        if path == "/_test/sharing":
+            for k in DEFAULT_SHARING:
+                if k in body:
+                    st.sharing[k] = type(DEFAULT_SHARING[k])(body[k])
+            if body.get("reset"):
+                st.sharing = dict(DEFAULT_SHARING)
+                st.share_posts.clear()
+            return web.json_response(st.sharing)
+        if path == "/_test/shares":
+            user = request.query.get("user")
+            return web.json_response([
+                {"id": s["id"], "user": s["user"], "path": self.node_path(s["node"]), "token": s["token"],
+                 "password": s["password"], "expiration": s["expiration"], "permissions": s["permissions"]}
+                for s in st.shares if user is None or s["user"] == user])
         if path == "/_test/capabilities":
             for k in ("bulkupload", "chunking"):
                 if k in body:

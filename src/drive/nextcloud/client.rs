@@ -27,6 +27,10 @@ pub struct ServerInfo {
     /// Trash (`files.undelete`) and versions (`files.versioning`) are there.
     pub trash: bool,
     pub versions: bool,
+    /// What `files_sharing` lets this account do with public links; `None` when not read as
+    /// the member (anonymous `detect`, or facts kept by an older version).
+    #[serde(default)]
+    pub sharing: Option<super::share::LinkPolicy>,
 }
 
 /// How requests are authenticated. Not `Debug`-printed with secrets.
@@ -130,6 +134,8 @@ async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credential
         chunk_max_size: files["chunked_upload"]["max_size"].as_u64(),
         trash: files["undelete"].as_bool().unwrap_or(false),
         versions: files["versioning"].as_bool().unwrap_or(false),
+        // Only an authenticated caller is shown `files_sharing` (observed on 34.0.1).
+        sharing: creds.map(|_| super::share::LinkPolicy::from_capabilities(c)),
     }))
 }
 

@@ -18,6 +18,7 @@
 //! let vs = nextcloud::versions(&nc, "x.txt").await?;  nextcloud::restore_version(&nc, "x.txt", &vs[0].id).await?;
 //! let walk = nextcloud::walk::walk(&nc, "", &mut cache).await?; // folder-ETag skipping listing
 //! let remote = NextcloudRemote::new(nc, "", Some(cache_file));  // a drive::Remote
+//! let shared = nextcloud::share::share(&nc, "Devis/devis.pdf", &ShareOptions::default()).await?; // a public link
 //! ```
 //! Errors: [`NextcloudError`], each with a stable [`NextcloudError::code`].
 //!
@@ -31,6 +32,7 @@ mod dav;
 mod login;
 mod quota;
 pub mod remote;
+pub mod share;
 mod trash;
 pub mod walk;
 
