@@ -86,7 +86,7 @@ async fn failures_and_conflicts_reach_the_status_and_quiet_polls_change_nothing(
     let DriveStatus::Idle { failed, conflicts, .. } = idle.clone() else { unreachable!() };
     assert_eq!(
         failed,
-        [FailedItem { path: "rapport annuel.pdf".into(), code: "quota_exceeded".into(), size: Some(123_456) }],
+        [FailedItem { path: "rapport annuel.pdf".into(), code: "quota_exceeded".into(), size: Some(123_456), by: None }],
         "{idle:?}"
     );
     assert_eq!(conflicts, ["budget.ods"], "{idle:?}");

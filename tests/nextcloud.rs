@@ -422,11 +422,12 @@ async fn chunked_100mb_upload_killed_midway_resumes_with_only_the_missing_chunks
     });
     client.mkdirs("media").await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
+    let held = loop {
         let started = nc.stats().await["chunk_puts"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).collect::<Vec<_>>();
         // Both transfers held (parallel: 2): chunks 1 to 4 are then whole on the server.
-        if started.iter().filter(|n| **n >= 5).count() >= 2 {
-            break;
+        let held: Vec<u64> = started.into_iter().filter(|n| *n >= 5).collect();
+        if held.len() >= 2 {
+            break held;
         }
         assert!(std::time::Instant::now() < deadline, "the upload never got going");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -459,7 +460,11 @@ async fn chunked_100mb_upload_killed_midway_resumes_with_only_the_missing_chunks
             listed.contains(&format!("/{n:05}</d:href><d:propstat><d:prop><d:getcontentlength>{size}<"))
         })
         .collect();
-    assert_eq!(complete, vec![1, 2, 3, 4], "killed in the middle: the chunks before the held ones, whole");
+    // Chunks 1-4 are whole. A held chunk is usually cut, but the kernel may already hold all of
+    // its 10 MiB in the loopback socket buffers when the client dies (seen under heavy load):
+    // then it arrives whole, which is as true as a cut one. Nothing else may be there.
+    assert!((1..=4).all(|n| complete.contains(&n)), "killed in the middle: the chunks before the held ones, whole: {complete:?}");
+    assert!(complete.iter().all(|n| *n <= 4 || held.contains(n)), "only chunks that were sent: {complete:?}, held {held:?}");
 
     nc.reset().await;
     let done = chunked::upload(&client, &src, "media/big.bin", mtime, None, &options).await.expect("resume");

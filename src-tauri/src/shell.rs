@@ -386,7 +386,7 @@ impl Shell {
                 let sub = server_folder.clone();
                 shell.files.send_replace(Some(FilesAccess { nc: nc.clone(), root: root.clone(), sub: sub.clone() }));
                 shell.install_file_actions();
-                Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)))
+                Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)).with_journal(&paths.journal))
             } else {
                 Arc::new(WebDav::new(shell.http.clone(), url, drive::Auth::Bearer(session)))
             };
@@ -933,7 +933,7 @@ mod tests {
     /// Issue 14, item 1: an idle run with failed items is not « À jour ».
     #[test]
     fn failed_items_are_not_up_to_date() {
-        let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5) }];
+        let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5), by: None }];
         let idle = DriveStatus::Idle { last_sync: None, failed, conflicts: vec![] };
         assert_eq!(sync_line(&idle, true), SyncLine::Failed { files: 1, code: "quota_exceeded".into() });
         let clean = DriveStatus::Idle { last_sync: None, failed: vec![], conflicts: vec!["x".into()] };

@@ -206,7 +206,7 @@ async fn connect(ctx: &Context, args: &SyncArgs, interactive: bool) -> Result<Ta
             .await
             .map_err(|e| Failure::new(exit::LOGIN_REQUIRED, format!("{e} [{}]", e.code())))?;
         let cache = folder.journal.with_extension("tree.json");
-        let remote = NextcloudRemote::new(nc, &sub, Some(cache)).with_facts(facts);
+        let remote = NextcloudRemote::new(nc, &sub, Some(cache)).with_facts(facts).with_journal(&folder.journal);
         return Ok(Target { folder, remote: Arc::new(remote) });
     }
     let auth = webdav_auth(ctx, &url, args.webdav_user.as_deref())?;
@@ -295,7 +295,11 @@ fn report(outcome: Outcome, json: bool) -> Result<(), Failure> {
                     if summary.passes == 1 { "" } else { "es" }
                 );
                 for f in &r.failed {
-                    println!("failed: {} ({}) [{}]", f.path, f.reason, f.code);
+                    let why = match &f.by {
+                        Some(by) if f.code == "locked" => locked_words(by),
+                        _ => f.reason.clone(),
+                    };
+                    println!("failed: {} ({}) [{}]", f.path, why, f.code);
                 }
                 for x in &summary.refused {
                     println!("not synced: {} ({})", x.path, x.reason);
@@ -439,7 +443,11 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
         println!("waiting for an answer: {q}");
     }
     for f in &s.failures {
-        println!("failed: {} ({}), {} tries", f.path, f.reason, f.retries);
+        if f.code == "locked" {
+            println!("waiting: {} ({})", f.path, locked_words(f.detail.as_deref().unwrap_or_default()));
+        } else {
+            println!("failed: {} ({}), {} tries", f.path, f.reason, f.retries);
+        }
     }
     Ok(())
 }
@@ -494,4 +502,14 @@ fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
         _ => exit::FAILURE,
     };
     Failure::new(exit, format!("{e} [{code}]"))
+}
+
+/// "being edited online (by X)" in the member's language (X: who holds the lock, "" unnamed).
+fn locked_words(by: &str) -> String {
+    let catalog = passerelle::i18n::Catalog::current();
+    if by.is_empty() {
+        catalog.t("drive.locked")
+    } else {
+        catalog.f("drive.locked_by", &[("who", by)])
+    }
 }

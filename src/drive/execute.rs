@@ -66,6 +66,9 @@ pub struct ItemError {
     pub path: String,
     pub code: String,
     pub reason: String,
+    /// For `locked`: who holds the lock on the server's file ("" when unnamed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// What a plan's execution did.
@@ -148,18 +151,34 @@ impl<'a> Executor<'a> {
             let end = plan.actions[i..].iter().position(|a| a.phase() != phase).map_or(plan.actions.len(), |p| i + p);
             let batch = &plan.actions[i..end];
             i = end;
+            // Folders are made level by level, the folders of one level at once (their
+            // parents exist by then): on a server that takes a full request per MKCOL, ten
+            // folders one after another cost ten round trips of server time.
+            if phase == 2 {
+                let mut by_depth: Vec<&Action> = batch.iter().collect();
+                by_depth.sort_by_key(|a| a.path().matches('/').count());
+                for level in by_depth.chunk_by(|a, b| a.path().matches('/').count() == b.path().matches('/').count()) {
+                    self.run_queue(level.to_vec(), self.transfers.max(1), total, &done, &bytes_up, &bytes_down, &report).await?;
+                }
+                continue;
+            }
             let parallel = if phase == 3 { self.transfers.max(1) } else { 1 };
             // Small new files go in bulk requests where the server offers it (issue 11, defect
             // 4), alongside the other transfers; what the bulk requests did not take runs one
             // by one afterwards.
             let (bulk, singles) = if phase == 3 { self.bulk_candidates(batch) } else { (Vec::new(), batch.iter().collect()) };
-            let (fallback, singles_done) = futures_util::future::join(
+            // Likewise small downloads of one folder go in one request where the server can.
+            let (tars, singles) = if phase == 3 { self.batch_download_candidates(singles) } else { (Vec::new(), singles) };
+            let (fallback, tar_fallback, singles_done) = futures_util::future::join3(
                 self.bulk_uploads(bulk, total, &done, &bytes_up, &report),
+                self.batch_downloads(tars, total, &done, &bytes_down, &report),
                 self.run_queue(singles, parallel, total, &done, &bytes_up, &bytes_down, &report),
             )
             .await;
             singles_done?;
-            self.run_queue(fallback?, parallel, total, &done, &bytes_up, &bytes_down, &report).await?;
+            let mut rest = fallback?;
+            rest.extend(tar_fallback?);
+            self.run_queue(rest, parallel, total, &done, &bytes_up, &bytes_down, &report).await?;
         }
         let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.done = done.load(Ordering::SeqCst) - report.failed.len() - report.changed_meanwhile;
@@ -349,6 +368,119 @@ impl<'a> Executor<'a> {
 
     // ---- end of bulk upload ----
 
+    // ---- Batched downloads (issue 11, performance): small files of one folder in one request ----
+
+    /// Splits downloads into small files (for [`Remote::get_many`]) and the rest.
+    fn batch_download_candidates<'p>(&self, actions: Vec<&'p Action>) -> (Vec<&'p Action>, Vec<&'p Action>) {
+        let Some(limits) = self.remote.get_many_limits().filter(|_| self.stop_after.is_none()) else {
+            return (Vec::new(), actions);
+        };
+        actions.into_iter().partition(|a| matches!(a, Action::Download { fetch, .. } if fetch.size <= limits.max_file_size))
+    }
+
+    /// Downloads small files folder by folder, several requests at once; returns the actions
+    /// still to run one by one (a folder with one file, anything the answer did not hold whole
+    /// at the listed size, a request that failed).
+    async fn batch_downloads<'p>(
+        &self,
+        actions: Vec<&'p Action>,
+        total: usize,
+        done: &AtomicUsize,
+        bytes_down: &AtomicU64,
+        report: &Mutex<Report>,
+    ) -> Result<Vec<&'p Action>, DriveError> {
+        let Some(limits) = self.remote.get_many_limits() else { return Ok(actions) };
+        let mut singles = Vec::new();
+        // By server folder, in plan order.
+        let mut folders: Vec<(String, Vec<&'p Action>)> = Vec::new();
+        for action in actions {
+            let Action::Download { fetch, .. } = action else {
+                singles.push(action);
+                continue;
+            };
+            let dir = fetch.server.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            match folders.iter_mut().find(|(d, _)| *d == dir) {
+                Some((_, list)) => list.push(action),
+                None => folders.push((dir, vec![action])),
+            }
+        }
+        let mut groups: Vec<(String, Vec<&'p Action>)> = Vec::new();
+        for (dir, list) in folders {
+            if list.len() < 2 {
+                singles.extend(list);
+                continue;
+            }
+            let mut size = 0u64;
+            for action in list {
+                let Action::Download { fetch, .. } = action else { continue };
+                let full = groups.last().is_none_or(|(d, g)| *d != dir || g.len() >= limits.max_files || size + fetch.size > limits.max_bytes);
+                if full {
+                    groups.push((dir.clone(), Vec::new()));
+                    size = 0;
+                }
+                size += fetch.size;
+                if let Some((_, g)) = groups.last_mut() {
+                    g.push(action);
+                }
+            }
+        }
+        let remote = self.remote;
+        let mut pending = groups.into_iter();
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < self.transfers.max(1) {
+                let Some((dir, group)) = pending.next() else { break };
+                let names: Vec<String> = group
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::Download { fetch, .. } => Some(fetch.server.rsplit('/').next().unwrap_or(&fetch.server).to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                running.push(async move {
+                    let result = remote.get_many(&dir, names).await;
+                    (group, result)
+                });
+            }
+            let Some((group, result)) = running.next().await else { break };
+            let mut files: std::collections::HashMap<String, Bytes> = match result {
+                Ok(files) => files.into_iter().collect(),
+                Err(e) if e.is_fatal() => return Err(DriveError::Remote(e)),
+                Err(e) => {
+                    tracing::info!(error = %e, files = group.len(), "batched download refused; fetching the files one by one");
+                    singles.extend(group);
+                    continue;
+                }
+            };
+            for action in group {
+                let Action::Download { path, disk, fetch, expect } = action else { continue };
+                let name = fetch.server.rsplit('/').next().unwrap_or(&fetch.server);
+                let Some(content) = files.remove(name).filter(|c| c.len() as u64 == fetch.size) else {
+                    singles.push(action);
+                    continue;
+                };
+                let result = match self.local(disk) {
+                    Ok(target) => match self.bytes_to_temp(fetch, &target, &content).await {
+                        Ok(temp) => self.place_download(path, disk, fetch, *expect, &target, temp),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                if matches!(result, Ok(Outcome::Done)) {
+                    bytes_down.fetch_add(fetch.size, Ordering::Relaxed);
+                }
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Some(progress) = self.progress {
+                    progress(Progress { done: n, total, bytes: bytes_down.load(Ordering::Relaxed) });
+                }
+                self.settle(action, result, report)?;
+            }
+        }
+        Ok(singles)
+    }
+
+    // ---- end of batched downloads ----
+
     /// Books an item's result; run-wide failures come back as `Err`.
     fn settle(&self, action: &Action, result: Result<Outcome, ItemFail>, report: &Mutex<Report>) -> Result<(), DriveError> {
         let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,6 +499,16 @@ impl<'a> Executor<'a> {
             }
             Err(ItemFail::Critical(e)) => Err(e),
             Err(ItemFail::Remote(e)) if e.is_fatal() => Err(DriveError::Remote(e)),
+            // Locked after the listing (the listing would have said so): the local change
+            // stays, and waits like one the planner held back.
+            Err(ItemFail::Remote(RemoteError::Locked { by, .. })) => {
+                let by = by.unwrap_or_default();
+                let reason = RemoteError::Locked { path: action.path().to_string(), by: Some(by.clone()) }.to_string();
+                tracing::info!(path = action.path(), "locked on the server; the local change waits");
+                self.lock_journal().record_lock_wait(action.path(), &reason, &by, self.now)?;
+                report.failed.push(ItemError { path: action.path().to_string(), code: "locked".into(), reason, by: Some(by) });
+                Ok(())
+            }
             Err(fail) => {
                 let (code, reason) = match &fail {
                     ItemFail::Remote(e) => (e.code().to_string(), e.to_string()),
@@ -375,7 +517,7 @@ impl<'a> Executor<'a> {
                 };
                 tracing::warn!(path = action.path(), %code, %reason, "item failed");
                 self.lock_journal().record_failure(action.path(), &code, &reason, self.now)?;
-                report.failed.push(ItemError { path: action.path().to_string(), code, reason });
+                report.failed.push(ItemError { path: action.path().to_string(), code, reason, by: None });
                 Ok(())
             }
         }
@@ -492,22 +634,7 @@ impl<'a> Executor<'a> {
                 let Some(temp) = self.fetch_to_temp(fetch, &target, down).await? else {
                     return Ok(Outcome::ChangedMeanwhile);
                 };
-                // Last look before replacing: the member may have edited meanwhile.
-                let current = stat_path(&target, disk.clone())?;
-                let unchanged = match (&current, expect) {
-                    // Nothing there, not even a link or a special file (which stat_path skips).
-                    (None, None) => !exists(&target),
-                    (Some(c), Some(e)) => c.kind == Kind::File && Expect::from(c) == *e,
-                    _ => false,
-                };
-                if !unchanged {
-                    return Ok(Outcome::ChangedMeanwhile);
-                }
-                crash::point("downloaded-to-temp");
-                let placed = temp.place(&target).map_err(io)?;
-                crash::point("download-placed");
-                let Some(now) = stat_path(&placed, disk.clone())? else { return Ok(Outcome::ChangedMeanwhile) };
-                self.lock_journal().put(path, &record(&now, fetch))?;
+                return self.place_download(path, disk, fetch, *expect, &target, temp);
             }
             Action::DeleteRemote { path, server, if_match, kind } => {
                 // A folder goes in one recursive DELETE, which no precondition guards: look
@@ -590,6 +717,40 @@ impl<'a> Executor<'a> {
             }
         }
         Ok(path)
+    }
+
+    /// Puts a downloaded temporary file in place, after a last look at the local file (the
+    /// member may have edited it meanwhile), and writes the journal.
+    fn place_download(&self, path: &str, disk: &str, fetch: &Fetch, expect: Option<Expect>, target: &Path, temp: Temp) -> Result<Outcome, ItemFail> {
+        let current = stat_path(target, disk.to_string())?;
+        let unchanged = match (&current, expect) {
+            // Nothing there, not even a link or a special file (which stat_path skips).
+            (None, None) => !exists(target),
+            (Some(c), Some(e)) => c.kind == Kind::File && Expect::from(c) == e,
+            _ => false,
+        };
+        if !unchanged {
+            return Ok(Outcome::ChangedMeanwhile);
+        }
+        crash::point("downloaded-to-temp");
+        let placed = temp.place(target).map_err(io)?;
+        crash::point("download-placed");
+        let Some(now) = stat_path(&placed, disk.to_string())? else { return Ok(Outcome::ChangedMeanwhile) };
+        self.lock_journal().put(path, &record(&now, fetch))?;
+        Ok(Outcome::Done)
+    }
+
+    /// Writes bytes received whole (a batched download) to a temporary file beside `target`,
+    /// with the server's date.
+    async fn bytes_to_temp(&self, fetch: &Fetch, target: &Path, content: &[u8]) -> Result<Temp, ItemFail> {
+        let dir = target.parent().ok_or_else(|| ItemFail::Local("no parent folder".into()))?;
+        let temp = Temp::new(dir);
+        tokio::fs::write(&temp.0, content).await.map_err(io)?;
+        if let Some(secs) = fetch.mtime.filter(|s| *s > 0) {
+            let file = std::fs::OpenOptions::new().write(true).open(&temp.0).map_err(io)?;
+            let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs(secs as u64));
+        }
+        Ok(temp)
     }
 
     /// Downloads into a temporary file beside `target`. `None` when the server's file is no

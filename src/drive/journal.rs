@@ -4,6 +4,9 @@
 //!
 //! Schema version 1: `items` (one row per synced path), `failures` (items that failed, with a
 //! retry count and the earliest next try), `meta` (last sync, last error, ...).
+//! Version 2 adds `failures.detail` (who holds the lock of a `locked` item) and `uploads` (the
+//! Nextcloud chunked uploads started and not finished, issue 11 defect 5: the server's uploads
+//! root cannot be listed, so what is not remembered here cannot be cleaned).
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -14,7 +17,7 @@ use serde::Serialize;
 
 use super::{DriveError, Kind};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// What the journal knows of one item: the local stat and the remote version that were
 /// identical in content at the last sync.
@@ -40,6 +43,9 @@ pub struct Failure {
     pub retries: u32,
     /// Unix seconds.
     pub next_try: i64,
+    /// For `locked`: who holds the lock ("" when the server does not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 pub struct Journal {
@@ -91,6 +97,15 @@ impl Journal {
                     retries INTEGER NOT NULL, next_try INTEGER NOT NULL);
                  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                  PRAGMA user_version = 1;
+                 COMMIT;",
+            )?;
+        }
+        if version < 2 {
+            self.conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE failures ADD COLUMN detail TEXT;
+                 CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, started INTEGER NOT NULL);
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )?;
         }
@@ -185,11 +200,18 @@ impl Journal {
     pub fn failures(&self) -> Result<Vec<Failure>, DriveError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT path, code, reason, retries, next_try FROM failures ORDER BY path")
+            .prepare_cached("SELECT path, code, reason, retries, next_try, detail FROM failures ORDER BY path")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(Failure { path: r.get(0)?, code: r.get(1)?, reason: r.get(2)?, retries: r.get(3)?, next_try: r.get(4)? })
+                Ok(Failure {
+                    path: r.get(0)?,
+                    code: r.get(1)?,
+                    reason: r.get(2)?,
+                    retries: r.get(3)?,
+                    next_try: r.get(4)?,
+                    detail: r.get(5)?,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -210,6 +232,50 @@ impl Journal {
                 params![path, code, reason, retries + 1, now + delay],
             )
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records an item that waits for a lock on the server's file to end, with who holds it.
+    /// No back-off: each run's listing says whether the lock is still there (and a locked
+    /// file costs no request), so the item goes as soon as a run finds it unlocked.
+    pub fn record_lock_wait(&self, path: &str, reason: &str, by: &str, now: i64) -> Result<(), DriveError> {
+        self.conn
+            .execute(
+                "INSERT INTO failures (path, code, reason, retries, next_try, detail) VALUES (?1, 'locked', ?2, 1, ?3, ?4)
+                 ON CONFLICT(path) DO UPDATE SET code = 'locked', reason = ?2, retries = retries + 1, next_try = ?3, detail = ?4",
+                params![path, reason, now, by],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets the `locked` items not in `still`: their lock ended, or the change that waited
+    /// is gone.
+    pub fn clear_lock_waits_except(&self, still: &std::collections::BTreeSet<String>) -> Result<(), DriveError> {
+        let waiting: Vec<String> = self.failures()?.into_iter().filter(|f| f.code == "locked").map(|f| f.path).collect();
+        for p in waiting.iter().filter(|p| !still.contains(*p)) {
+            self.clear_failure(p)?;
+        }
+        Ok(())
+    }
+
+    /// The chunked uploads started and not yet finished or deleted: id -> unix seconds started.
+    pub fn uploads(&self) -> Result<BTreeMap<String, i64>, DriveError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, started FROM uploads").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Remembers an upload (keeps the first start time of one already known).
+    pub fn add_upload(&self, id: &str, started: i64) -> Result<(), DriveError> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO uploads (id, started) VALUES (?1, ?2)", params![id, started])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn remove_upload(&self, id: &str) -> Result<(), DriveError> {
+        self.conn.execute("DELETE FROM uploads WHERE id = ?1", [id]).map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -270,8 +336,49 @@ mod tests {
         j.record_failure("z", "server_error", "boom", 100).unwrap();
         let f = &j.failures().unwrap()[0];
         assert_eq!((f.retries, f.next_try), (2, 220));
+        j.record_lock_wait("z", "z is being edited online", "Bob", 300).unwrap();
+        let f = &j.failures().unwrap()[0];
+        assert_eq!((f.code.as_str(), f.retries, f.next_try, f.detail.as_deref()), ("locked", 3, 300, Some("Bob")));
+        j.clear_lock_waits_except(&Default::default()).unwrap();
+        assert!(j.failures().unwrap().is_empty());
+        j.add_upload("u1", 5).unwrap();
+        j.add_upload("u1", 9).unwrap();
+        j.add_upload("u2", 7).unwrap();
+        j.remove_upload("u2").unwrap();
+        assert_eq!(j.uploads().unwrap().into_iter().collect::<Vec<_>>(), [("u1".to_string(), 5)]);
         drop(j);
         let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         assert_eq!(j.records().unwrap().len(), 3);
+    }
+
+    /// A journal written by schema 1 opens as schema 2: its failures keep their rows (no
+    /// detail) and the uploads table exists.
+    #[test]
+    fn schema_1_journals_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE items (path TEXT PRIMARY KEY, kind INTEGER NOT NULL, size INTEGER NOT NULL,
+                    mtime INTEGER NOT NULL, inode INTEGER NOT NULL, etag TEXT, file_id TEXT, checksum TEXT);
+                 CREATE TABLE failures (path TEXT PRIMARY KEY, code TEXT NOT NULL, reason TEXT NOT NULL,
+                    retries INTEGER NOT NULL, next_try INTEGER NOT NULL);
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO failures VALUES ('a.txt', 'quota_exceeded', 'full', 2, 99);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let f = &j.failures().unwrap()[0];
+        assert_eq!((f.path.as_str(), f.retries, f.detail.clone()), ("a.txt", 2, None));
+        j.add_upload("u", 1).unwrap();
+        assert_eq!(j.uploads().unwrap().len(), 1);
+        let version: i64 = j.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 2);
+        drop(j);
+        // Opening again does not migrate twice.
+        assert_eq!(Journal::open(&path).unwrap().uploads().unwrap().len(), 1);
     }
 }

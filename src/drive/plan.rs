@@ -41,6 +41,16 @@
 //!   server lost them, send mine again" instead of "delete mine too". The journal then forgets
 //!   what the server no longer lists (except items renamed there, found by file id), so those
 //!   rows read *new / absent*: uploaded, never deleted.
+//! - **Locked files** (someone edits the file online: Nextcloud's files_lock, given in
+//!   [`Options::locked`]): nothing is written to the server's file while the lock lasts (an
+//!   upload, a conflict, a delete or a rename would get 423). The local change stays as it is,
+//!   untouched, and the path is listed in [`Plan::locked`]. Reading goes on: a server edit of a
+//!   locked file is downloaded when the local copy is unchanged. Taking or releasing a lock
+//!   changes the file's ETag but not its size or date (observed on Nextcloud 34.0.1), so for a
+//!   path that waited on a lock ([`Options::lock_waits`]) an ETag change with the size and
+//!   date the journal knows is not read as a server edit: the upload then goes, guarded by the
+//!   new ETag (a real edit meanwhile still turns into a conflict), instead of a conflict copy
+//!   made of nothing but a lock.
 //!
 //! Invariant: the plan never deletes or overwrites a version that the journal does not
 //! describe (every overwrite and delete is guarded by the known version: `If-Match`, or a
@@ -72,11 +82,22 @@ pub struct Options {
     pub max_delete_percent: u32,
     /// Fewer deletions than this never stop (deleting one file of two is not a mass deletion).
     pub min_deletes_to_ask: usize,
+    /// Server files someone holds a lock on, by key, with who holds it ("" when unnamed).
+    pub locked: BTreeMap<String, String>,
+    /// Paths whose last run waited on a lock (the journal's `locked` failures).
+    pub lock_waits: BTreeSet<String>,
 }
 
 impl Options {
     pub fn new(now: time::PrimitiveDateTime) -> Options {
-        Options { now, skip: BTreeSet::new(), max_delete_percent: 50, min_deletes_to_ask: 3 }
+        Options {
+            now,
+            skip: BTreeSet::new(),
+            max_delete_percent: 50,
+            min_deletes_to_ask: 3,
+            locked: BTreeMap::new(),
+            lock_waits: BTreeSet::new(),
+        }
     }
 }
 
@@ -274,6 +295,16 @@ pub struct Plan {
     pub another_pass: bool,
     /// Remote items left on the server because a local link or special file has their name.
     pub kept_by_links: Vec<names::Refusal>,
+    /// Local changes waiting because someone edits the server's file online.
+    pub locked: Vec<LockWait>,
+}
+
+/// A local change that waits for a lock on the server's file to end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockWait {
+    pub path: String,
+    /// Who holds the lock, as the server names them ("" when it does not).
+    pub by: String,
 }
 
 impl Plan {
@@ -310,6 +341,12 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for a in &self.actions {
             writeln!(f, "{}", a.summary())?;
+        }
+        for w in &self.locked {
+            match w.by.as_str() {
+                "" => writeln!(f, "wait {} (being edited online)", w.path)?,
+                by => writeln!(f, "wait {} (being edited online by {by})", w.path)?,
+            }
         }
         Ok(())
     }
@@ -364,6 +401,13 @@ fn remote_state(j: Option<&Record>, r: Option<&RemoteEntry>) -> State {
     }
 }
 
+/// Whether a server file whose ETag differs from the journal's still has the size and date the
+/// journal knows (the journal's mtime is the local one, in nanoseconds; uploads and downloads
+/// give both sides the same second).
+fn lock_only_change(j: &Record, r: &RemoteEntry) -> bool {
+    r.size == j.size && r.mtime == Some(j.mtime.div_euclid(1_000_000_000))
+}
+
 /// The record written when both sides hold the same item.
 pub fn record_of(l: &LocalEntry, r: &RemoteEntry) -> Record {
     Record {
@@ -409,6 +453,19 @@ pub fn plan(
         hide_subtree(j.to_mut(), k);
     }
 
+    // A lock taken or released while a local change waited: the ETag moved, the content did
+    // not (same size, same date). Read the server's file as the one the journal knows.
+    let mut lock_records = Vec::new();
+    for k in &options.lock_waits {
+        let (Some(jj), Some(rr)) = (j.get(k), r.get(k)) else { continue };
+        if jj.kind == Kind::File && rr.kind == Kind::File && lock_only_change(jj, rr) {
+            let mut rec = jj.clone();
+            rec.etag = rr.version();
+            j.to_mut().insert(k.clone(), rec.clone());
+            lock_records.push((k.clone(), rec));
+        }
+    }
+
     let counts = Counts {
         journal_items: j.len(),
         journal_files: j.values().filter(|x| x.kind == Kind::File).count(),
@@ -451,6 +508,7 @@ pub fn plan(
 
     // Paths under a folder that is itself in conflict wait for the next pass.
     let mut conflicted_dirs: Vec<String> = Vec::new();
+    let mut locked: Vec<LockWait> = Vec::new();
     // Every path of the three maps in key order, each with its three sides: one walk of the
     // sorted maps instead of a union set and three lookups per path.
     for (k, jj, ll, rr) in Union::new(&j, &l, &r) {
@@ -461,6 +519,20 @@ pub fn plan(
         use State::*;
         let (ls, rs) =
             if type_conflicts.contains(k) { (Changed, Changed) } else { (local_state(jj, ll), remote_state(jj, rr)) };
+        // Someone edits the server's file online: whatever would write to it waits.
+        if let (Some(by), Some(rr)) = (options.locked.get(k), rr) {
+            let writes = matches!((ls, rs), (New, New) | (Changed, Same) | (Changed, Changed) | (Deleted, Same));
+            if rr.kind == Kind::File && writes {
+                locked.push(LockWait { path: k.clone(), by: by.clone() });
+                continue;
+            }
+        }
+        // The ETag absorbed above, nothing else to do: write the new one down.
+        if (ls, rs) == (Same, Same) {
+            if let Some((_, rec)) = lock_records.iter().find(|(p, _)| p == k) {
+                actions.push(Action::Record { path: k.clone(), record: rec.clone() });
+            }
+        }
         let action = match (ls, rs) {
             (Absent, Absent) | (Same, Same) => None,
             (New, Absent) | (Changed, Same) | (Changed, Deleted) => {
@@ -522,7 +594,7 @@ pub fn plan(
         actions.extend(action);
     }
 
-    let mut plan = Plan { actions, counts, another_pass, kept_by_links };
+    let mut plan = Plan { actions, counts, another_pass, kept_by_links, locked };
     settle_folder_deletions(&mut plan, &l, &r);
     plan.counts.local_deletes = plan
         .actions
@@ -698,6 +770,13 @@ fn detect_local_renames(
             continue;
         }
         let Some(to) = by_inode.get(&rec.inode).cloned() else { continue };
+        // Renaming a file someone edits online would get 423: the new name waits unseen (not
+        // uploaded as a second copy), the old one is reported as waiting by the main loop.
+        if options.locked.contains_key(&from) && r.get(&from).is_some_and(|e| e.kind == Kind::File) {
+            by_inode.remove(&rec.inode);
+            l.to_mut().remove(&to);
+            continue;
+        }
         let (Some(le), Some(re)) = (l.get(&to), r.get(&from)) else { continue };
         let parent = names::parent(&to);
         let parent_ok = parent.is_empty() || r.get(parent).is_some_and(|p| p.kind == Kind::Dir);

@@ -51,6 +51,9 @@ pub struct RemoteListing {
     pub warnings: Vec<names::Refusal>,
     /// HTTP requests made to list it.
     pub requests: u64,
+    /// Files someone holds a lock on (Nextcloud's files_lock: a document being edited online),
+    /// by key, with who holds it ("" when the server does not say).
+    pub locks: BTreeMap<String, String>,
 }
 
 /// Optional abilities of a server, so the engine can use them when present.
@@ -143,6 +146,11 @@ pub enum RemoteError {
     Changed(String),
     #[error("the server has no space left for this file")]
     InsufficientStorage,
+    /// 423 Locked: someone holds a lock on the file (a document open in Collabora or
+    /// OnlyOffice, a WebDAV lock). Not retried at once and never a conflict: the local change
+    /// waits until the lock ends. `by`: who holds it, when the server says.
+    #[error("{path} is being edited online{}", by.as_deref().filter(|b| !b.is_empty()).map(|b| format!(" (by {b})")).unwrap_or_default())]
+    Locked { path: String, by: Option<String> },
     #[error("the transfer was cut short: {0}")]
     Truncated(String),
     #[error("the server's answer could not be understood: {0}")]
@@ -171,6 +179,7 @@ impl RemoteError {
             RemoteError::NotFound(_) => "not_found",
             RemoteError::Changed(_) => "changed_meanwhile",
             RemoteError::InsufficientStorage => "quota_exceeded",
+            RemoteError::Locked { .. } => "locked",
             RemoteError::Truncated(_) => "truncated",
             RemoteError::Protocol(_) => "protocol",
             RemoteError::TooLarge(_) => "too_large",
@@ -243,6 +252,20 @@ pub trait Remote: Send + Sync {
     fn put_new_many(&self, files: Vec<(String, Bytes, i64)>) -> BoxFuture<'_, Vec<Result<Stored, RemoteError>>> {
         let n = files.len();
         Box::pin(async move { (0..n).map(|_| Err(RemoteError::Protocol("bulk upload is not available".into()))).collect() })
+    }
+
+    /// Whether [`Remote::get_many`] can be used, and within which limits.
+    fn get_many_limits(&self) -> Option<BulkLimits> {
+        None
+    }
+
+    /// Downloads several small files of one folder in one request (`names`: direct children of
+    /// `dir`, as the server spells them). Returns the files the answer held whole, by name; the
+    /// caller checks each size against the listing and fetches whatever is missing or odd one
+    /// by one.
+    fn get_many(&self, dir: &str, names: Vec<String>) -> BoxFuture<'_, Result<Vec<(String, Bytes)>, RemoteError>> {
+        let _ = (dir, names);
+        Box::pin(async { Err(RemoteError::Protocol("batched download is not available".into())) })
     }
 
     /// Deletes a file or a whole folder. `if_match` guards a file against a concurrent change.

@@ -252,6 +252,8 @@ async fn run_locked(
     let mut summary = Summary::default();
     // Items still changing when the passes ran out.
     let mut unsettled: Vec<String> = Vec::new();
+    // Local changes waiting for a lock on the server's file (the last pass's).
+    let mut waits: BTreeMap<String, String> = BTreeMap::new();
     for pass in 0..options.max_passes.max(1) {
         unsettled.clear();
         let t = Instant::now();
@@ -275,8 +277,9 @@ async fn run_locked(
         timings.remote_list_ms += ms(t);
         let t = Instant::now();
         let now = now_unix();
-        let skip: BTreeSet<String> = lock(journal)
-            .failures()?
+        let failures = lock(journal).failures()?;
+        let lock_waits: BTreeSet<String> = failures.iter().filter(|f| f.code == "locked").map(|f| f.path.clone()).collect();
+        let skip: BTreeSet<String> = failures
             .into_iter()
             .filter(|f| !options.retry_failed && f.next_try > now)
             .map(|f| f.path)
@@ -296,8 +299,11 @@ async fn run_locked(
         let mut plan_options = plan::Options::new(time::PrimitiveDateTime::new(local_now.date(), local_now.time()));
         plan_options.skip = skip;
         plan_options.max_delete_percent = options.max_delete_percent;
+        plan_options.locked = std::mem::take(&mut listing.locks);
+        plan_options.lock_waits = lock_waits;
         let LocalListing { entries: local_entries, refused: local_refused, .. } = local;
         let plan = plan::plan(&records, &local_entries, &listing.entries, &plan_options);
+        waits = plan.locked.iter().map(|w| (w.path.clone(), w.by.clone())).collect();
         summary.passes = pass + 1;
         summary.list_requests = listing.requests;
         summary.refused = local_refused.into_iter().chain(listing.refused).chain(plan.kept_by_links.iter().cloned()).collect();
@@ -338,8 +344,25 @@ async fn run_locked(
     for path in unsettled {
         let reason = format!("{path} kept changing on the server while being synced; it will be tried again");
         lock(journal).record_failure(&path, "changed_meanwhile", &reason, now_unix())?;
-        summary.report.failed.push(super::execute::ItemError { path, code: "changed_meanwhile".into(), reason });
+        summary.report.failed.push(super::execute::ItemError { path, code: "changed_meanwhile".into(), reason, by: None });
     }
+    // Local changes held back because someone edits the server's file online: reported like a
+    // failed item ("being edited online (by X)"), kept in the journal without back-off, and
+    // forgotten once no pass waited on them.
+    let now = now_unix();
+    let journal = lock(journal);
+    let executor_waits: BTreeSet<String> =
+        summary.report.failed.iter().filter(|f| f.code == "locked").map(|f| f.path.clone()).collect();
+    for (path, by) in &waits {
+        if executor_waits.contains(path) {
+            continue;
+        }
+        let reason = super::remote::RemoteError::Locked { path: path.clone(), by: Some(by.clone()) }.to_string();
+        journal.record_lock_wait(path, &reason, by, now)?;
+        summary.report.failed.push(super::execute::ItemError { path: path.clone(), code: "locked".into(), reason, by: Some(by.clone()) });
+    }
+    let still: BTreeSet<String> = waits.keys().cloned().chain(executor_waits).collect();
+    journal.clear_lock_waits_except(&still)?;
     Ok(Outcome::Done(summary))
 }
 

@@ -78,6 +78,10 @@ pub struct FailedItem {
     pub path: String,
     pub code: String,
     pub size: Option<u64>,
+    /// For `locked`: who edits the server's file online ("" when the server does not say);
+    /// worded with `drive.locked_by` / `drive.locked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Everything the task needs.
@@ -268,7 +272,8 @@ fn journal_view(folder: &FolderPaths) -> (Vec<FailedItem>, Option<String>) {
         .filter(|f| f.code != "quota_exceeded" || folder.root.join(&f.path).exists())
         .map(|f| {
             let size = std::fs::metadata(folder.root.join(&f.path)).ok().filter(|m| m.is_file()).map(|m| m.len());
-            FailedItem { path: f.path, code: f.code, size }
+            let by = if f.code == "locked" { Some(f.detail.unwrap_or_default()) } else { None };
+            FailedItem { path: f.path, code: f.code, size, by }
         })
         .collect();
     (failed, journal.meta("last_sync").ok().flatten())

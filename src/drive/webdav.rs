@@ -405,6 +405,8 @@ async fn check(response: Response) -> Result<Response, RemoteError> {
         403 => RemoteError::Forbidden(what),
         404 => RemoteError::NotFound(what),
         412 => RemoteError::Changed(what),
+        // RFC 4918: the resource is locked (a WebDAV LOCK by another client).
+        423 => RemoteError::Locked { path: what, by: None },
         507 => RemoteError::InsufficientStorage,
         408 | 429 | 500..=599 => RemoteError::Server { status: status.as_u16() },
         code => {

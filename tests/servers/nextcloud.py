@@ -40,6 +40,12 @@ every ancestor getting the same new folder ETag; backslash, names over 250 bytes
 characters and `../` refused with 400, NFD folded into NFC; PROPFIND Depth: infinity answered;
 Login Flow v2 poll 404 `[]` until granted, 200 once, then 404.
 
+files_lock (ncperf block, observed on Nextcloud 34.0.1, /work/nc34-findings.md "ncperf"): `LOCK` /
+`UNLOCK` with `X-User-Lock: 1` and `X-User-Lock-Type` (0 user, 1 app); a locked file answers 423
+with Sabre's `Locked` body (which names nobody) to PUT, DELETE, MOVE of it, MOVE/COPY onto it
+and the chunked assembly; the `nc:lock*` properties say who holds it; taking or releasing a
+lock gives the file (and its ancestors) a new ETag, size and date unchanged.
+
 Read-only shares are simulated by setting a permission string on a subtree (control endpoint).
 
 Test control endpoints live under /_test/ and are never counted:
@@ -55,6 +61,9 @@ Test control endpoints live under /_test/ and are never counted:
                           next write of that path fails (precondition: its next n PUTs get 412)
                           (bulk: per-file error; mode checksum: its bulk part fails the md5 check)
   POST /_test/capabilities {"bulkupload": bool, "chunking": bool}
+  POST /_test/lock        {"user", "path", "type": 0|1, "owner", "displayname", "editor"}
+                          someone else's lock on a file (a colleague's user lock, an online
+                          editor's app lock); POST /_test/unlock {"user", "path"} ends it
   POST /_test/quota-cache  {"seconds": n}   how long quota properties stay stale (0: always fresh)
   POST /_test/hold-chunks  {"from": n}      chunk PUTs numbered n and up wait before reading
                           their body, until POST /_test/release-chunks (a test's "kill it
@@ -364,6 +373,102 @@ def multistatus(responses):
     return web.Response(status=207, body="".join(out).encode(), content_type="application/xml", charset="utf-8")
 
 
+# ---------------------------------------------------------------- files_lock (ncperf)
+# Observed on Nextcloud 34.0.1 with files_lock 34.0.0 (/work/nc34-findings.md, "ncperf"); where
+# only the source was read, it says so. Locks are kept by file id, as files_lock does.
+
+def lock_table(store):
+    return store.__dict__.setdefault("locks", {})
+
+
+def lock_of(store, node):
+    if node is None or node.is_dir:
+        return None
+    return lock_table(store).get(node.fileid)
+
+
+def locks_out(lock, user):
+    """Whether `user`'s WebDAV requests are refused by the lock (files_lock's
+    LockWrapper::isFileLocked): a user lock (0) spares its owner, an app lock (1) spares
+    nobody outside the app's own scope (observed: the owner's own PUT got 423)."""
+    if lock is None:
+        return False
+    if lock["type"] == 0:
+        return lock["owner"] != user
+    return lock["type"] == 1
+
+
+def locked_answer(user, segs):
+    """The 423 exactly as sent (observed): usual headers only, no Lock-Token, no Retry-After;
+    an empty s:message; the href without /remote.php/dav/."""
+    path = "/".join(["files", user] + list(segs))
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">\n'
+        "  <s:exception>Sabre\\DAV\\Exception\\Locked</s:exception>\n"
+        "  <s:message/>\n"
+        "  <d:lock-token-submitted>\n"
+        f"    <d:href>{xml_escape(path)}</d:href>\n"
+        "  </d:lock-token-submitted>\n"
+        "</d:error>\n"
+    )
+    return web.Response(status=423, body=body.encode(), content_type="application/xml", charset="utf-8")
+
+
+def lock_prop(store, node, name):
+    """nc:lock* of a file (a folder: 404, observed). Unlocked: nc:lock empty (observed), the
+    others 404 (not checked on the real server). An app lock has no nc:lock-owner in the 200
+    propstat and an empty display name (observed; the real one names the app, which the test
+    may give as "displayname")."""
+    if node.is_dir:
+        return None
+    lock = lock_of(store, node)
+    if name == "lock":
+        return "1" if lock else ""
+    if lock is None:
+        return None
+    values = {
+        "lock-owner-type": str(lock["type"]),
+        "lock-owner": lock["owner"] if lock["type"] != 1 else None,
+        "lock-owner-displayname": xml_escape(lock.get("displayname") or ""),
+        "lock-owner-editor": xml_escape(lock.get("editor") or lock["owner"]),
+        "lock-time": str(lock["time"]),
+        "lock-timeout": "-60",
+        "lock-token": lock["token"],
+    }
+    return values.get(name)
+
+
+def set_lock(store, node, lock):
+    """Takes (lock) or releases (None) a lock: the file gets a new, uniqid-like ETag and its
+    ancestors too, size and date unchanged (observed: "3a57…" -> "6b0ca947642aa" on LOCK, then
+    "6b0ca9480fc1b" on UNLOCK, getlastmodified the same)."""
+    if lock is None:
+        lock_table(store).pop(node.fileid, None)
+    else:
+        lock_table(store)[node.fileid] = lock
+    node.etag = folder_etag()
+    propagate(node.parent)
+
+
+def lock_props_xml(store, node, lock):
+    """The body of a LOCK/UNLOCK answer (observed; unquoted getetag)."""
+    def v(x):
+        return f">{x}</" if x not in (None, "") else "/>"
+    rows = [("d", "getetag", node.etag)]
+    if lock is None:
+        rows += [("nc", n, "") for n in ("lock", "lock-owner-type", "lock-owner", "lock-owner-displayname",
+                                           "lock-owner-editor", "lock-time", "lock-timeout", "lock-token")]
+    else:
+        rows += [("nc", "lock", "1"), ("nc", "lock-owner-type", str(lock["type"])), ("nc", "lock-owner", lock["owner"]),
+                 ("nc", "lock-owner-displayname", xml_escape(lock.get("displayname") or "")),
+                 ("nc", "lock-owner-editor", xml_escape(lock.get("editor") or lock["owner"])),
+                 ("nc", "lock-time", str(lock["time"])), ("nc", "lock-timeout", "-60"), ("nc", "lock-token", lock["token"])]
+    inner = "".join(f"\n <{p}:{n}{v(x)}{p}:{n}>" if x not in (None, "") else f"\n <{p}:{n}/>" for p, n, x in rows)
+    return ('<?xml version="1.0"?>\n<d:prop xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" '
+            'xmlns:oc="http://owncloud.org/ns" xmlns:nc="http://nextcloud.org/ns">' + inner + "\n</d:prop>\n")
+
+
 # ---------------------------------------------------------------- the application
 
 class Server:
@@ -416,6 +521,48 @@ class Server:
             return name
         return None
 
+    # ---- session cookie (ncperf) ----
+    # Observed on Nextcloud 34.0.1 (/work/nc34-findings.md, "ncperf"): a request that logs in
+    # with Basic auth gets four cookies (oc_sessionPassphrase, nc_sameSiteCookielax,
+    # nc_sameSiteCookiestrict, oc<instanceid> = the PHP session id); a request that sends them
+    # back is taken as the logged-in session and skips the app password login (105 ms -> 56 ms
+    # a PROPFIND there), and gets no new cookies. From the source (apps/dav/.../Auth.php,
+    # not observed): a cookie-authenticated POST fails the CSRF check (a non-official client)
+    # and the session is logged out, then the Basic credentials log in again; a revoked app
+    # password ends its sessions (Session::validateSession). Stats: "app_password_logins",
+    # "session_requests", "csrf_logouts".
+    def session_user(self, request):
+        st = self.store
+        sessions = st.__dict__.setdefault("sessions", {})
+        sid = request.cookies.get(st.instance)
+        entry = sessions.get(sid) if sid else None
+        if entry is None or request.cookies.get("oc_sessionPassphrase") != entry["passphrase"]:
+            return None
+        if st.app_passwords.get(entry["app_password"]) != entry["user"]:
+            del sessions[sid]
+            return None
+        if request.method == "POST":
+            del sessions[sid]
+            st.stats["csrf_logouts"] = st.stats.get("csrf_logouts", 0) + 1
+            return None
+        st.stats["session_requests"] = st.stats.get("session_requests", 0) + 1
+        return entry["user"]
+
+    def new_session(self, request, response, user):
+        st = self.store
+        password = request.get("app_password")
+        if password is None or getattr(response, "prepared", False):
+            return  # bearer: user_oidc's own session handling is not modelled
+        st.stats["app_password_logins"] = st.stats.get("app_password_logins", 0) + 1
+        sid, passphrase = secrets.token_hex(13), secrets.token_urlsafe(96)
+        st.__dict__.setdefault("sessions", {})[sid] = {"user": user, "app_password": password, "passphrase": passphrase}
+        for c in (f"oc_sessionPassphrase={passphrase}; path=/; HttpOnly; SameSite=Lax",
+                  "nc_sameSiteCookielax=true; path=/; httponly;expires=Fri, 31-Dec-2100 23:59:59 GMT; SameSite=lax",
+                  "nc_sameSiteCookiestrict=true; path=/; httponly;expires=Fri, 31-Dec-2100 23:59:59 GMT; SameSite=strict",
+                  f"{st.instance}={sid}; path=/; HttpOnly; SameSite=Lax"):
+            response.headers.add("Set-Cookie", c)
+    # ---- end of session cookie ----
+
     def unauthorized(self):
         return sabre_error(401, "NotAuthenticated", "No public access to this resource., No 'Authorization: Basic' header found. Either the client didn't send one, or the server is misconfigured, Bearer token was incorrect",
                            headers={"WWW-Authenticate": 'Basic realm="Nextcloud", charset="UTF-8"'})
@@ -454,11 +601,19 @@ class Server:
         if path.startswith("/index.php/s/") and m == "GET":
             return self.public_page(path[len("/index.php/s/"):])
         if path.startswith("/remote.php/dav"):
-            user = await self.authenticate(request)
+            # ---- session cookie (ncperf) ----
+            user = self.session_user(request)
+            logged_in = user is None
+            # ---- end of session cookie ----
+            if user is None:
+                user = await self.authenticate(request)
             if user is None:
                 return self.unauthorized()
             request["user"] = user
-            return await self.dav(request, path[len("/remote.php/dav"):], user)
+            response = await self.dav(request, path[len("/remote.php/dav"):], user)
+            if logged_in:
+                self.new_session(request, response, user)  # session cookie (ncperf)
+            return response
         if path == "/remote.php/webdav" or path.startswith("/remote.php/webdav/"):
             user = await self.authenticate(request)
             if user is None:
@@ -746,6 +901,10 @@ class Server:
                 body = {}
         if path == "/_test/stats":
             return web.json_response(dict(st.stats, in_flight=st.in_flight))
+        # ---- files_lock (ncperf) ----
+        if path in ("/_test/lock", "/_test/unlock"):
+            return self.lock_control(dict(body, unlock=path == "/_test/unlock"))
+        # ---- end of files_lock ----
         if path == "/_test/hold-chunks":
             body = await request.json()
             st.hold_from, st.released = int(body["from"]), asyncio.Event()
@@ -921,6 +1080,10 @@ class Server:
             if name == "size":
                 return str(node.tree_size())
             return None
+        # ---- files_lock (ncperf) ----
+        if ns == NC and name.startswith("lock"):
+            return lock_prop(self.store, node, name)
+        # ---- end of files_lock ----
         return None
 
     def quota_figures(self, u):
@@ -1078,6 +1241,11 @@ class Server:
         # Nextcloud 34.0.1: a PUT of the NFD twin overwrote the NFC file).
         segs = [unicodedata.normalize("NFC", x) for x in segs]
         node = lookup(u.root, segs)
+        # ---- files_lock (ncperf) ----
+        locked = await self.files_lock(request, u, segs, node)
+        if locked is not None:
+            return locked
+        # ---- end of files_lock ----
         if m == "PROPFIND":
             if node is None:
                 return sabre_error(404, "NotFound", f"File with name {'/'.join(segs)} could not be located")
@@ -1085,6 +1253,12 @@ class Server:
         if m in ("GET", "HEAD"):
             if node is None:
                 return sabre_error(404, "NotFound", f"File with name {'/'.join(segs)} could not be located")
+            # ---- folder as a tar (ncperf) ----
+            if m == "GET" and node.is_dir:
+                archive = self.folder_tar(request, u, node, segs)
+                if archive is not None:
+                    return archive
+            # ---- end of folder as a tar ----
             if node.is_dir:
                 return web.Response(status=200, text="")
             headers = self.file_headers(node)
@@ -1160,6 +1334,107 @@ class Server:
         if m == "PROPPATCH":
             return multistatus([(href(prefix, segs, node.is_dir if node else False), [], [])])
         return sabre_error(405, "MethodNotAllowed", f"{m} is not allowed")
+
+    # ---- folder as a tar (ncperf) ----
+    def folder_tar(self, request, u, node, segs):
+        """apps/dav/lib/Connector/Sabre/ZipFolderPlugin.php: GET on a folder with `Accept:
+        application/x-tar` (or `accept=tar`) and a `files` JSON array of child names answers a
+        tar of those children. Observed on 34.0.1: 200, `Content-Type: application/x-tar`,
+        `Content-Disposition: attachment; filename*=UTF-8''<folder>.tar; filename="<folder>.tar"`;
+        ustar entries, mode 0777, uid/gid 0, the server's mtime; a name not in the folder makes
+        the whole answer 404 (Sabre NotFound); several `X-NC-Files` headers are NOT split
+        (PHP joins them with ", ": 404). The real server puts "/" in the ustar prefix field
+        (`tar tv` shows //name); here the name field holds //name: both read as the same name.
+        A whole-folder download (no filter) broke mid-stream on 34.0.1 (TypeError): not
+        modelled, the filter is the only use."""
+        import io
+        import tarfile
+        accept = request.headers.get("Accept", "") + "," + request.query.get("accept", "")
+        if "application/x-tar" not in accept and "tar" not in [a.strip() for a in accept.split(",")]:
+            return None
+        raw = request.query.get("files")
+        if raw is None:
+            return None
+        try:
+            names = json.loads(raw)
+        except ValueError:
+            return None
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        children = []
+        for name in names:
+            child = node.children.get(unicodedata.normalize("NFC", name))
+            if child is None:
+                return sabre_error(404, "NotFound", f"File with name /{'/'.join(segs + [name])} could not be located")
+            children.append(child)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for child in children:
+                if child.is_dir:
+                    continue  # not used by the client; the real one recurses
+                info = tarfile.TarInfo("//" + child.name)
+                info.size, info.mtime, info.mode = child.size, child.mtime, 0o777
+                with open(child.blob, "rb") as f:
+                    tar.addfile(info, f)
+        self.store.stats["tar_downloads"] = self.store.stats.get("tar_downloads", 0) + 1
+        folder = segs[-1] if segs else "download"
+        quoted = urllib.parse.quote(folder)
+        return web.Response(status=200, body=buf.getvalue(), headers={
+            "Content-Type": "application/x-tar",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}.tar; filename=\"{folder}.tar\""})
+    # ---- end of folder as a tar ----
+
+    # ---- files_lock (ncperf) ----
+    async def files_lock(self, request, u, segs, node):
+        """LOCK/UNLOCK with X-User-Lock (files_lock's LockPlugin::httpLock), and the 423 that a
+        locked file gives to whatever would change it. None: not ours, carry on."""
+        m = request.method
+        if m in ("LOCK", "UNLOCK") and request.headers.get("X-User-Lock"):
+            if node is None or node.is_dir:
+                return sabre_error(404, "NotFound", "File not found")
+            kind = int(request.headers.get("X-User-Lock-Type", "0"))
+            current = lock_of(self.store, node)
+            if m == "LOCK":
+                if current is not None and (current["owner"] != u.name or current["type"] != kind):
+                    return web.Response(status=423, text=lock_props_xml(self.store, node, current),
+                                        content_type="application/xml", charset="utf-8")
+                lock = current or {"type": kind, "owner": u.name, "displayname": "", "editor": u.name,
+                                   "time": int(time.time()), "token": f"files_lock/{secrets.token_hex(16)}"}
+                if current is None:
+                    set_lock(self.store, node, lock)
+                return web.Response(status=200, text=lock_props_xml(self.store, node, lock),
+                                    content_type="application/xml", charset="utf-8")
+            if current is not None:
+                set_lock(self.store, node, None)
+            return web.Response(status=200, text=lock_props_xml(self.store, node, None),
+                                content_type="application/xml", charset="utf-8")
+        if m in ("PUT", "DELETE", "MOVE") and locks_out(lock_of(self.store, node), u.name):
+            await request.read()
+            return locked_answer(u.name, segs)
+        if m in ("MOVE", "COPY"):
+            dest = self.dest_segments(request, u)
+            target = lookup(u.root, dest) if dest else None
+            if locks_out(lock_of(self.store, target), u.name):
+                return locked_answer(u.name, dest)
+        return None
+
+    def lock_control(self, body):
+        """/_test/lock and /_test/unlock: someone else's lock, as another user or an online
+        editor would take it."""
+        u = self.store.user(body["user"])
+        node = lookup(u.root, split(body["path"]))
+        if node is None or node.is_dir:
+            return web.json_response({"error": "no such file"}, status=404)
+        if body.get("unlock"):
+            set_lock(self.store, node, None)
+        else:
+            set_lock(self.store, node, {"type": int(body.get("type", 0)), "owner": body.get("owner", "bob"),
+                                        "displayname": body.get("displayname", ""), "editor": body.get("editor", ""),
+                                        "time": int(time.time()), "token": f"files_lock/{secrets.token_hex(16)}"})
+        return web.json_response({"etag": node.etag})
+    # ---- end of files_lock ----
 
     def copy_tree(self, node, parent, name):
         n = Node(self.store, name, node.is_dir, parent)
@@ -1337,6 +1612,9 @@ class Server:
         if parent is None or not parent.is_dir:
             return sabre_error(409, "Conflict", "Parent node does not exist")
         node = parent.children.get(dest[-1])
+        # ---- files_lock (ncperf): the assembly onto a locked file is 423 (observed) ----
+        if locks_out(lock_of(self.store, node), u.name):
+            return locked_answer(u.name, dest)
         # Sabre's Server::checkPreconditions runs on the request URI, the source `.file`
         # (a FutureFile whose ETag is the upload folder's): If-None-Match: * always fails, and
         # If-Match with the target's ETag fails too (observed on Nextcloud 34.0.1: 412).

@@ -38,11 +38,14 @@ pub struct NextcloudRemote {
     nc: Nextcloud,
     root: String,
     cache_file: Option<PathBuf>,
-    /// Our chunked uploads still open on the server (id -> unix seconds started), kept beside
-    /// the tree cache: the uploads root refuses listing (405 "Listing members of this
-    /// collection is disabled", observed on Nextcloud 34.0.1), so what we do not remember we
-    /// cannot clean.
+    /// Our chunked uploads still open on the server (id -> unix seconds started) are kept in
+    /// the folder's journal (`uploads` table) when [`NextcloudRemote::with_journal`] gave it:
+    /// the uploads root refuses listing (405 "Listing members of this collection is disabled",
+    /// observed on Nextcloud 34.0.1), so what we do not remember we cannot clean. Without a
+    /// journal they are kept in this file beside the tree cache (what earlier versions did
+    /// always; `with_journal` moves such a file's ids into the journal).
     uploads_file: Option<PathBuf>,
+    journal: Option<Mutex<crate::drive::journal::Journal>>,
     /// The server facts kept by [`super::connect`], forgotten on an error so that the next
     /// run reads them again (the server may have changed, or the credentials).
     facts_file: Option<PathBuf>,
@@ -96,6 +99,16 @@ impl State {
 }
 
 impl NextcloudRemote {
+    /// The error for a 423 on `path`: the answer names nobody (observed on 34.0.1), so the
+    /// file's lock properties are read once to say who holds it.
+    async fn lock_holder(&self, path: &str) -> RemoteError {
+        let by = match self.nc.propfind(self.nc.files_url(&self.full(path)), 0, dav::FILE_PROPS).await {
+            Ok(Some(items)) => items.first().and_then(dav::Item::lock_holder),
+            _ => None,
+        };
+        RemoteError::Locked { path: path.to_string(), by }
+    }
+
     /// `cache_file`: where to keep the folder listings between runs (next to the journal), so
     /// that the first poll after a restart is also one request.
     pub fn new(nc: Nextcloud, root: &str, cache_file: Option<PathBuf>) -> NextcloudRemote {
@@ -111,10 +124,44 @@ impl NextcloudRemote {
             root: root.trim_matches('/').to_string(),
             cache_file,
             uploads_file,
+            journal: None,
             facts_file: None,
             chunking: ChunkOptions::default(),
             state: Mutex::new(State { cache, open_uploads, ..State::default() }),
         }
+    }
+
+    /// Keeps the open chunked uploads in the sync folder's journal at `path` (issue 11, defect
+    /// 5), moving there the ids of an earlier side file (`<cache>.uploads.json`), which is then
+    /// deleted. If the journal cannot be opened, the side file stays in use.
+    pub fn with_journal(mut self, path: &std::path::Path) -> NextcloudRemote {
+        let journal = match crate::drive::journal::Journal::open(path) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "the journal cannot hold the open uploads; keeping them beside the cache");
+                return self;
+            }
+        };
+        let known = self.state.get_mut().map(|s| s.open_uploads.clone()).unwrap_or_default();
+        let moved = known.iter().try_for_each(|(id, started)| journal.add_upload(id, *started));
+        match (moved, &self.uploads_file) {
+            (Ok(()), Some(side)) if side.exists() => {
+                if let Err(e) = std::fs::remove_file(side) {
+                    tracing::warn!(error = %e, "could not remove the old open-uploads file");
+                }
+            }
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "could not move the open uploads into the journal");
+                return self;
+            }
+            _ => {}
+        }
+        let in_journal = journal.uploads().unwrap_or_default();
+        if let Ok(s) = self.state.get_mut() {
+            s.open_uploads.extend(in_journal);
+        }
+        self.journal = Some(Mutex::new(journal));
+        self
     }
 
     /// Forgets the facts kept at `path` when listing fails (see [`super::ConnectOptions::facts`]).
@@ -197,7 +244,16 @@ impl NextcloudRemote {
             s.open_uploads.remove(id);
             s.running.remove(id);
         }
-        if let Some(path) = &self.uploads_file {
+        if let Some(journal) = &self.journal {
+            let journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+            let written = match s.open_uploads.get(id) {
+                Some(started) => journal.add_upload(id, *started),
+                None => journal.remove_upload(id),
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not remember the open chunked uploads");
+            }
+        } else if let Some(path) = &self.uploads_file {
             let written = serde_json::to_vec(&s.open_uploads).map_err(std::io::Error::other).and_then(|b| {
                 let tmp = path.with_extension("tmp");
                 std::fs::write(&tmp, b).and_then(|()| std::fs::rename(&tmp, path))
@@ -305,6 +361,10 @@ impl Remote for Prefetched {
 /// 1 MiB (larger ones are few, and go as single PUTs or chunked).
 pub const BULK_LIMITS: BulkLimits = BulkLimits { max_files: 100, max_bytes: 4 << 20, max_file_size: 1 << 20 };
 
+/// Batched downloads: small files only (like bulk uploads), at most this many per request, and
+/// a bounded body read whole into memory.
+const TAR_LIMITS: BulkLimits = BulkLimits { max_files: 100, max_bytes: 16 * 1024 * 1024, max_file_size: 1024 * 1024 };
+
 impl NextcloudRemote {
     /// The names present now in the folders that held these files' parents at the last walk
     /// (one Depth-1 PROPFIND per such folder): a bulk request has no precondition, so a file
@@ -344,6 +404,44 @@ impl Remote for NextcloudRemote {
     fn bulk_limits(&self) -> Option<BulkLimits> {
         self.nc.info().bulk_upload.then_some(BULK_LIMITS)
     }
+
+    // ---- batched downloads (ZipFolderPlugin's tar) ----
+    fn get_many_limits(&self) -> Option<BulkLimits> {
+        // Observed on 34.0.1; the plugin's `files` filter is not checked on older versions,
+        // which keep one GET per file.
+        let major: u32 = self.nc.info().version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        (major >= 34 && self.nc.info().product == "Nextcloud").then_some(TAR_LIMITS)
+    }
+
+    fn get_many(&self, dir: &str, names: Vec<String>) -> BoxFuture<'_, Result<Vec<(String, Bytes)>, RemoteError>> {
+        let dir = dir.trim_matches('/').to_string();
+        Box::pin(async move {
+            let mut url = self.nc.files_url(&self.full(&dir));
+            let filter = serde_json::to_string(&names).map_err(|e| RemoteError::Protocol(e.to_string()))?;
+            url.query_pairs_mut().append_pair("files", &filter);
+            let answer = self.nc.send(Method::GET, url, |b| b.header(header::ACCEPT, "application/x-tar")).await?;
+            let is_tar = answer.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/x-tar"));
+            if !answer.status().is_success() || !is_tar {
+                // A file gone meanwhile makes the whole request 404 (observed): one by one then.
+                return Err(failure(answer, &dir).await.into());
+            }
+            let limit = TAR_LIMITS.max_bytes + (names.len() as u64 + 4) * 3 * 512;
+            let body = crate::http::read_limited(answer, limit).await.map_err(super::body_error)?;
+            let wanted: std::collections::BTreeSet<&String> = names.iter().collect();
+            let mut seen = std::collections::BTreeMap::<String, usize>::new();
+            let found = super::tar::files(&body);
+            for f in &found {
+                *seen.entry(f.name.clone()).or_default() += 1;
+            }
+            // Only names asked for, each once: anything else in the archive is not trusted.
+            Ok(found
+                .into_iter()
+                .filter(|f| wanted.contains(&f.name) && seen.get(&f.name) == Some(&1))
+                .map(|f| (f.name, Bytes::from(f.content)))
+                .collect())
+        })
+    }
+    // ---- end of batched downloads ----
 
     fn put_new_many(&self, files: Vec<(String, Bytes, i64)>) -> BoxFuture<'_, Vec<Result<Stored, RemoteError>>> {
         Box::pin(async move {
@@ -406,15 +504,7 @@ impl Remote for NextcloudRemote {
                 .skip(1)
                 .map(|i| {
                     let name = i.name().to_string();
-                    let e = Entry {
-                        is_dir: i.is_dir,
-                        size: i.size.unwrap_or(0),
-                        mtime: i.mtime,
-                        etag: i.etag.as_deref().map(dav::bare_etag),
-                        file_id: i.file_id.clone(),
-                        permissions: i.permissions.clone(),
-                    };
-                    let entry = to_remote_entry(&e, remote::join(&dir, &name));
+                    let entry = to_remote_entry(&Entry::from_item(i), remote::join(&dir, &name));
                     (name, entry)
                 })
                 .collect())
@@ -444,6 +534,15 @@ impl Remote for NextcloudRemote {
                 .collect();
             let mut listing = remote::walk(&Prefetched { folders }).await?;
             listing.requests = w.requests;
+            let locks: HashMap<String, &String> =
+                w.folders.iter().flat_map(|(dir, children)| children.iter().filter_map(move |(name, e)| Some((remote::join(dir, name), e.lock.as_ref()?)))).collect();
+            if !locks.is_empty() {
+                listing.locks = listing
+                    .entries
+                    .iter()
+                    .filter_map(|(key, e)| Some((key.clone(), (*locks.get(&e.server_path)?).clone())))
+                    .collect();
+            }
             Ok(listing)
         })
     }
@@ -454,17 +553,7 @@ impl Remote for NextcloudRemote {
             let Some(items) = self.nc.propfind(self.nc.files_url(&self.full(&path)), 0, dav::FILE_PROPS).await? else {
                 return Ok(None);
             };
-            Ok(items.first().map(|i| {
-                let e = Entry {
-                    is_dir: i.is_dir,
-                    size: i.size.unwrap_or(0),
-                    mtime: i.mtime,
-                    etag: i.etag.as_deref().map(dav::bare_etag),
-                    file_id: i.file_id.clone(),
-                    permissions: i.permissions.clone(),
-                };
-                to_remote_entry(&e, path.clone())
-            }))
+            Ok(items.first().map(|i| to_remote_entry(&Entry::from_item(i), path.clone())))
         })
     }
 
@@ -513,6 +602,7 @@ impl Remote for NextcloudRemote {
             };
             let done = match done {
                 Err(NextcloudError::ReadOnly(_)) => return Err(NextcloudError::ReadOnly(path).into()),
+                Err(NextcloudError::Locked { .. }) => return Err(self.lock_holder(&path).await),
                 other => other?,
             };
             if !done.mtime_accepted {
@@ -555,6 +645,7 @@ impl Remote for NextcloudRemote {
             match answer.status().as_u16() {
                 200 | 204 | 404 => Ok(()),
                 403 => Err(NextcloudError::ReadOnly(path).into()),
+                423 => Err(self.lock_holder(&path).await),
                 _ => Err(failure(answer, &path).await.into()),
             }
         })
@@ -575,6 +666,7 @@ impl Remote for NextcloudRemote {
             match answer.status().as_u16() {
                 201 | 204 => Ok(()),
                 403 => Err(NextcloudError::ReadOnly(from).into()),
+                423 => Err(self.lock_holder(&from).await),
                 _ => Err(failure(answer, &from).await.into()),
             }
         })

@@ -31,10 +31,15 @@ pub struct Entry {
     /// `oc:permissions` letters (R shareable, G readable, D deletable, N renamable, V movable,
     /// W writable, C/K can create file/folder).
     pub permissions: Option<String>,
+    /// Someone holds a files_lock lock on it: who ("" when unnamed). Absent from caches
+    /// written before it existed, which is right: taking or releasing a lock changes the
+    /// file's and every ancestor's ETag (observed on 34.0.1), so such folders are listed anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
 }
 
 impl Entry {
-    fn from_item(i: &dav::Item) -> Entry {
+    pub(crate) fn from_item(i: &dav::Item) -> Entry {
         Entry {
             is_dir: i.is_dir,
             size: i.size.unwrap_or(0),
@@ -42,6 +47,7 @@ impl Entry {
             etag: i.etag.as_deref().map(dav::bare_etag),
             file_id: i.file_id.clone(),
             permissions: i.permissions.clone(),
+            lock: i.lock_holder(),
         }
     }
 
