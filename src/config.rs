@@ -392,6 +392,10 @@ pub struct Settings {
     /// `None` syncs the whole space. Like Nextcloud's own client and `nextcloudcmd --path`.
     #[serde(default)]
     pub remote_path: Option<String>,
+    /// The login (its subject) that chose `folder`: another account's login does not sync it
+    /// before its member confirms a folder of their own (issue 14, items 13 and 14).
+    #[serde(default)]
+    pub folder_account: Option<String>,
 }
 
 impl Settings {

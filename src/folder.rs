@@ -7,6 +7,13 @@
 //!
 //! Both front ends call [`check`] and [`check_adoption`]; [`crate::drive::run::sync_once`]
 //! calls [`check`] again, so no caller can forget it.
+//!
+//! A folder also belongs to one account on one server (issue 14, item 13): its journal says
+//! what that account's space held, so synced against another account's space every file would
+//! look deleted there. The first sync records the [`Owner`] beside the journals
+//! ([`owner_record`]); [`check_owner`] (called by `sync_once`, and by the front ends before
+//! they propose or accept a folder) refuses any other account or server folder, unless the
+//! folder is missing or empty (nothing of the first owner is left to lose).
 use std::path::{Component, Path, PathBuf};
 
 use thiserror::Error;
@@ -21,6 +28,12 @@ pub enum FolderError {
     Sensitive { path: String, relation: &'static str, place: String },
     #[error("{path} already holds files that were never synced: choose it explicitly to sync them")]
     NotEmpty { path: String },
+    #[error("{path} is synced with another account ({account}): choose another folder for this one")]
+    OtherAccount { path: String, account: String },
+    #[error("{path} is synced with another server or server folder ({server}): choose another folder for this one")]
+    OtherServer { path: String, server: String },
+    #[error("the record of who {path} belongs to cannot be read or written: {reason}")]
+    OwnerRecord { path: String, reason: String },
 }
 
 impl FolderError {
@@ -31,6 +44,9 @@ impl FolderError {
             FolderError::NotAbsolute(_) => "folder_not_absolute",
             FolderError::Sensitive { .. } => "folder_sensitive",
             FolderError::NotEmpty { .. } => "folder_not_empty",
+            FolderError::OtherAccount { .. } => "folder_other_account",
+            FolderError::OtherServer { .. } => "folder_other_server",
+            FolderError::OwnerRecord { .. } => "folder_owner_record",
         }
     }
 }
@@ -181,6 +197,109 @@ pub fn check_adoption(path: &Path, chosen: bool, synced_before: bool) -> Result<
         return Err(FolderError::NotEmpty { path: path.display().to_string() });
     }
     Ok(())
+}
+
+/// Who a synced folder belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    /// The server folder synced: the server's address, with `#Team/Projects` when only a
+    /// folder of the space is synced (the journal's own `remote_id`).
+    pub server: String,
+    /// The account on that server, as the server knows it (Nextcloud user id, WebDAV user
+    /// name, login subject); empty when the server needs no login.
+    pub account: String,
+}
+
+/// What [`check_owner`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Recorded for this very owner.
+    Same,
+    /// Nothing recorded yet: the first sync records this owner.
+    Unclaimed,
+    /// Recorded for another owner, but the folder is missing or empty: nothing of theirs is
+    /// left here, so it may start afresh (a fresh journal) for this owner.
+    Vacant,
+}
+
+/// Where the owner of a local folder is recorded: beside the journals in the app's data dir
+/// (never in the folder itself, where it would be synced), one record per local folder
+/// whichever server it syncs with.
+pub fn owner_record(data_dir: &Path, folder: &Path) -> PathBuf {
+    let hash = real(folder).display().to_string().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    data_dir.join("drive").join(format!("{hash:016x}.owner.json"))
+}
+
+/// The recorded owner, if any. A damaged record is an error: guessing could sync the folder
+/// against the wrong account.
+pub fn owner_of(record: &Path) -> Result<Option<Owner>, FolderError> {
+    let fail = |reason: String| FolderError::OwnerRecord { path: record.display().to_string(), reason };
+    match std::fs::read(record) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| fail(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+/// Whether `owner` may sync `folder`: refused when the folder is recorded for another account,
+/// or for the same account with another server or server folder, and still holds files.
+pub fn check_owner(record: &Path, folder: &Path, owner: &Owner) -> Result<Ownership, FolderError> {
+    let Some(recorded) = owner_of(record)? else { return Ok(Ownership::Unclaimed) };
+    if recorded == *owner {
+        return Ok(Ownership::Same);
+    }
+    let holds_files = std::fs::read_dir(folder).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+    if !holds_files {
+        return Ok(Ownership::Vacant);
+    }
+    let path = folder.display().to_string();
+    if recorded.account != owner.account {
+        return Err(FolderError::OtherAccount { path, account: recorded.account });
+    }
+    Err(FolderError::OtherServer { path, server: recorded.server })
+}
+
+/// Records `owner` as the folder's owner (0600, written whole then renamed into place).
+pub fn claim(record: &Path, owner: &Owner) -> Result<(), FolderError> {
+    let fail = |reason: String| FolderError::OwnerRecord { path: record.display().to_string(), reason };
+    if let Some(dir) = record.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let tmp = record.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(owner).map_err(|e| fail(e.to_string()))?;
+    std::fs::write(&tmp, bytes).map_err(|e| fail(e.to_string()))?;
+    crate::paths::make_private(&tmp).map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, record).map_err(|e| fail(e.to_string()))
+}
+
+/// The folder to propose to `owner`: `default` when it is theirs (or nobody's and holds no
+/// files of an earlier sync), else `default` suffixed with `label` (the member's name), then
+/// numbered, so that another account never gets this one's folder.
+pub fn propose(data_dir: &Path, default: &Path, owner: &Owner, label: &str) -> PathBuf {
+    let free = |candidate: &Path| match check_owner(&owner_record(data_dir, candidate), candidate, owner) {
+        Ok(Ownership::Same | Ownership::Vacant) => true,
+        Ok(Ownership::Unclaimed) => true,
+        Err(_) => false,
+    };
+    if free(default) {
+        return default.to_path_buf();
+    }
+    let base = default.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let label: String = label.chars().filter(|c| !c.is_control() && !matches!(c, '/' | '\\' | ':')).collect();
+    let label = label.trim().trim_start_matches(['.', '~']);
+    let parent = default.parent().unwrap_or(default);
+    for n in 1..100 {
+        let name = match (label.is_empty(), n) {
+            (false, 1) => format!("{base} - {label}"),
+            (false, n) => format!("{base} - {label} {n}"),
+            (true, n) => format!("{base} {}", n + 1),
+        };
+        let candidate = parent.join(name);
+        if free(&candidate) {
+            return candidate;
+        }
+    }
+    default.to_path_buf()
 }
 
 /// The path with `.` and `..` folded and symbolic links of its existing part resolved.

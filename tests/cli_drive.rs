@@ -89,3 +89,40 @@ async fn remote_path_failed_items_exit_code_and_logout_after_login_flow() {
     assert!(stderr.contains("Logged out."), "{stderr}");
     assert_eq!(nextcloud::saved_mode(&home.secrets(), &nc.url), None);
 }
+
+/// Issue 14, item 13 through the CLI: bob's folder, once synced, is refused to alice on the same
+/// server, even with `--allow-deletes` (it used to read every file as deleted on the server),
+/// and nothing of it moves; she syncs a folder of her own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_is_refused_to_another_account() {
+    let home = support::home();
+    let mut profile = support::profile();
+    profile.nextcloud = Some(url::Url::parse(&support::env("PASSERELLE_TEST_NEXTCLOUD")).expect("URL"));
+    profile.webdav = None;
+    support::login_with("bob", "bob-pass-1", &home, &profile).await.expect("login");
+    let folder = home.folder().join(format!("owner-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..4 {
+        std::fs::write(folder.join(format!("bob-{i}.txt")), format!("bob {i}")).unwrap();
+    }
+    let out = support::cli(&home).args(["sync", "--once", "--folder"]).arg(&folder).output().unwrap();
+    assert!(out.status.success(), "bob's sync: {}", String::from_utf8_lossy(&out.stderr));
+
+    let out = support::cli(&home).args(["logout"]).output().unwrap();
+    assert!(out.status.success(), "logout: {}", String::from_utf8_lossy(&out.stderr));
+    support::login_with("alice", "alice-pass-1", &home, &profile).await.expect("login");
+    let out = support::cli(&home).args(["sync", "--once", "--allow-deletes", "--folder"]).arg(&folder).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "alice synced bob's folder");
+    assert!(stderr.contains("folder_other_account") && stderr.contains("another account"), "{stderr}");
+    let mut left: Vec<String> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    // Bob's space on the shared server may hold other files, downloaded with his first sync.
+    for i in 0..4 {
+        assert!(left.contains(&format!("bob-{i}.txt")), "bob's files are all there: {left:?}");
+    }
+
+    let hers = home.folder().join(format!("owner-alice-{}", std::process::id()));
+    let out = support::cli(&home).args(["sync", "--once", "--dry-run", "--folder"]).arg(&hers).output().unwrap();
+    assert!(out.status.success(), "alice's own folder: {}", String::from_utf8_lossy(&out.stderr));
+}

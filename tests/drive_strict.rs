@@ -39,6 +39,10 @@ impl Remote for EditDuringUpload {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
+    // The same account as the plain client: the folder is the same account's.
+    fn account(&self) -> Option<String> {
+        self.inner.account()
+    }
     fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>> {
         self.inner.list(dir)
     }

@@ -7,7 +7,7 @@ const kind = new URLSearchParams(location.search).get("kind") || "login_again";
 const $ = (id) => document.getElementById(id);
 
 const kinds = {
-  mass_delete: { detail: "dialog.mass_delete.detail", buttons: [["delete", "dialog.mass_delete.delete", "danger"], ["keep", "dialog.mass_delete.keep", "primary"]], safe: "keep" },
+  mass_delete: { detail: "dialog.mass_delete.detail", buttons: [["delete", "dialog.mass_delete.delete", "danger"], ["send_back", "dialog.mass_delete.send_back", ""], ["keep", "dialog.mass_delete.keep", "primary"]], safe: "keep" },
   conflicts: { buttons: [["ok", "dialog.ok", "primary"]], safe: "ok" },
   no_space: { buttons: [["ok", "dialog.ok", "primary"]], safe: "ok" },
   login_again: { buttons: [["later", "dialog.later", ""], ["login", "dialog.login_again.button", "primary"]], safe: "later" },

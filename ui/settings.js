@@ -26,6 +26,7 @@ async function render() {
   $("email").textContent = s.email || "";
   $("org").textContent = s.organisation || "";
   $("folder").textContent = s.folder || "";
+  $("server-folder").textContent = s.server_folder || t("wizard.folder.server_all");
   const list = $("subfolders");
   list.replaceChildren();
   if (s.subfolders.length === 0) {
@@ -132,6 +133,8 @@ $("chat-form").addEventListener("submit", async (e) => {
 });
 
 $("paused").addEventListener("change", (e) => change("paused", e.target.checked));
+// Both folders are chosen in one place, the wizard's folder step.
+$("change-folder").addEventListener("click", () => ipc.changeFolder().catch((e) => showError($("error"), e)));
 $("autostart").addEventListener("change", (e) => change("autostart", e.target.checked));
 $("notifications").addEventListener("change", (e) => change("notifications", e.target.checked));
 $("language").addEventListener("change", async (e) => {

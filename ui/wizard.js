@@ -11,11 +11,65 @@ function show(panel, n) {
   if (first) first.focus();
 }
 
+// The folder step proposes this account's folder (never another account's), the server
+// folders and the room they take; nothing syncs before « Utiliser ce dossier ».
+let choice = null;
+let pathEdited = false;
+
+function askChoice(serverFolder) {
+  $("folder").dataset.ready = "";
+  $("space").textContent = t("wizard.folder.looking");
+  choice = ipc.wizardFolderChoice(serverFolder).then((c) => {
+    if (!pathEdited) $("path").value = c.path || "";
+    $("folder-note").textContent = c.note || "";
+    $("folder-note").hidden = !c.note;
+    const select = $("server-folder");
+    const folders = c.server_folders || [];
+    if (folders.length || c.server_folder) {
+      const names = ["", ...folders];
+      if (c.server_folder && !names.includes(c.server_folder)) names.push(c.server_folder);
+      select.replaceChildren(...names.map((name) => {
+        const o = document.createElement("option");
+        o.value = name;
+        o.textContent = name || t("wizard.folder.server_all");
+        return o;
+      }));
+      select.value = c.server_folder || "";
+      $("server-field").hidden = false;
+    }
+    $("space").textContent = c.problem ? c.problem.message : c.size ? t("wizard.folder.space", { size: c.size }) : "";
+    $("folder").dataset.ready = "1";
+    return c;
+  }).catch((e) => {
+    showError($("folder-error"), e);
+    $("folder").dataset.ready = "1";
+    return null;
+  });
+  return choice;
+}
+
 function toFolder(name, folder) {
   $("who").textContent = t("wizard.login.done", { name });
   $("path").value = folder || "";
+  pathEdited = false;
   show("folder", 2);
+  askChoice(null);
 }
+
+$("path").addEventListener("input", () => { pathEdited = true; });
+$("server-folder").addEventListener("change", (e) => askChoice(e.target.value));
+$("pick").addEventListener("click", async () => {
+  $("folder-error").hidden = true;
+  try {
+    const picked = await ipc.pickFolder($("path").value || null);
+    if (picked) {
+      $("path").value = picked;
+      pathEdited = true;
+    }
+  } catch (e) {
+    showError($("folder-error"), e);
+  }
+});
 
 async function start() {
   await load();
@@ -185,7 +239,9 @@ $("folder").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("folder-error").hidden = true;
   try {
-    await ipc.wizardFolder($("path").value);
+    await choice;
+    const server = $("server-field").hidden ? null : $("server-folder").value;
+    await ipc.wizardFolder($("path").value, server);
     show("done", 3);
   } catch (e) {
     showError($("folder-error"), e);

@@ -43,7 +43,7 @@ pub fn wizard_state(shell: State<'_, Shell>) -> WizardView {
         bundled_org,
         relogin: shell.needs_relogin(),
         logged_in: shell.session().map(|s| s.identity().name.clone()),
-        default_folder: shell.folder(),
+        default_folder: shell.session().and_then(|s| shell.quick_folder(&s)),
     }
 }
 
@@ -64,7 +64,7 @@ pub async fn wizard_login(app: AppHandle<Wry>, shell: State<'_, Shell>, domain: 
 #[tauri::command]
 pub async fn wizard_login_wait(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<LoggedIn> {
     let session = shell.finish_login(&app).await?;
-    Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.folder() })
+    Ok(LoggedIn { name: session.identity().name.clone(), default_folder: shell.quick_folder(&session) })
 }
 
 /// "Annuler" or Escape while waiting for the browser.
@@ -85,9 +85,28 @@ pub fn wizard_login_copy(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer
     shell.copy_login_link(&app)
 }
 
+/// The folder step's proposal: this account's local folder, the server folders, the room taken.
 #[tauri::command]
-pub fn wizard_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String) -> Answer<PathBuf> {
-    shell.choose_folder(&app, PathBuf::from(path.trim()))
+pub async fn wizard_folder_choice(app: AppHandle<Wry>, shell: State<'_, Shell>, server_folder: Option<String>) -> Answer<crate::shell::FolderChoice> {
+    shell.folder_choice(&app, server_folder).await
+}
+
+/// « Utiliser ce dossier »: nothing syncs before it.
+#[tauri::command]
+pub async fn wizard_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, path: String, server_folder: Option<String>) -> Answer<PathBuf> {
+    shell.choose_folder(&app, PathBuf::from(path.trim()), server_folder).await
+}
+
+/// Paramètres' « Changer de dossier… »: the wizard's folder step, where both folders are chosen.
+#[tauri::command]
+pub fn change_folder(app: AppHandle<Wry>, shell: State<'_, Shell>) -> Answer<()> {
+    Ok(crate::windows::open(&app, crate::windows::WindowKind::Wizard, &shell.catalog().t("wizard.title"))?)
+}
+
+/// The system's folder picker; `None` when the member closed it.
+#[tauri::command]
+pub async fn pick_folder(app: AppHandle<Wry>, shell: State<'_, Shell>, start: Option<String>) -> Answer<Option<PathBuf>> {
+    crate::windows::pick_folder(&app, &shell.catalog().t("wizard.folder.pick_title"), start.map(PathBuf::from))
 }
 
 /// Setup is done: autostart goes on (the member can turn it off in the settings).
@@ -107,6 +126,8 @@ pub struct SettingsView {
     email: Option<String>,
     organisation: Option<String>,
     folder: Option<PathBuf>,
+    /// The server folder synced; "" for the whole space.
+    server_folder: String,
     subfolders: Vec<String>,
     excluded_folders: Vec<String>,
     paused: bool,
@@ -126,7 +147,8 @@ pub fn settings_get(app: AppHandle<Wry>, shell: State<'_, Shell>) -> SettingsVie
     tracing::debug!("the settings window asks for the settings");
     let settings = shell.settings();
     let session = shell.session();
-    let folder = shell.folder();
+    // Another account's folder is not shown, nor its subfolders offered.
+    let folder = shell.folder().filter(|_| session.as_ref().is_some_and(|s| shell.folder_confirmed(s)));
     let mut subfolders: Vec<String> = folder
         .as_ref()
         .and_then(|f| std::fs::read_dir(f).ok())
@@ -144,7 +166,8 @@ pub fn settings_get(app: AppHandle<Wry>, shell: State<'_, Shell>) -> SettingsVie
         name: session.as_ref().map(|s| s.identity().name.clone()),
         email: session.as_ref().and_then(|s| s.identity().email.clone()),
         organisation: shell.profile().map(|(p, _)| if p.name.is_empty() { p.issuer.to_string() } else { p.name }),
-        folder: settings.folder.clone().or(folder),
+        folder: folder.clone(),
+        server_folder: settings.remote_path.clone().unwrap_or_default(),
         subfolders,
         excluded_folders: settings.excluded_folders.clone(),
         paused: settings.paused,
@@ -218,6 +241,7 @@ pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: Webvi
     window.destroy()?;
     match (kind, answer) {
         (DialogKind::MassDelete, DialogAnswer::Delete) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(true)),
+        (DialogKind::MassDelete, DialogAnswer::SendBack) => shell.drive_event(passerelle::drive::Event::SendBack),
         // Anything but an explicit "delete" keeps the files: the safe default.
         (DialogKind::MassDelete, _) => shell.drive_event(passerelle::drive::Event::ConfirmDeletes(false)),
         (DialogKind::LoginAgain, DialogAnswer::Login) => {
@@ -235,6 +259,7 @@ pub fn dialog_answer(app: AppHandle<Wry>, shell: State<'_, Shell>, window: Webvi
 pub enum DialogAnswer {
     Keep,
     Delete,
+    SendBack,
     Ok,
     Later,
     Login,

@@ -38,7 +38,9 @@ from_core!(
     passerelle::auth::AuthError,
     passerelle::config::ConfigError,
     passerelle::visio::VisioError,
-    passerelle::chat::ChatError
+    passerelle::chat::ChatError,
+    passerelle::folder::FolderError,
+    passerelle::drive::nextcloud::NextcloudError
 );
 
 impl From<tauri::Error> for ShellError {

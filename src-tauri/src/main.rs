@@ -75,6 +75,7 @@ fn main() {
         .plugin(tauri_plugin_autostart::Builder::new().build())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_dialog::init())
         .manage(Shell::new(dirs))
         .manage(agenda::Agenda::default())
         .on_window_event(|window, event| {
@@ -95,6 +96,9 @@ fn main() {
             commands::wizard_login_reopen,
             commands::wizard_login_copy,
             commands::wizard_folder,
+            commands::wizard_folder_choice,
+            commands::pick_folder,
+            commands::change_folder,
             commands::wizard_finish,
             commands::settings_get,
             commands::settings_set,
@@ -164,7 +168,8 @@ fn main() {
                 if let (Some(request), true) = (shell::request_in(&argv, &here), shell.session().is_some()) {
                     shell.file_request(&restore_handle, request);
                 }
-                if shell.session().is_none() {
+                // No login, or a login whose folder is not confirmed yet: the wizard asks.
+                if !shell.session().is_some_and(|s| shell.folder_confirmed(&s)) {
                     let t = shell.catalog();
                     if let Err(e) = windows::open(&restore_handle, WindowKind::Wizard, &t.t("wizard.title")) {
                         tracing::warn!(error = %e, "the wizard could not open");

@@ -91,6 +91,32 @@ pub struct Shell {
     theme: Theme,
 }
 
+/// What the wizard's folder step shows (see [`Shell::folder_choice`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FolderChoice {
+    /// The local folder proposed: this account's, never another's.
+    pub path: PathBuf,
+    /// The server folder ("" for the whole space).
+    pub server_folder: String,
+    /// The folders at the top of the space (Nextcloud).
+    pub server_folders: Vec<String>,
+    /// The room the server folder's files will take here, worded ("12 Mo").
+    pub size: Option<String>,
+    /// The file server could not be asked (the folder can still be chosen).
+    pub problem: Option<ShellError>,
+    /// Why the usual folder is not proposed (another account's), worded.
+    pub note: Option<String>,
+}
+
+/// A server folder as the member may give it: `Team/Projects`, no `..`.
+fn clean_server_folder(given: &str) -> Result<String, ShellError> {
+    let path = given.trim().trim_matches('/').to_string();
+    if path.split('/').any(|seg| seg == ".." || seg == "." || (seg.is_empty() && !path.is_empty())) {
+        return Err(ShellError::new("server_folder_refused"));
+    }
+    Ok(path)
+}
+
 /// The facts a sync dialog shows (`dialog_details`): names and sizes, never an error text.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct DialogDetails {
@@ -189,6 +215,26 @@ impl Shell {
         self.settings().profile().ok()
     }
 
+    /// Whether the folder in the settings was confirmed by this login.
+    pub fn folder_confirmed(&self, session: &Session) -> bool {
+        let settings = self.settings();
+        settings.folder.is_some() && settings.folder_account.as_deref() == Some(session.identity().subject.as_str())
+    }
+
+    /// The folder the wizard may show at once, before the server is asked: the one this login
+    /// confirmed, or the default when no account holds it yet; else `None`, and the folder
+    /// step waits for [`Shell::folder_choice`] (another account's folder never shows).
+    pub fn quick_folder(&self, session: &Session) -> Option<PathBuf> {
+        let settings = self.settings();
+        let profile = session.profile();
+        if self.folder_confirmed(session) {
+            return Some(settings.folder(profile));
+        }
+        let default = Settings { folder: None, ..settings }.folder(profile);
+        let record = passerelle::folder::owner_record(&self.dirs.data, &default);
+        matches!(passerelle::folder::owner_of(&record), Ok(None)).then_some(default)
+    }
+
     /// The folder in use, or the one the wizard proposes.
     pub fn folder(&self) -> Option<PathBuf> {
         let settings = self.settings();
@@ -216,7 +262,18 @@ impl Shell {
             return;
         };
         match Session::restore(self.http.clone(), profile, self.store.clone()) {
-            Ok(session) => self.start_session(app, session),
+            Ok(session) => {
+                let settings = self.settings();
+                if settings.folder.is_some() && settings.folder_account.is_none() {
+                    // Chosen before folders were bound to a login: the login still saved is the
+                    // one that chose it (another login goes through the wizard's folder step).
+                    let subject = session.identity().subject.clone();
+                    if let Err(e) = self.update_settings(|s| s.folder_account = Some(subject)) {
+                        tracing::warn!(code = %e.code, "the folder's account could not be saved");
+                    }
+                }
+                self.start_session(app, session)
+            }
             Err(e) => {
                 tracing::info!(code = e.code(), "no saved session");
                 self.model.send_modify(|m| *m = TrayModel::default());
@@ -329,7 +386,9 @@ impl Shell {
         self.stop_session();
         let profile = session.profile().clone();
         let settings = self.settings();
-        let has_folder = settings.folder.is_some();
+        // Only a folder this login confirmed syncs (issue 14, items 13-14): another account's
+        // folder, or none yet, waits for the wizard's « Utiliser ce dossier ».
+        let has_folder = self.folder_confirmed(&session);
         self.model.send_modify(|m| {
             *m = TrayModel {
                 account: Some(session.identity().name.clone()),
@@ -378,6 +437,7 @@ impl Shell {
         let profile = session.profile().clone();
         let settings = self.settings();
         let root = settings.folder(&profile);
+        let server_folder = settings.remote_path.clone().unwrap_or_default();
         let (url, is_nextcloud) = match (&profile.webdav, &profile.nextcloud) {
             (Some(u), _) => (u.clone(), false),
             (None, Some(u)) => (u.clone(), true),
@@ -389,7 +449,11 @@ impl Shell {
         let app = app.clone();
         let task = tauri::async_runtime::spawn(async move {
             let shell = app.state::<Shell>();
-            let paths = FolderPaths::new(&shell.dirs.data, &root, url.as_str());
+            let paths = if is_nextcloud {
+                FolderPaths::nextcloud(&shell.dirs.data, &root, &url, &server_folder)
+            } else {
+                FolderPaths::new(&shell.dirs.data, &root, url.as_str())
+            };
             let remote: Arc<dyn Remote> = if is_nextcloud {
                 let options = ConnectOptions { opener: opener(&app), ..ConnectOptions::default() };
                 let nc = loop {
@@ -419,7 +483,7 @@ impl Shell {
                 shell.start_feed(&app, nc.clone());
                 let cache = paths.journal.with_extension("tree.json");
                 // The server folder this sync mirrors; sharing maps local paths below it.
-                let sub = String::new();
+                let sub = server_folder.clone();
                 shell.files.send_replace(Some(FilesAccess { nc: nc.clone(), root: root.clone(), sub: sub.clone() }));
                 shell.install_file_actions();
                 Arc::new(NextcloudRemote::new(nc, &sub, Some(cache)).with_journal(&paths.journal))
@@ -562,6 +626,10 @@ impl Shell {
     /// file that Passerelle manages (the member's own lines above it are kept), so neither side
     /// of them is touched. Then a sync picks the change up.
     pub fn exclude_folders(&self, list: Vec<String>) -> Result<(), ShellError> {
+        // Only in a folder this login confirmed: never in another account's.
+        if !self.session().is_some_and(|s| self.folder_confirmed(&s)) {
+            return Err(ShellError::new("no_folder"));
+        }
         let list: Vec<String> = list
             .into_iter()
             .map(|f| f.trim().trim_matches('/').to_string())
@@ -697,15 +765,96 @@ impl Shell {
         Ok(())
     }
 
-    /// Keeps the chosen folder, creating it.
-    pub fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf) -> Result<PathBuf, ShellError> {
+    /// Connects to the profile's file server as this login, for the folder step: the account
+    /// the server names (a local folder belongs to it) and, on a Nextcloud, its folders and
+    /// sizes. `None` for a plain WebDAV server (no server folders to choose).
+    async fn file_space(&self, app: &AppHandle<Wry>, session: &Session, server_folder: &str) -> Result<Option<nextcloud::SpaceChoice>, ShellError> {
+        let profile = session.profile();
+        let Some(url) = profile.nextcloud.as_ref().filter(|_| profile.webdav.is_none()) else { return Ok(None) };
+        let options = ConnectOptions { opener: opener(app), ..ConnectOptions::default() };
+        let nc = nextcloud::connect(&self.http, url, Some(session), &self.store, &options).await?;
+        Ok(Some(nc.space_choice(server_folder).await?))
+    }
+
+    /// The folder step's proposal (issue 14, items 13-14; issue 11, defect 12): the local
+    /// folder for this account (never another account's), the server folders and the room the
+    /// chosen one takes. Nothing is created and nothing syncs.
+    pub async fn folder_choice(&self, app: &AppHandle<Wry>, server_folder: Option<String>) -> Result<FolderChoice, ShellError> {
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
+        let settings = self.settings();
+        let confirmed = self.folder_confirmed(&session);
+        let server_folder = match server_folder {
+            Some(f) => clean_server_folder(&f)?,
+            None if confirmed => settings.remote_path.clone().unwrap_or_default(),
+            None => String::new(),
+        };
+        let profile = session.profile().clone();
+        let base = if confirmed { settings.folder(&profile) } else { Settings { folder: None, ..settings.clone() }.folder(&profile) };
+        let t = self.catalog();
+        let mut choice = FolderChoice { path: base.clone(), server_folder: server_folder.clone(), ..FolderChoice::default() };
+        let account = match self.file_space(app, &session, &server_folder).await {
+            Ok(Some(space)) => {
+                choice.server_folders = space.folders;
+                choice.size = Some(t.size(space.size));
+                space.account
+            }
+            Ok(None) => session.identity().subject.clone(),
+            Err(e) => {
+                // The folder can still be chosen; the first sync checks whose it is.
+                choice.problem = Some(e);
+                return Ok(choice);
+            }
+        };
+        let paths = self.folder_paths(&profile, &base, &server_folder);
+        let owner = paths.owner_for(Some(&account));
+        let label = session.identity().username.clone().unwrap_or_else(|| session.identity().name.clone());
+        choice.path = passerelle::folder::propose(&self.dirs.data, &base, &owner, &label);
+        if choice.path != base {
+            let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let record = passerelle::folder::owner_of(&paths.owner).ok().flatten();
+            let key = match record {
+                Some(r) if r.account == account => "wizard.folder.other_server",
+                _ => "wizard.folder.other_account",
+            };
+            choice.note = Some(t.f(key, &[("folder", &name)]));
+        }
+        Ok(choice)
+    }
+
+    fn folder_paths(&self, profile: &Profile, root: &std::path::Path, server_folder: &str) -> FolderPaths {
+        match (&profile.webdav, &profile.nextcloud) {
+            (Some(u), _) => FolderPaths::new(&self.dirs.data, root, u.as_str()),
+            (None, Some(u)) => FolderPaths::nextcloud(&self.dirs.data, root, u, server_folder),
+            (None, None) => FolderPaths::new(&self.dirs.data, root, ""),
+        }
+    }
+
+    /// Keeps the chosen folder (and server folder), creating it, and starts syncing: the
+    /// member's « Utiliser ce dossier ». A folder of another account is refused.
+    pub async fn choose_folder(&self, app: &AppHandle<Wry>, path: PathBuf, server_folder: Option<String>) -> Result<PathBuf, ShellError> {
         if !path.is_absolute() {
             return Err(ShellError::new("folder_not_absolute"));
         }
+        let session = self.session().ok_or_else(|| ShellError::new("not_logged_in"))?;
+        let server_folder = clean_server_folder(server_folder.as_deref().unwrap_or_default())?;
         // The member chose it, so a folder with files is adopted; a private place never is.
-        passerelle::folder::check(&path).map_err(|e| ShellError::logged(e.code(), &e))?;
+        passerelle::folder::check(&path)?;
+        match self.file_space(app, &session, &server_folder).await {
+            Ok(space) => {
+                let account = space.map(|s| s.account).unwrap_or_else(|| session.identity().subject.clone());
+                let paths = self.folder_paths(session.profile(), &path, &server_folder);
+                passerelle::folder::check_owner(&paths.owner, &path, &paths.owner_for(Some(&account)))?;
+            }
+            // Unreachable now: the first sync checks whose the folder is before anything moves.
+            Err(e) => tracing::info!(code = %e.code, "the folder's owner will be checked by the first sync"),
+        }
         std::fs::create_dir_all(&path).map_err(|e| ShellError::logged("folder_not_created", &e))?;
-        self.update_settings(|s| s.folder = Some(path.clone()))?;
+        let subject = session.identity().subject.clone();
+        self.update_settings(|s| {
+            s.folder = Some(path.clone());
+            s.folder_account = Some(subject);
+            s.remote_path = (!server_folder.is_empty()).then_some(server_folder);
+        })?;
         self.model.send_modify(|m| m.has_folder = true);
         self.start_drive(app);
         Ok(path)
@@ -879,6 +1028,7 @@ pub fn sync_line(status: &DriveStatus, online: bool) -> SyncLine {
         DriveStatus::Idle { .. } => SyncLine::UpToDate,
         DriveStatus::Syncing { done, total, .. } => SyncLine::Syncing { done: *done as u64, total: *total as u64 },
         DriveStatus::Paused => SyncLine::Paused,
+        DriveStatus::Held => SyncLine::Held,
         DriveStatus::NeedsConfirmation { .. } => SyncLine::NeedsConfirmation,
         DriveStatus::Offline { last_sync, waiting, .. } => SyncLine::Offline {
             server_down: online,
@@ -941,6 +1091,16 @@ mod tests {
         assert_eq!(sync_line(&down, true), SyncLine::Offline { server_down: true, files: 2, last_sync: None });
         let login = DriveStatus::Error { code: "login_unreachable".into(), message: String::new() };
         assert_eq!(sync_line(&login, true), SyncLine::Error("login_unreachable".into()));
+    }
+
+    /// Issue 11, defect 12: the server folder the member picks stays inside their space.
+    #[test]
+    fn a_server_folder_stays_in_the_space() {
+        assert_eq!(clean_server_folder(" /Équipe/Projets/ ").unwrap(), "Équipe/Projets");
+        assert_eq!(clean_server_folder("").unwrap(), "");
+        for bad in ["../bob", "Équipe/../..", "a//b", "./a"] {
+            assert_eq!(clean_server_folder(bad).unwrap_err().code, "server_folder_refused", "{bad}");
+        }
     }
 
     #[test]

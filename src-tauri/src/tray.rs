@@ -29,6 +29,9 @@ pub enum SyncLine {
     UpToDate,
     Syncing { done: u64, total: u64 },
     Paused,
+    /// Paused after the member kept the files at a safety stop: nothing deleted, nothing syncs
+    /// until they choose (« Reprendre » asks again).
+    Held,
     NeedsConfirmation,
     /// An error code, worded from the catalog.
     Error(String),
@@ -99,7 +102,7 @@ impl TrayModel {
         match self.sync {
             SyncLine::Waiting | SyncLine::UpToDate => TrayState::UpToDate,
             SyncLine::Syncing { .. } => TrayState::Syncing,
-            SyncLine::Paused => TrayState::Paused,
+            SyncLine::Paused | SyncLine::Held => TrayState::Paused,
             SyncLine::NeedsConfirmation | SyncLine::Error(_) | SyncLine::Failed { .. } => TrayState::Error,
             SyncLine::Offline { .. } => TrayState::Offline,
         }
@@ -127,6 +130,7 @@ impl TrayModel {
             },
             SyncLine::Syncing { .. } => t.t("tray.status.syncing_plain"),
             SyncLine::Paused => t.t("tray.status.paused"),
+            SyncLine::Held => t.t("tray.status.held"),
             SyncLine::NeedsConfirmation => t.t("tray.status.needs_confirmation"),
             SyncLine::Error(code) => t.error(code),
             SyncLine::Failed { files, .. } => waiting(t, *files),
@@ -142,6 +146,7 @@ impl TrayModel {
         }
         match &self.sync {
             SyncLine::Failed { code, .. } => vec![t.error(code)],
+            SyncLine::Held => vec![t.t("tray.status.held_detail")],
             SyncLine::Offline { files, last_sync, .. } => {
                 let mut lines = Vec::new();
                 if *files > 0 {
@@ -345,7 +350,7 @@ pub fn build_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, t: &Catalog
         menu = menu.item(&item(MenuAction::SyncNow, t.t("tray.sync_now"))?);
         menu = menu.item(&item(MenuAction::ShareFile, t.t("tray.share"))?);
         menu = match model.sync {
-            SyncLine::Paused => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
+            SyncLine::Paused | SyncLine::Held => menu.item(&item(MenuAction::Resume, t.t("tray.resume"))?),
             _ => menu.item(&item(MenuAction::Pause, t.t("tray.pause"))?),
         };
         menu = menu.separator();
@@ -503,6 +508,18 @@ mod tests {
         assert!(!t.error("offline").starts_with("error."), "worded from the catalog");
         m.account = None;
         assert_eq!(m.state(), TrayState::LoggedOut);
+    }
+
+    /// Issue 14, item 15: « Garder mes fichiers » holds the sync, and the tray says what that
+    /// means instead of a bare « En pause ».
+    #[test]
+    fn a_hold_after_a_safety_stop_is_explained() {
+        let t = Catalog::load(Lang::Fr);
+        let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
+        m.sync = crate::shell::sync_line(&passerelle::drive::DriveStatus::Held, true);
+        assert_eq!(m.status_text(&t), "En pause : le serveur semble vide");
+        assert_eq!(m.detail_lines(&t), ["Rien n'a été supprimé. «\u{a0}Reprendre\u{a0}» vous redemandera quoi faire de vos fichiers."]);
+        assert_eq!(m.state(), TrayState::Paused);
     }
 
     /// Issue 14, item 1: never « À jour » while files wait; how many, and why.

@@ -57,6 +57,8 @@ impl WindowKind {
             WindowKind::Wizard => (520.0, 600.0),
             // Tall enough for Langue, À propos and Fermer without scrolling (issue 14, item 18).
             WindowKind::Settings => (560.0, 860.0),
+            // Three answers, each explained, without scrolling (issue 14, item 15).
+            WindowKind::Dialog(DialogKind::MassDelete) => (520.0, 460.0),
             WindowKind::Dialog(_) => (480.0, 300.0),
             WindowKind::Recover => (760.0, 620.0),
         }
@@ -121,4 +123,23 @@ fn children() -> Vec<i32> {
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
         .collect()
+}
+
+/// The system's folder picker (Tauri's dialog plugin), opened at `start`. `PASSERELLE_PICK_FOLDER`
+/// names a program that prints the chosen folder instead (the end-to-end tests' member, as
+/// `PASSERELLE_BROWSER` is for the browser).
+pub fn pick_folder<R: Runtime>(app: &AppHandle<R>, title: &str, start: Option<std::path::PathBuf>) -> Result<Option<std::path::PathBuf>, crate::error::ShellError> {
+    use tauri_plugin_dialog::DialogExt;
+    if let Some(program) = std::env::var_os("PASSERELLE_PICK_FOLDER").filter(|p| !p.is_empty()) {
+        let out = std::process::Command::new(program).output().map_err(|e| crate::error::ShellError::logged("shell", &e))?;
+        let chosen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        return Ok((!chosen.is_empty()).then(|| chosen.into()));
+    }
+    // The title in the member's language (GTK's own default is English).
+    let mut dialog = app.dialog().file().set_title(title);
+    if let Some(dir) = start.as_ref().and_then(|s| s.ancestors().find(|a| a.is_dir()).map(|a| a.to_path_buf())) {
+        dialog = dialog.set_directory(dir);
+    }
+    let picked = dialog.blocking_pick_folder();
+    Ok(picked.and_then(|p| p.into_path().ok()))
 }

@@ -55,6 +55,10 @@ pub struct SyncArgs {
     /// Go ahead with the deletions a safety stop asked about.
     #[arg(long)]
     pub allow_deletes: bool,
+    /// The other answer to a safety stop: upload again the files the server no longer has,
+    /// instead of deleting them here.
+    #[arg(long, conflicts_with = "allow_deletes")]
+    pub send_back: bool,
     /// Stop and ask when a sync would delete more than this share of the files.
     #[arg(long, default_value_t = 50)]
     pub max_delete_percent: u32,
@@ -161,8 +165,7 @@ pub(super) fn locate(ctx: &Context, folder: Option<PathBuf>, remote: Option<Url>
 
 /// The server folder is part of what the journal describes: another folder, another journal.
 pub(super) fn nextcloud_folder(ctx: &Context, root: &std::path::Path, url: &Url, sub: &str) -> FolderPaths {
-    let id = if sub.is_empty() { url.to_string() } else { format!("{url}#{sub}") };
-    FolderPaths::new(&ctx.dirs.data, root, &id)
+    FolderPaths::nextcloud(&ctx.dirs.data, root, url, sub)
 }
 
 /// The server folder to sync: `--remote-path` (then kept in the settings), else the settings'.
@@ -250,6 +253,7 @@ fn run_options(args: &SyncArgs) -> RunOptions {
     RunOptions {
         dry_run: args.dry_run,
         allow_deletes: args.allow_deletes,
+        send_back: args.send_back,
         max_delete_percent: args.max_delete_percent,
         transfers: args.transfers.max(1),
         // A sync asked for by hand retries what failed, whatever the back-off says.

@@ -175,6 +175,16 @@ impl Journal {
         Ok(())
     }
 
+    /// Forgets these paths (not what is below them), in one transaction.
+    pub fn forget(&mut self, paths: &[String]) -> Result<(), DriveError> {
+        let tx = self.conn.transaction().map_err(|e| DriveError::Journal { path: self.path.display().to_string(), reason: e.to_string() })?;
+        for p in paths {
+            tx.execute("DELETE FROM items WHERE path = ?1", [p])
+                .map_err(|e| DriveError::Journal { path: self.path.display().to_string(), reason: e.to_string() })?;
+        }
+        tx.commit().map_err(|e| DriveError::Journal { path: self.path.display().to_string(), reason: e.to_string() })
+    }
+
     /// Moves a path and everything below it to a new path.
     pub fn rename_tree(&self, from: &str, to: &str) -> Result<(), DriveError> {
         self.conn

@@ -33,6 +33,9 @@ pub struct MemoryRemote {
     state: Arc<Mutex<State>>,
     /// Announce file ids (like Nextcloud) so remote renames are detected.
     pub file_ids: bool,
+    /// The account it acts as ([`Remote::account`]); handles on one tree may differ here, as
+    /// two accounts seeing the same (empty) space.
+    pub account: Option<String>,
 }
 
 impl MemoryRemote {
@@ -125,6 +128,10 @@ fn parent_ok(s: &State, path: &str) -> bool {
 impl Remote for MemoryRemote {
     fn capabilities(&self) -> Capabilities {
         Capabilities { file_ids: self.file_ids, ..Capabilities::default() }
+    }
+
+    fn account(&self) -> Option<String> {
+        self.account.clone()
     }
 
     fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>> {

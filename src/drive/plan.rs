@@ -37,6 +37,10 @@
 //!   server and reported in [`Plan::kept_by_links`], and a journal entry under that name is
 //!   left as it is (no deletion on either side).
 //!
+//! - **Sending files back** ([`sent_back`]): after a safety stop, the member may answer "the
+//!   server lost them, send mine again" instead of "delete mine too". The journal then forgets
+//!   what the server no longer lists (except items renamed there, found by file id), so those
+//!   rows read *new / absent*: uploaded, never deleted.
 //! - **Locked files** (someone edits the file online: Nextcloud's files_lock, given in
 //!   [`Options::locked`]): nothing is written to the server's file while the lock lasts (an
 //!   upload, a conflict, a delete or a rename would get 423). The local change stays as it is,
@@ -95,6 +99,18 @@ impl Options {
             lock_waits: BTreeSet::new(),
         }
     }
+}
+
+/// The journal keys the server no longer lists, which [`Plan`]s would delete locally: what
+/// "send my files back to the server" forgets, so that the next plan uploads them. An item
+/// whose file id the server still lists elsewhere was renamed there, not lost: it is kept.
+pub fn sent_back(journal: &BTreeMap<String, Record>, remote: &BTreeMap<String, RemoteEntry>) -> Vec<String> {
+    let ids: BTreeSet<&str> = remote.values().filter_map(|e| e.file_id.as_deref()).collect();
+    journal
+        .iter()
+        .filter(|(key, record)| !remote.contains_key(*key) && !record.file_id.as_deref().is_some_and(|id| ids.contains(id)))
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// The local stat an action expects to still find (else the item changed meanwhile: skipped).

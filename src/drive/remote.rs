@@ -213,6 +213,12 @@ pub trait Remote: Send + Sync {
         Capabilities::default()
     }
 
+    /// The account this remote acts as, as its server knows it (a local folder belongs to one,
+    /// see [`crate::folder::Owner`]); `None` when the server needs no login.
+    fn account(&self) -> Option<String> {
+        None
+    }
+
     /// The direct children of a folder (PROPFIND Depth 1), as `(name, entry)` with the raw,
     /// decoded name; names are checked by the caller.
     fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>>;

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
     /// Retry failed items now instead of waiting for their back-off (a manual sync).
     pub retry_failed: bool,
+    /// The answer "send my files back" to a safety stop: what the server no longer has is
+    /// uploaded again instead of deleted here ([`plan::sent_back`]).
+    pub send_back: bool,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             backoff: Duration::from_millis(500),
             stop_after: None,
             retry_failed: false,
+            send_back: false,
         }
     }
 }
@@ -60,13 +64,34 @@ impl Default for RunOptions {
 pub struct FolderPaths {
     pub root: PathBuf,
     pub journal: PathBuf,
+    /// The server (folder) this folder syncs with: the `remote_id` given to [`FolderPaths::new`].
+    pub server: String,
+    /// Where the folder's owner is recorded (see [`crate::folder::Owner`]).
+    pub owner: PathBuf,
 }
 
 impl FolderPaths {
     /// The folder and its journal in the app's data dir. `remote_id` tells servers apart (the
     /// server URL), so one folder synced to another server starts a fresh journal.
     pub fn new(data_dir: &Path, root: &Path, remote_id: &str) -> FolderPaths {
-        FolderPaths { root: root.to_path_buf(), journal: Journal::path_for(data_dir, root, remote_id) }
+        FolderPaths {
+            root: root.to_path_buf(),
+            journal: Journal::path_for(data_dir, root, remote_id),
+            server: remote_id.to_string(),
+            owner: crate::folder::owner_record(data_dir, root),
+        }
+    }
+
+    /// A Nextcloud folder: the server folder synced (`Team/Projects`, or "" for the whole space)
+    /// is part of what the journal describes, so another server folder gets another journal.
+    pub fn nextcloud(data_dir: &Path, root: &Path, server: &url::Url, server_folder: &str) -> FolderPaths {
+        let id = if server_folder.is_empty() { server.to_string() } else { format!("{server}#{server_folder}") };
+        FolderPaths::new(data_dir, root, &id)
+    }
+
+    /// The owner this folder gets when synced by `account` (see [`Remote::account`]).
+    pub fn owner_for(&self, account: Option<&str>) -> crate::folder::Owner {
+        crate::folder::Owner { server: self.server.clone(), account: account.unwrap_or_default().to_string() }
     }
 
     pub fn lock(&self) -> PathBuf {
@@ -139,6 +164,25 @@ pub async fn sync_once(
     // Whoever chose the folder, a private place is never synced (see crate::folder).
     crate::folder::check(&folder.root)?;
     let _lock = FolderLock::acquire(&folder.lock(), &folder.root)?;
+    // One account on one server (issue 14, item 13): another account's journal would read
+    // every file as deleted on the server.
+    let owner = folder.owner_for(remote.account().as_deref());
+    match crate::folder::check_owner(&folder.owner, &folder.root, &owner)? {
+        crate::folder::Ownership::Same => {}
+        _ if options.dry_run => {}
+        crate::folder::Ownership::Unclaimed => crate::folder::claim(&folder.owner, &owner)?,
+        crate::folder::Ownership::Vacant => {
+            // Nothing of the first owner is left here: their journal must not speak for it.
+            tracing::info!(folder = %folder.root.display(), "an empty folder changes owner: starting a fresh journal");
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = folder.journal.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(name));
+            }
+            let _ = std::fs::remove_file(folder.journal.with_extension("tree.json"));
+            crate::folder::claim(&folder.owner, &owner)?;
+        }
+    }
     let mut timings = Timings::default();
     let t = Instant::now();
     // A std mutex: the executor locks it briefly per item, never across an await.
@@ -243,6 +287,13 @@ async fn run_locked(
         timings.journal_ms += ms(t);
         let t = Instant::now();
         filter_remote(&mut listing, &ignore, case_insensitive);
+        if options.send_back && !options.dry_run && pass == 0 {
+            let forget = plan::sent_back(&records, &listing.entries);
+            tracing::info!(items = forget.len(), "sending back what the server no longer has");
+            let mut j = lock(journal);
+            j.forget(&forget)?;
+            records = j.records()?;
+        }
         // UTC: the local offset cannot be read soundly in a multi-threaded process on Linux.
         let local_now = time::OffsetDateTime::now_utc();
         let mut plan_options = plan::Options::new(time::PrimitiveDateTime::new(local_now.date(), local_now.time()));

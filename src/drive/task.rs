@@ -40,8 +40,12 @@ pub enum Event {
     Resume,
     /// The login was renewed: retry what failed for lack of it.
     TokenRefreshed,
-    /// The answer to a safety stop: `true` runs the held plan's deletions once.
+    /// The answer to a safety stop: `true` runs the held plan's deletions once; `false` keeps
+    /// the files and holds the sync ([`DriveStatus::Held`]) until the member resumes.
     ConfirmDeletes(bool),
+    /// The third answer to a safety stop: upload again what the server no longer has, instead
+    /// of deleting it here ([`RunOptions::send_back`], once).
+    SendBack,
     Shutdown,
 }
 
@@ -55,6 +59,9 @@ pub enum DriveStatus {
     Idle { last_sync: Option<String>, failed: Vec<FailedItem>, conflicts: Vec<String> },
     Syncing { done: usize, total: usize, bytes: u64 },
     Paused,
+    /// Paused because the member kept the files after a safety stop: nothing was deleted, and
+    /// nothing syncs until they resume (the question is asked again) or send the files back.
+    Held,
     /// A safety stop: ask "delete anyway?" and answer with [`Event::ConfirmDeletes`].
     NeedsConfirmation { question: String, stops: Vec<SafetyStop> },
     /// The file server cannot be reached. `waiting`: local files changed since the last
@@ -155,6 +162,7 @@ async fn run_loop(
     let mut paused = false;
     let mut due = true;
     let mut allow_deletes_once = false;
+    let mut send_back_once = false;
     let mut debounce_until: Option<Instant> = None;
     let mut next_poll = Instant::now() + config.poll_every;
     // Local paths changed since the last successful run: "files waiting" while offline.
@@ -164,6 +172,7 @@ async fn run_loop(
             due = false;
             let mut options = config.options.clone();
             options.allow_deletes |= std::mem::take(&mut allow_deletes_once);
+            options.send_back |= std::mem::take(&mut send_back_once);
             // No « Synchronisation… » yet: the executor reports progress only once the plan
             // has actions, so a poll that finds nothing leaves the status alone.
             let progress_tx = status.clone();
@@ -219,8 +228,13 @@ async fn run_loop(
                     } else {
                         // "No": stay paused until the member resumes (after fixing things).
                         paused = true;
-                        let _ = status.send(DriveStatus::Paused);
+                        let _ = status.send(DriveStatus::Held);
                     }
+                }
+                Some(Event::SendBack) => {
+                    send_back_once = true;
+                    paused = false;
+                    due = true;
                 }
             },
             _ = debounce => {

@@ -554,6 +554,15 @@ impl Remote for WebDav {
         Capabilities::default()
     }
 
+    fn account(&self) -> Option<String> {
+        match &self.auth {
+            Auth::None => None,
+            Auth::Basic { user, .. } => Some(user.clone()),
+            // The login's subject: stable, unlike a display name.
+            Auth::Bearer(session) => Some(session.identity().subject.clone()),
+        }
+    }
+
     fn list(&self, dir: &str) -> BoxFuture<'_, Result<Vec<(String, RemoteEntry)>, RemoteError>> {
         let dir = dir.to_string();
         Box::pin(async move {

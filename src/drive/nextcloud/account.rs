@@ -59,3 +59,40 @@ pub async fn quota_report(
     let nc = account(http, profile, store, session, &options).await?;
     Ok(nc.quota().await?.into())
 }
+
+/// What a member sees before choosing which server folder to sync (issue 11, defect 12; issue
+/// 14, item 14): the space's top folders, and what the chosen one holds, so that the local
+/// folder will take about that much room. Nothing is synced or created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpaceChoice {
+    /// The account as the server names it (a local folder belongs to it).
+    pub account: String,
+    /// The folders at the top of the space, by name.
+    pub folders: Vec<String>,
+    /// Bytes in the chosen server folder (the whole space: the quota's "used").
+    pub size: u64,
+}
+
+impl Nextcloud {
+    /// See [`SpaceChoice`]. `server_folder`: "" for the whole space, else `Team/Projects`.
+    pub async fn space_choice(&self, server_folder: &str) -> Result<SpaceChoice, NextcloudError> {
+        let server_folder = server_folder.trim_matches('/');
+        let items = self
+            .propfind(self.files_url(""), 1, super::dav::ROOT_PROPS)
+            .await?
+            .ok_or_else(|| NextcloudError::NotFound("/".into()))?;
+        let mut folders: Vec<String> = items
+            .iter()
+            .skip(1)
+            .filter(|i| i.is_dir && crate::drive::names::check_remote_name(i.name()).is_ok())
+            .map(|i| i.name().to_string())
+            .collect();
+        folders.sort_by_key(|n| n.to_lowercase());
+        let size = if server_folder.is_empty() {
+            self.quota().await?.used
+        } else {
+            self.root_item(server_folder).await?.size.unwrap_or(0)
+        };
+        Ok(SpaceChoice { account: self.user().to_string(), folders, size })
+    }
+}

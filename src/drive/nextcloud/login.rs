@@ -168,6 +168,10 @@ struct Facts {
     info: client::ServerInfo,
     /// Unix seconds.
     read_at: i64,
+    /// The login the facts were read with (bearer mode): another login, another account, so
+    /// another user id (issue 14, item 13: a folder belongs to the account the server names).
+    #[serde(default)]
+    subject: Option<String>,
 }
 
 fn unix_now() -> i64 {
@@ -202,7 +206,11 @@ fn from_facts(
         {
             Credentials::AppPassword { login: login.clone(), password: password.clone() }
         }
-        (Saved { mode: Mode::Bearer, .. }, Mode::Bearer) => Credentials::Bearer(session?.clone()),
+        (Saved { mode: Mode::Bearer, .. }, Mode::Bearer)
+            if session.is_some_and(|s| facts.subject.as_deref() == Some(s.identity().subject.as_str())) =>
+        {
+            Credentials::Bearer(session?.clone())
+        }
         _ => return None,
     };
     tracing::debug!(age, "using the kept server facts");
@@ -210,9 +218,9 @@ fn from_facts(
 }
 
 fn keep_facts(path: &std::path::Path, nc: &Nextcloud) {
-    let (mode, login) = match nc.credentials() {
-        Credentials::Bearer(_) => (Mode::Bearer, None),
-        Credentials::AppPassword { login, .. } => (Mode::AppPassword, Some(login.clone())),
+    let (mode, login, subject) = match nc.credentials() {
+        Credentials::Bearer(session) => (Mode::Bearer, None, Some(session.identity().subject.clone())),
+        Credentials::AppPassword { login, .. } => (Mode::AppPassword, Some(login.clone()), None),
     };
     let facts = Facts {
         base: nc.base().to_string(),
@@ -221,6 +229,7 @@ fn keep_facts(path: &std::path::Path, nc: &Nextcloud) {
         login,
         info: nc.info().clone(),
         read_at: unix_now(),
+        subject,
     };
     let tmp = path.with_extension("tmp");
     if let Some(dir) = path.parent() {

@@ -46,7 +46,7 @@ pub mod walk;
 
 use thiserror::Error;
 
-pub use account::{account, quota_report, QuotaReport};
+pub use account::{account, quota_report, QuotaReport, SpaceChoice};
 pub use client::{detect, server_info, Credentials, Nextcloud, ServerInfo};
 pub use login::{
     connect, forget_facts, login_flow, logout, saved_mode, AppPassword, Cancel, ConnectOptions, Mode, DEFAULT_POLL_EVERY,

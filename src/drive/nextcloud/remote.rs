@@ -397,6 +397,10 @@ impl Remote for NextcloudRemote {
         Capabilities { folder_etags: true, file_ids: true, sets_mtime: true }
     }
 
+    fn account(&self) -> Option<String> {
+        Some(self.nc.user().to_string())
+    }
+
     fn bulk_limits(&self) -> Option<BulkLimits> {
         self.nc.info().bulk_upload.then_some(BULK_LIMITS)
     }
