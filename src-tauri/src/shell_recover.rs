@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use passerelle::drive::{
     self,
-    nextcloud::{self, feed, place, NextcloudError},
+    nextcloud::{self, feed, place},
 };
 use serde::Serialize;
 use tauri::{AppHandle, Manager, Wry};
@@ -70,12 +70,6 @@ fn kind_of(activity: &str) -> &'static str {
         "file_restored" => "restored",
         "shared_with_by" | "shared_user_self" | "shared_group_self" | "shared_link_self" => "shared",
         _ => "other",
-    }
-}
-
-impl From<NextcloudError> for ShellError {
-    fn from(e: NextcloudError) -> ShellError {
-        ShellError::logged(e.code(), &e)
     }
 }
 
