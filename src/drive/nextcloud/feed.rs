@@ -109,7 +109,23 @@ fn parse_time(value: &Value) -> i64 {
 
 /// The last `limit` changes in the member's files (activity filter `files`), newest first.
 pub async fn recent(nc: &Nextcloud, limit: usize, etag: Option<&str>) -> Result<Polled<Vec<Change>>, NextcloudError> {
-    let url = ocs_get(nc, &format!("apps/activity/api/v2/activity/files?format=json&limit={limit}"));
+    let path = format!("apps/activity/api/v2/activity/files?format=json&limit={limit}");
+    Ok(match poll(nc, &path, etag).await? {
+        // Also what a member with no activity at all gets (APIv2Controller::get).
+        Polled::Unchanged if etag.is_none() => Polled::Changed { etag: None, items: Vec::new() },
+        Polled::Changed { etag, items } => {
+            let me = nc.user();
+            Polled::Changed { etag, items: items.iter().filter_map(|a| change(a, me)).take(limit).collect() }
+        }
+        Polled::Unchanged => Polled::Unchanged,
+        Polled::Unavailable => Polled::Unavailable,
+    })
+}
+
+/// One conditional OCS GET: 304 is `Unchanged`, 204 or 404 (the app is not there) is
+/// `Unavailable`, 200 gives the `ocs.data` array and the answer's ETag, as sent.
+async fn poll(nc: &Nextcloud, path: &str, etag: Option<&str>) -> Result<Polled<Vec<Value>>, NextcloudError> {
+    let url = ocs_get(nc, path);
     let answer = nc
         .send(Method::GET, url.clone(), |b| {
             let b = b.header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
@@ -121,8 +137,7 @@ pub async fn recent(nc: &Nextcloud, limit: usize, etag: Option<&str>) -> Result<
         .await?;
     let status = answer.status();
     if status == StatusCode::NOT_MODIFIED {
-        // Also what a member with no activity at all gets (APIv2Controller::get).
-        return Ok(if etag.is_some() { Polled::Unchanged } else { Polled::Changed { etag: None, items: Vec::new() } });
+        return Ok(Polled::Unchanged);
     }
     if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND {
         return Ok(Polled::Unavailable);
@@ -132,10 +147,7 @@ pub async fn recent(nc: &Nextcloud, limit: usize, etag: Option<&str>) -> Result<
     }
     let tag = answer.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body: Value = json_limited(answer, JSON_ANSWER_LIMIT).await.map_err(body_error)?;
-    let items = body["ocs"]["data"].as_array().cloned().unwrap_or_default();
-    let me = nc.user();
-    let changes = items.iter().filter_map(|a| change(a, me)).take(limit).collect();
-    Ok(Polled::Changed { etag: tag, items: changes })
+    Ok(Polled::Changed { etag: tag, items: body["ocs"]["data"].as_array().cloned().unwrap_or_default() })
 }
 
 fn change(a: &Value, me: &str) -> Option<Change> {
@@ -169,32 +181,15 @@ fn change(a: &Value, me: &str) -> Option<Change> {
 
 /// The member's notifications, newest first. `etag`: the last answer's, sent back as it came.
 pub async fn notifications(nc: &Nextcloud, etag: Option<&str>) -> Result<Polled<Vec<Notice>>, NextcloudError> {
-    let url = ocs_get(nc, "apps/notifications/api/v2/notifications?format=json");
-    let answer = nc
-        .send(Method::GET, url.clone(), |b| {
-            let b = b.header("OCS-APIRequest", "true").header(header::ACCEPT, "application/json");
-            match etag {
-                Some(tag) => b.header(header::IF_NONE_MATCH, tag),
-                None => b,
-            }
-        })
-        .await?;
-    let status = answer.status();
-    if status == StatusCode::NOT_MODIFIED {
-        return Ok(Polled::Unchanged);
-    }
-    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND {
-        return Ok(Polled::Unavailable);
-    }
-    if status != StatusCode::OK {
-        return Err(failure(answer, url.path()).await);
-    }
-    let tag = answer.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body: Value = json_limited(answer, JSON_ANSWER_LIMIT).await.map_err(body_error)?;
-    let items = body["ocs"]["data"].as_array().cloned().unwrap_or_default();
-    let mut out: Vec<Notice> = items.iter().filter_map(notice).collect();
-    out.sort_by_key(|n| std::cmp::Reverse(n.id));
-    Ok(Polled::Changed { etag: tag, items: out })
+    Ok(match poll(nc, "apps/notifications/api/v2/notifications?format=json", etag).await? {
+        Polled::Changed { etag, items } => {
+            let mut out: Vec<Notice> = items.iter().filter_map(notice).collect();
+            out.sort_by_key(|n| std::cmp::Reverse(n.id));
+            Polled::Changed { etag, items: out }
+        }
+        Polled::Unchanged => Polled::Unchanged,
+        Polled::Unavailable => Polled::Unavailable,
+    })
 }
 
 fn notice(n: &Value) -> Option<Notice> {
