@@ -93,3 +93,24 @@ fn an_unknown_code_reads_as_the_general_sentence() {
     assert_eq!(fr.error("no-such-code"), fr.t("error.unknown"));
     assert!(!fr.error("offline").starts_with("error."));
 }
+
+/// A key written twice in a catalog silently keeps only its last sentence: two error codes
+/// once both read `locked` (the folder synced by another window, and a file being edited
+/// online), and the tray told a member whose file was locked that their folder was busy.
+#[test]
+fn no_key_is_written_twice() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["fr.json", "en.json"] {
+        let text = std::fs::read_to_string(root.join("i18n").join(name)).expect("catalog");
+        let mut seen = BTreeSet::new();
+        let mut twice = Vec::new();
+        // The catalogs are flat, one `"key": "sentence"` per line.
+        for key in text.lines().filter_map(|l| l.trim_start().strip_prefix('"')?.split_once("\":").map(|(k, _)| k)) {
+            if !seen.insert(key) {
+                twice.push(key);
+            }
+        }
+        assert!(seen.len() > 100, "{name}: the line walk found only {} keys", seen.len());
+        assert!(twice.is_empty(), "{name}: keys written twice: {twice:?}");
+    }
+}

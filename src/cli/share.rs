@@ -107,7 +107,7 @@ async fn upload_first(place: &Place) -> Result<(), ShareError> {
     loop {
         match run::sync_once(&place.folder, &remote, &RunOptions::default(), None).await {
             Ok(_) => return Ok(()),
-            Err(DriveError::Locked(_)) if tokio::time::Instant::now() < deadline => {
+            Err(DriveError::FolderBusy(_)) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(ShareError::Upload(format!("{e} [{}]", e.code()))),

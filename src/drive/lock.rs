@@ -25,7 +25,7 @@ impl FolderLock {
         // the open file, released by the OS when the process dies.
         match file.try_lock() {
             Ok(()) => Ok(FolderLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(DriveError::Locked(folder.display().to_string())),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DriveError::FolderBusy(folder.display().to_string())),
             Err(std::fs::TryLockError::Error(e)) => {
                 Err(DriveError::Journal { path: lock_path.display().to_string(), reason: e.to_string() })
             }
@@ -45,7 +45,7 @@ mod tests {
         let lock = dir.path().join("journal.lock");
         let first = FolderLock::acquire(&lock, dir.path()).unwrap();
         let second = FolderLock::acquire(&lock, dir.path()).unwrap_err();
-        assert_eq!(second.code(), "locked");
+        assert_eq!(second.code(), "folder_busy");
         drop(first);
         FolderLock::acquire(&lock, dir.path()).expect("free again");
     }

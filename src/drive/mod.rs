@@ -73,7 +73,7 @@ pub enum DriveError {
     #[error("the local folder {path} cannot be read: {reason}")]
     LocalIo { path: String, reason: String },
     #[error("another sync of {0} is already running")]
-    Locked(String),
+    FolderBusy(String),
     #[error(transparent)]
     Remote(#[from] RemoteError),
     #[error("the sync was stopped")]
@@ -89,7 +89,7 @@ impl DriveError {
             DriveError::Journal { .. } => "journal",
             DriveError::FolderMissing(_) => "folder_missing",
             DriveError::LocalIo { .. } => "local_io",
-            DriveError::Locked(_) => "locked",
+            DriveError::FolderBusy(_) => "folder_busy",
             DriveError::Remote(e) => e.code(),
             DriveError::Interrupted => "interrupted",
             DriveError::Folder(e) => e.code(),
