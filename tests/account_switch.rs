@@ -18,14 +18,6 @@ use passerelle::{
 };
 use serde_json::{json, Value};
 
-fn caldav_password(user: &str) -> String {
-    let users = support::env("PASSERELLE_TEST_CALDAV_USERS");
-    users
-        .split(',')
-        .find_map(|pair| pair.split_once(':').filter(|(u, _)| *u == user).map(|(_, p)| p.to_string()))
-        .unwrap_or_else(|| panic!("no CalDAV test user {user} in {users}"))
-}
-
 /// Requests the Rocket.Chat double counted for `endpoint`, made with `user`'s chat login.
 async fn chat_requests(endpoint: &str, user: &str) -> u64 {
     let control = support::env("PASSERELLE_TEST_ROCKETCHAT_CONTROL");
@@ -69,7 +61,7 @@ async fn a_login_as_another_account_never_uses_the_previous_accounts_secrets() {
     };
     chat::fetch_counts(&alice).await.expect("alice's chat");
     let calendar_root = calendar::separate_server(&profile).expect("the stack's calendar (Radicale) is a separate server");
-    let alice_calendar_password = caldav_password("alice");
+    let alice_calendar_password = support::caldav_password("alice");
     calendar::save_password(&http, &store, &calendar_root, "alice", &alice_calendar_password).await.expect("alice's calendar password");
     let before = saved_entries(&home);
     let alice_chat = before.get("chat").cloned().expect("alice's chat token is saved");

@@ -24,7 +24,7 @@ use url::Url;
 use super::{exit, print_json, Context, Failure};
 
 /// The keychain entry of generic WebDAV credentials.
-const WEBDAV_SECRET: &str = "webdav";
+const WEBDAV_SECRET: &str = passerelle::auth::secrets::WEBDAV_KEY;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -231,10 +231,10 @@ fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Fai
         };
         let secret = WebDavSecret { url: url.to_string(), user: user.to_string(), password: password.clone() };
         let text = serde_json::to_string(&secret).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
-        ctx.store.set(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
+        ctx.store.set_owned(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
         return Ok(Auth::Basic { user: user.to_string(), password });
     }
-    if let Some(text) = ctx.store.get(WEBDAV_SECRET).map_err(secrets_failure)? {
+    if let Some(text) = ctx.store.get_owned(WEBDAV_SECRET).map_err(secrets_failure)? {
         if let Ok(secret) = serde_json::from_str::<WebDavSecret>(&text) {
             if secret.url == url.as_str() {
                 return Ok(Auth::Basic { user: secret.user, password: secret.password });

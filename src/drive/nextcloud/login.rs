@@ -110,18 +110,18 @@ struct Saved {
 }
 
 fn key(base: &Url) -> String {
-    format!("nextcloud:{}", normalise_base(base).as_str().trim_end_matches('/'))
+    crate::auth::secrets::nextcloud_key(&normalise_base(base))
 }
 
 fn load(store: &SecretStore, base: &Url) -> Result<Option<Saved>, NextcloudError> {
-    let text = store.get(&key(base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
+    let text = store.get_owned(&key(base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
     // An unreadable entry is as good as none: the member logs in again.
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 fn save(store: &SecretStore, base: &Url, saved: &Saved) -> Result<(), NextcloudError> {
     let text = serde_json::to_string(saved).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
-    store.set(&key(base), &text).map_err(|e| NextcloudError::Secrets(e.to_string()))
+    store.set_owned(&key(base), &text).map_err(|e| NextcloudError::Secrets(e.to_string()))
 }
 
 /// The mode remembered for this server, if any.
@@ -409,7 +409,11 @@ pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOpt
 #[tracing::instrument(skip_all, fields(server = %base))]
 pub async fn logout(http: &reqwest::Client, base: &Url, store: &SecretStore) -> Result<bool, NextcloudError> {
     let base = normalise_base(base);
-    let saved = load(store, &base)?;
+    // Revoked whoever it was saved for: logging out leaves no live app password behind.
+    let saved = store
+        .get_any(&key(&base))
+        .map_err(|e| NextcloudError::Secrets(e.to_string()))?
+        .and_then(|t| serde_json::from_str::<Saved>(&t).ok());
     let mut revoked = false;
     if let Some(Saved { login: Some(login), app_password: Some(password), .. }) = saved {
         let url = base.join("ocs/v2.php/core/apppassword").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
