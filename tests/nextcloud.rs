@@ -7,7 +7,7 @@
 mod nextcloud_double;
 mod support;
 
-use nextcloud_double::{noise, write, Double, APP_PASSWORD, USER};
+use nextcloud_double::{noise, upload_of, write, Double, SyncedFolder, APP_PASSWORD, USER};
 
 use std::{io::Write, sync::Arc, time::Duration};
 
@@ -27,12 +27,6 @@ use passerelle::{
     },
 };
 use serde_json::json;
-
-fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
-    let len = content.len() as u64;
-    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
-    Upload { len, body: Box::pin(body), mtime }
-}
 
 #[tokio::test]
 async fn detects_nextcloud_and_reads_capabilities_only_with_the_csrf_header() {
@@ -529,16 +523,13 @@ async fn trash_and_version_restore_round_trip() {
 async fn the_engine_syncs_through_nextcloud_and_turns_a_server_rename_into_a_local_rename() {
     let nc = Double::start(None);
     let client = nc.connect().await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
-    std::fs::create_dir_all(&root).unwrap();
+    let SyncedFolder { home, root, paths } = nc.folder();
     write(&root, "docs/small.txt", b"hello");
     // Written on the server by another device.
     let other = tempfile::tempdir().unwrap();
     let report = write(other.path(), "report.odt", &noise(300_000, 7));
     client.mkdirs("docs").await.unwrap();
     bulk::put_file(&client, "docs/report.odt", &report, 1_700_000_000, Precondition::Create).await.unwrap();
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let cache = home.path().join("tree.json");
     let remote = Arc::new(NextcloudRemote::new(client.clone(), "", Some(cache.clone())));
     let options = RunOptions::default();
@@ -670,11 +661,9 @@ async fn a_refused_precondition_on_every_pass_is_a_failure_not_a_silent_success(
         i
     });
     nc.control("_test/fail", json!({"user": USER, "path": "stubborn.txt", "mode": "precondition", "times": 100})).await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     write(&root, "stubborn.txt", b"never accepted");
     write(&root, "fine.txt", b"accepted");
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let remote = NextcloudRemote::new(client, "", None);
     let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {
         panic!("not done")
@@ -690,13 +679,11 @@ async fn a_refused_precondition_on_every_pass_is_a_failure_not_a_silent_success(
 async fn the_engine_bulk_uploads_small_files_and_records_every_file_id() {
     let nc = Double::start(None);
     let client = nc.connect().await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     for i in 0..30 {
         write(&root, &format!("d{}/f{i:02}.txt", i % 3), format!("small {i}\n").as_bytes());
     }
     write(&root, "d0/medium.bin", &noise(2 * MIB as usize, 5));
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let remote = NextcloudRemote::new(client.clone(), "", None);
     nc.reset().await;
     let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {

@@ -8,7 +8,11 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use passerelle::drive::nextcloud::{self, Credentials, Nextcloud};
+use passerelle::drive::{
+    nextcloud::{self, Credentials, Nextcloud},
+    remote::Upload,
+    run::FolderPaths,
+};
 use serde_json::{json, Value};
 
 pub const USER: &str = "alice";
@@ -116,6 +120,31 @@ impl Double {
         }
         Some(r.bytes().await.expect("body").to_vec())
     }
+}
+
+/// A synced folder of a double in a throwaway home: `root` (`Passerelle`, made empty), its
+/// journal in `home/data`.
+pub struct SyncedFolder {
+    pub home: tempfile::TempDir,
+    pub root: PathBuf,
+    pub paths: FolderPaths,
+}
+
+impl Double {
+    pub fn folder(&self) -> SyncedFolder {
+        let home = tempfile::tempdir().expect("temp dir");
+        let root = home.path().join("Passerelle");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let paths = FolderPaths::new(&home.path().join("data"), &root, self.url.as_str());
+        SyncedFolder { home, root, paths }
+    }
+}
+
+/// `content` as an upload dated `mtime`.
+pub fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
+    let len = content.len() as u64;
+    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
+    Upload { len, body: Box::pin(body), mtime }
 }
 
 pub fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
