@@ -65,13 +65,12 @@ struct Owned {
     secret: String,
 }
 
-/// What to do with an entry for the account logged in now.
-fn belongs(text: &str, account: Option<&str>, untagged_belongs: bool) -> Option<String> {
+/// Whether an entry is `account`'s; one without its account (an earlier version's) is when
+/// `untagged_belongs`.
+fn belongs(text: &str, account: &str, untagged_belongs: bool) -> bool {
     match serde_json::from_str::<Owned>(text) {
-        Ok(owned) if owned.account.as_deref() == account => Some(owned.secret),
-        Ok(_) => None,
-        Err(_) if untagged_belongs => Some(text.to_string()),
-        Err(_) => None,
+        Ok(owned) => owned.account.as_deref() == Some(account),
+        Err(_) => untagged_belongs,
     }
 }
 
@@ -257,25 +256,40 @@ impl SecretStore {
     }
 
     /// The entry `key` if it belongs to the account logged in now ([`SecretStore::account`]).
-    /// An entry of another account is deleted, never given back. An entry from before
-    /// entries carried their account is taken as the current account's: a login as another
-    /// account has dropped it ([`SecretStore::forget_other_accounts`]).
+    /// An entry of another account is never given back. An entry from before entries carried
+    /// their account is taken as the current account's: a login as another account has
+    /// dropped it ([`SecretStore::forget_other_accounts`]).
     pub fn get_owned(&self, key: &str) -> Result<Option<String>, SecretError> {
-        let Some(text) = self.get(key)? else { return Ok(None) };
         let account = self.account()?;
-        match belongs(&text, account.as_deref(), true) {
-            Some(secret) => Ok(Some(secret)),
-            None => {
-                tracing::warn!(key, "a secret saved for another account was dropped");
-                self.delete(key)?;
-                Ok(None)
-            }
+        self.get_for(account.as_deref(), key)
+    }
+
+    /// The entry `key` if it belongs to `account` (a session's, [`super::Session::account`]:
+    /// a process still holding an earlier login keeps to its own secrets). An entry of an
+    /// account no longer logged in here is deleted: nobody may use it any more.
+    pub fn get_for(&self, account: Option<&str>, key: &str) -> Result<Option<String>, SecretError> {
+        let Some(text) = self.get(key)? else { return Ok(None) };
+        let Ok(owned) = serde_json::from_str::<Owned>(&text) else { return Ok(Some(text)) };
+        if owned.account.as_deref() == account {
+            return Ok(Some(owned.secret));
         }
+        if owned.account != self.account()? {
+            tracing::warn!(key, "a secret saved for another account was dropped");
+            self.delete(key)?;
+        }
+        Ok(None)
     }
 
     /// Saves `value` under `key` for the account logged in now.
     pub fn set_owned(&self, key: &str, value: &str) -> Result<(), SecretError> {
-        let owned = Owned { account: self.account()?, secret: value.to_string() };
+        let account = self.account()?;
+        self.set_for(account.as_deref(), key, value)
+    }
+
+    /// Saves `value` under `key` for `account`: the session's that obtained it, whoever logs
+    /// in meanwhile.
+    pub fn set_for(&self, account: Option<&str>, key: &str, value: &str) -> Result<(), SecretError> {
+        let owned = Owned { account: account.map(str::to_string), secret: value.to_string() };
         let text = serde_json::to_string(&owned).map_err(|e| SecretError::Keychain(e.to_string()))?;
         self.set(key, &text)
     }
@@ -295,7 +309,7 @@ impl SecretStore {
     /// `keys` ([`account_keys`]).
     pub fn forget_other_accounts(&self, account: &str, previous: Option<&str>, keys: &[String]) -> Result<(), SecretError> {
         let untagged_belongs = previous == Some(account);
-        let keep = |key: &str, text: &str| key == super::SESSION_KEY || belongs(text, Some(account), untagged_belongs).is_some();
+        let keep = |key: &str, text: &str| key == super::SESSION_KEY || belongs(text, account, untagged_belongs);
         match &*self.backend {
             Backend::File { path } => update_file(path, |all| {
                 let before = all.len();
@@ -458,6 +472,23 @@ mod tests {
         assert_eq!(store.get_owned(CHAT_KEY).unwrap(), None);
         assert_eq!(store.get(CHAT_KEY).unwrap(), None);
         assert_eq!(store.get_any(CALENDAR_KEY).unwrap(), None);
+    }
+
+    /// A process still running alice's session (the tray) after bob logged in (the CLI): what
+    /// it saves is alice's, never given to bob; and it does not delete bob's.
+    #[test]
+    fn a_process_of_an_earlier_login_keeps_to_its_own_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::file(dir.path().join("secrets.json"));
+        log_in(&store, "alice");
+        let alice = store.account().unwrap();
+        log_in(&store, "bob");
+        store.set_owned(CALENDAR_KEY, "bob-password").unwrap();
+        assert_eq!(store.get_for(alice.as_deref(), CALENDAR_KEY).unwrap(), None);
+        assert_eq!(store.get_owned(CALENDAR_KEY).unwrap().as_deref(), Some("bob-password"), "bob's entry stays");
+        store.set_for(alice.as_deref(), CHAT_KEY, "alice-token").unwrap();
+        assert_eq!(store.get_owned(CHAT_KEY).unwrap(), None, "alice's token is not given to bob");
+        assert_eq!(store.get(CHAT_KEY).unwrap(), None, "and is gone");
     }
 
     #[test]

@@ -231,6 +231,12 @@ impl Session {
         &self.shared.identity
     }
 
+    /// Names this session's account, as the secrets it obtains are saved for
+    /// ([`SecretStore::set_for`]).
+    pub fn account(&self) -> String {
+        account_id(self.shared.profile.issuer.as_str(), &self.shared.identity.subject)
+    }
+
     pub fn profile(&self) -> &Profile {
         &self.shared.profile
     }
