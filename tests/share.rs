@@ -212,6 +212,16 @@ async fn a_new_local_file_is_uploaded_first_then_shared_under_the_remote_root() 
     let e = share::server_path(&root, "Team", &elsewhere).unwrap_err();
     assert_eq!(e.code(), "share_outside_folder");
     assert!(Catalog::load(Lang::En).error(e.code()).contains("synced folder"));
+
+    // A name the server refuses (a backslash: 400 on 34.0.1) can be neither there nor
+    // uploaded: said as such, not "not on the server yet".
+    #[cfg(unix)]
+    {
+        let refused = write(&root, "Devis/a\\b.pdf", b"x");
+        let e = share::server_path(&root, "Team", &refused).unwrap_err();
+        assert_eq!(e.code(), "share_name_refused");
+        assert!(Catalog::load(Lang::En).error(e.code()).contains("name"));
+    }
 }
 
 #[tokio::test]

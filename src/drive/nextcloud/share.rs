@@ -129,6 +129,9 @@ pub enum ShareError {
     NoSuchFile(String),
     #[error("{0} is not on the server")]
     NotOnServer(String),
+    /// A name the server refuses (`names::check_remote_name`): no such item can be on it.
+    #[error("the server does not accept the name of {0}")]
+    NameRefused(String),
     #[error("the server does not allow sharing")]
     SharingDisabled,
     #[error("the server does not allow public links")]
@@ -156,6 +159,7 @@ impl ShareError {
             ShareError::OutsideFolder(_) => "share_outside_folder",
             ShareError::NoSuchFile(_) => "share_no_such_file",
             ShareError::NotOnServer(_) => "share_not_on_server",
+            ShareError::NameRefused(_) => "share_name_refused",
             ShareError::SharingDisabled => "share_disabled",
             ShareError::LinksDisabled => "share_links_disabled",
             ShareError::ExpiryTooFar { .. } => "share_expiry_too_far",
@@ -177,8 +181,7 @@ pub fn server_path(root: &Path, remote_root: &str, local: &Path) -> Result<Strin
     super::place::map(root, remote_root, local, Presence::MustExist).map_err(|e| match e {
         Unmapped::NoFolder(_) | Unmapped::Outside => ShareError::OutsideFolder(shown()),
         Unmapped::Missing => ShareError::NoSuchFile(shown()),
-        // A name the server refuses: no such item can be there.
-        Unmapped::RefusedName => ShareError::NotOnServer(shown()),
+        Unmapped::RefusedName => ShareError::NameRefused(shown()),
     })
 }
 
@@ -514,7 +517,7 @@ mod tests {
         #[cfg(unix)]
         {
             std::fs::write(root.join("a\\b.txt"), b"x").unwrap();
-            assert_eq!(server_path(&root, "", &root.join("a\\b.txt")).unwrap_err().code(), "share_not_on_server");
+            assert_eq!(server_path(&root, "", &root.join("a\\b.txt")).unwrap_err().code(), "share_name_refused");
         }
         assert_eq!(server_path(&root, "Team/..", &local).unwrap_err().code(), "share_outside_folder");
     }
