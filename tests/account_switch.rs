@@ -7,8 +7,6 @@
 mod nextcloud_double;
 mod support;
 
-use std::time::Duration;
-
 use nextcloud_double::Double;
 use passerelle::{
     browser::Opener,
@@ -45,16 +43,7 @@ async fn a_login_as_another_account_never_uses_the_previous_accounts_secrets() {
     // password; the chat gives her a login token; she saves the calendar server's password.
     let alice = support::login_with("alice", "alice-pass-1", &home, &profile).await.expect("alice logs in");
     nc.control("_test/bearer", json!({"enabled": false})).await;
-    let grant = nc.url.join("_test/login-flow/grant").unwrap();
-    let opener = Opener::hook(move |login_url| {
-        let (grant, login) = (grant.clone(), login_url.to_string());
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": "alice"})).send().await;
-        });
-        Ok(())
-    });
-    let options = ConnectOptions { opener, poll_every: Duration::from_millis(100), ..ConnectOptions::default() };
-    let files = nextcloud::connect(&http, &nc.url, Some(&alice), &store, &options).await.expect("alice's Login Flow v2");
+    let files = nc.flow_login(&store, Some(&alice), None).await;
     assert_eq!(files.user(), "alice");
     let Credentials::AppPassword { password: alice_app_password, .. } = files.credentials().clone() else {
         panic!("Login Flow v2 gives an app password")
