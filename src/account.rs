@@ -33,7 +33,10 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
     }
     let outcome = auth::logout(http, profile, store).await;
     // Whatever failed above, nothing of this member stays on the computer.
-    let leftovers = store.delete_all(&[auth::SESSION_KEY, crate::chat::SECRET_KEY, "webdav", crate::calendar::SECRET_KEY], &["nextcloud:"]);
+    let mut keys = auth::secrets::account_keys(profile.nextcloud.as_ref());
+    keys.push(auth::SESSION_KEY.to_string());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let leftovers = store.delete_all(&keys, &[auth::secrets::NEXTCLOUD_PREFIX]);
     let outcome = outcome?;
     leftovers?;
     Ok(match (outcome, nextcloud_outcome) {

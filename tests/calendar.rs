@@ -25,20 +25,12 @@ fn t(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}")).to_utc()
 }
 
-fn password(user: &str) -> String {
-    let users = support::env("PASSERELLE_TEST_CALDAV_USERS");
-    users
-        .split(',')
-        .find_map(|pair| pair.split_once(':').filter(|(u, _)| *u == user).map(|(_, p)| p.to_string()))
-        .unwrap_or_else(|| panic!("no CalDAV test user {user} in {users}"))
-}
-
 fn root() -> Url {
     Url::parse(&support::env("PASSERELLE_TEST_CALDAV")).unwrap()
 }
 
 fn client(user: &str) -> CalDav {
-    CalDav::new(passerelle::http::client(), root(), CalDavAuth::Basic { user: user.into(), password: password(user) })
+    CalDav::new(passerelle::http::client(), root(), CalDavAuth::Basic { user: user.into(), password: support::caldav_password(user) })
 }
 
 fn profile() -> Profile {
@@ -74,7 +66,7 @@ impl Writer {
         );
         let r = http
             .request(reqwest::Method::from_bytes(b"MKCALENDAR").unwrap(), calendar.clone())
-            .basic_auth(user, Some(password(user)))
+            .basic_auth(user, Some(support::caldav_password(user)))
             .body(body)
             .send()
             .await
@@ -87,7 +79,7 @@ impl Writer {
         let r = self
             .http
             .put(self.calendar.join(name).unwrap())
-            .basic_auth(&self.user, Some(password(&self.user)))
+            .basic_auth(&self.user, Some(support::caldav_password(&self.user)))
             .header("Content-Type", "text/calendar; charset=utf-8")
             .body(ics.to_string())
             .send()
@@ -97,7 +89,7 @@ impl Writer {
     }
 
     async fn delete(&self) {
-        let _ = self.http.delete(self.calendar.clone()).basic_auth(&self.user, Some(password(&self.user))).send().await;
+        let _ = self.http.delete(self.calendar.clone()).basic_auth(&self.user, Some(support::caldav_password(&self.user))).send().await;
     }
 }
 
@@ -367,7 +359,7 @@ async fn cli_meetings_json() {
         cmd.args(["meetings", "--json", "--caldav-user", "carol", "--from", "2026-10-26T00:00:00Z", "--hours", "24"]);
         cmd.env("TZ", "Europe/Paris");
         if with_password {
-            cmd.env("PASSERELLE_CALDAV_PASSWORD", password("carol"));
+            cmd.env("PASSERELLE_CALDAV_PASSWORD", support::caldav_password("carol"));
         } else {
             cmd.env_remove("PASSERELLE_CALDAV_PASSWORD");
         }
@@ -632,7 +624,7 @@ async fn a_calendar_refusing_the_token_asks_for_its_password_not_a_new_login() {
     assert_eq!(home.secrets().get(calendar::SECRET_KEY).unwrap(), None, "a refused password was kept");
 
     // The password once; then the saved one for that server, without the flag.
-    let out = meetings(Some(password("bob")));
+    let out = meetings(Some(support::caldav_password("bob")));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = meetings(None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -659,7 +651,7 @@ async fn a_calendar_password_is_checked_then_kept_for_its_own_server_only() {
     assert_eq!(wrong.code(), "bad_credentials");
     assert_eq!(store.get(calendar::SECRET_KEY).unwrap(), None, "a refused password was kept");
 
-    calendar::save_password(&http, &store, &root(), "carol", &password("carol")).await.unwrap();
+    calendar::save_password(&http, &store, &root(), "carol", &support::caldav_password("carol")).await.unwrap();
     assert_eq!(calendar::password_state(&store, &profile), (calendar::PasswordState::Saved, Some("carol".into())));
     let saved = CalDavAuth::saved_basic(&store, &root()).unwrap();
     assert!(matches!(saved, Some(CalDavAuth::Basic { ref user, .. }) if user == "carol"), "{saved:?}");

@@ -32,7 +32,7 @@ mod nextcloud_double;
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_path_failed_items_exit_code_and_logout_after_login_flow() {
     use nextcloud_double::{write, Double};
-    use passerelle::drive::nextcloud::{self, ConnectOptions};
+    use passerelle::drive::nextcloud;
     let nc = Double::start(Some(1_000_000));
     let home = support::home();
     let mut profile = support::profile();
@@ -40,16 +40,7 @@ async fn remote_path_failed_items_exit_code_and_logout_after_login_flow() {
     profile.webdav = None;
     home.save_profile(&profile);
     // Login Flow v2, approved at once, into the home's store (no login of our own).
-    let grant = nc.url.join("_test/login-flow/grant").unwrap();
-    let opener = passerelle::browser::Opener::hook(move |login| {
-        let (grant, login) = (grant.clone(), login.to_string());
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new().post(grant).json(&serde_json::json!({"login": login, "user": "alice"})).send().await;
-        });
-        Ok(())
-    });
-    let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), ..ConnectOptions::default() };
-    let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.expect("login flow");
+    let client = nc.flow_login(&home.secrets(), None, None).await;
     client.mkdirs("Team/Projects").await.unwrap();
     client.mkdirs("Other").await.unwrap();
     let src = tempfile::tempdir().unwrap();

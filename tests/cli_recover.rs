@@ -7,10 +7,7 @@ mod support;
 use nextcloud_double::{write, Double, USER};
 use passerelle::{
     config::Settings,
-    drive::{
-        nextcloud::{self, ConnectOptions},
-        remote::Precondition,
-    },
+    drive::{nextcloud, remote::Precondition},
 };
 use serde_json::{json, Value};
 
@@ -37,16 +34,7 @@ async fn trash_versions_recent_and_notifications_from_the_command_line() {
     settings.folder = Some(home.folder());
     settings.save(&dirs).unwrap();
     std::fs::create_dir_all(home.folder()).unwrap();
-    let grant = nc.url.join("_test/login-flow/grant").unwrap();
-    let opener = passerelle::browser::Opener::hook(move |login| {
-        let (grant, login) = (grant.clone(), login.to_string());
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": USER})).send().await;
-        });
-        Ok(())
-    });
-    let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), ..ConnectOptions::default() };
-    let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.expect("login flow");
+    let client = nc.flow_login(&home.secrets(), None, None).await;
 
     let src = tempfile::tempdir().unwrap();
     let v1 = write(src.path(), "v1", b"premier jet");

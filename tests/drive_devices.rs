@@ -52,8 +52,10 @@
 //! folders under `/dev`.
 mod drive_support;
 
+use drive_support::{is_temp, model_cases, server_tree, show, Tree};
+
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeSet,
     path::PathBuf,
     sync::Mutex,
     time::Duration,
@@ -62,11 +64,11 @@ use std::{
 use futures_util::{FutureExt, StreamExt};
 use passerelle::drive::{
     memory::MemoryRemote,
-    names::{self, TEMP_PREFIX},
+    names,
     remote::{Precondition, Upload},
     execute::Progress,
     run::{sync_once, FolderPaths, Outcome, RunOptions},
-    Auth, DriveError, Kind, Remote, WebDav,
+    Auth, DriveError, Remote, WebDav,
 };
 use proptest::prelude::*;
 
@@ -129,9 +131,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// path -> None for folders, the bytes for files.
-type Tree = BTreeMap<String, Option<Vec<u8>>>;
-
 struct Device {
     root: PathBuf,
     folder: FolderPaths,
@@ -158,10 +157,6 @@ struct Model {
     next: usize,
     /// Contents written and not ended by an informed delete or overwrite (see the module doc).
     live: BTreeSet<Vec<u8>>,
-}
-
-fn is_temp(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))
 }
 
 fn within(path: &str, dir: &str) -> bool {
@@ -397,38 +392,6 @@ async fn sync(
     sync_once(&device.folder, device.remote.as_ref(), &options, progress).await
 }
 
-/// The server's whole tree, temporary names included.
-async fn server_tree(remote: &dyn Remote) -> Tree {
-    let listing = remote.list_tree().await.expect("list the server");
-    let mut out = Tree::new();
-    for (k, e) in listing.entries {
-        let data = match e.kind {
-            Kind::Dir => None,
-            Kind::Link => panic!("a server lists no links: {k}"),
-            Kind::File => {
-                let d = remote.get(&e.server_path).await.expect("get");
-                let mut body = d.body;
-                let mut data = Vec::new();
-                while let Some(c) = body.next().await {
-                    data.extend_from_slice(&c.expect("chunk"));
-                }
-                Some(data)
-            }
-        };
-        out.insert(k, data);
-    }
-    out
-}
-
-fn show(tree: &Tree) -> Vec<String> {
-    tree.iter()
-        .map(|(k, v)| match v {
-            None => format!("{k}/"),
-            Some(d) => format!("{k} = {:?}", String::from_utf8_lossy(d).split(' ').take(2).collect::<Vec<_>>().join(" ")),
-        })
-        .collect()
-}
-
 /// Where the three writers meet.
 enum Server {
     Memory { file_ids: bool },
@@ -541,18 +504,6 @@ async fn run_case_async(ops: &[Op], server_kind: &Server, server_races: bool) ->
     Ok(())
 }
 
-/// In-memory cases: 200 in CI, 10,000 in the soak, or `PASSERELLE_MODEL_CASES`.
-fn cases() -> u32 {
-    if let Some(n) = std::env::var("PASSERELLE_MODEL_CASES").ok().and_then(|v| v.parse().ok()) {
-        return n;
-    }
-    if std::env::var("PASSERELLE_SOAK").is_ok_and(|v| v == "1") {
-        10_000
-    } else {
-        200
-    }
-}
-
 /// Real-server cases: 20, or `PASSERELLE_DAV_MODEL_CASES` (the soak sets it explicitly: a real
 /// server takes about a second per case).
 fn dav_cases() -> u32 {
@@ -609,7 +560,7 @@ fn folder_deleted_here_while_the_server_writes_inside_it() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: model_cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn two_devices_generic_webdav(ops in ops()) {

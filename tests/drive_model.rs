@@ -11,8 +11,10 @@
 //! (`PASSERELLE_MODEL_SERVER_CASES=N` to choose).
 mod drive_support;
 
+use drive_support::{local_tree, model_cases, Tree};
+
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeSet,
     path::Path,
     time::Duration,
 };
@@ -75,7 +77,7 @@ impl Server {
     }
 
     /// Every item: path -> `None` for folders, the bytes for files.
-    async fn snapshot(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+    async fn snapshot(&self) -> Tree {
         match self {
             Server::Memory(m) => m.snapshot().into_iter().map(|(k, v)| (k, v.map(|b| b.to_vec()))).collect(),
             Server::Dav { other, .. } => drive_support::remote_tree(other).await,
@@ -268,24 +270,6 @@ fn files_under(p: &Path) -> Vec<Vec<u8>> {
     out
 }
 
-fn local_tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
-            if p.is_dir() {
-                out.insert(rel, None);
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&p).expect("read")));
-            }
-        }
-    }
-    walk(root, root, &mut out);
-    out
-}
-
 /// Where a case's server side lives.
 #[derive(Clone, Copy)]
 enum Backend {
@@ -341,17 +325,6 @@ fn run_case(ops: Vec<Op>, backend: Backend) -> Result<(), TestCaseError> {
     })
 }
 
-fn cases() -> u32 {
-    if let Some(n) = std::env::var("PASSERELLE_MODEL_CASES").ok().and_then(|v| v.parse().ok()) {
-        return n;
-    }
-    if std::env::var("PASSERELLE_SOAK").is_ok_and(|v| v == "1") {
-        10_000
-    } else {
-        200
-    }
-}
-
 /// Cases per real server: each operation is a few HTTP requests.
 fn server_cases() -> u32 {
     if let Some(n) = std::env::var("PASSERELLE_MODEL_SERVER_CASES").ok().and_then(|v| v.parse().ok()) {
@@ -365,7 +338,7 @@ fn server_cases() -> u32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: model_cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn model_generic_webdav(ops in proptest::collection::vec(op(), 1..24)) {

@@ -56,6 +56,31 @@ fn write_profile(home: &Home, profile: &Profile) -> std::path::PathBuf {
     path
 }
 
+/// Starts `cmd` (a `passerelle login`) and reads the login address it prints first.
+async fn start_cli_login(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn passerelle login");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
+    })
+    .await
+    .expect("join")
+    .expect("read the login URL");
+    (child, url)
+}
+
+/// Alice fills Keycloak's form at `url` in Chromium; the login process's output and the page
+/// the browser was left on (the callback's).
+async fn finish_cli_login(child: std::process::Child, url: &str) -> (std::process::Output, String) {
+    let browser = Browser::start().await;
+    browser.fill_keycloak_login(url, "alice", "alice-pass-1").await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let page = browser.source().await;
+    browser.quit().await;
+    (output, page)
+}
+
 /// The member runs `passerelle login`, fills Keycloak's form in the browser, and is logged in;
 /// a new process (a restart) still knows her, and the secrets are in the keychain.
 #[tokio::test(flavor = "multi_thread")]
@@ -65,34 +90,15 @@ async fn cli_login_then_whoami_in_a_new_process() {
     let mut cmd = support::cli(&home);
     // This test uses the real keychain when there is one, like a member's laptop.
     cmd.env_remove("PASSERELLE_SECRETS");
-    let mut child = cmd
-        .args(["login", "--profile"])
-        .arg(&profile_file)
-        .arg("--no-browser")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn passerelle login");
-    let stdout = child.stdout.take().expect("stdout");
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
-    })
-    .await
-    .expect("join")
-    .expect("read the login URL");
+    let (child, url) = start_cli_login(cmd.args(["login", "--profile"]).arg(&profile_file).arg("--no-browser")).await;
     assert!(url.starts_with(&support::env("PASSERELLE_TEST_ISSUER")), "printed URL: {url}");
     for expected in ["code_challenge_method=S256", "code_challenge=", "state=", "nonce=", "offline_access", "redirect_uri=http%3A%2F%2F127.0.0.1%3A"] {
         assert!(url.contains(expected), "{expected} missing from {url}");
     }
 
     let started = std::time::Instant::now();
-    let browser = Browser::start().await;
-    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    let (output, page) = finish_cli_login(child, &url).await;
     let login_ms = started.elapsed().as_millis();
-    let page = browser.source().await;
-    browser.quit().await;
     assert!(output.status.success(), "login failed: {}", String::from_utf8_lossy(&output.stderr));
     assert!(page.contains("Vous pouvez fermer cet onglet"), "callback page: {page}");
     eprintln!("login (browser start + form + exchange + validation): {login_ms} ms");
@@ -361,27 +367,11 @@ async fn a_login_completes_from_the_pasted_address() {
 async fn cli_login_without_a_browser_prints_the_address() {
     let home = support::home();
     let profile_file = write_profile(&home, &support::profile());
-    let mut child = support::cli(&home)
-        .env("PASSERELLE_BROWSER", home.path().join("no-such-browser"))
-        .args(["login", "--profile"])
-        .arg(&profile_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn passerelle login");
-    let stdout = child.stdout.take().expect("stdout");
-    let url = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line.trim().to_string())
-    })
-    .await
-    .expect("join")
-    .expect("read the login URL");
+    let mut cmd = support::cli(&home);
+    cmd.env("PASSERELLE_BROWSER", home.path().join("no-such-browser")).args(["login", "--profile"]).arg(&profile_file);
+    let (child, url) = start_cli_login(&mut cmd).await;
     assert!(url.starts_with(&support::env("PASSERELLE_TEST_ISSUER")) && url.contains("state="), "printed: {url}");
-    let browser = Browser::start().await;
-    browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
-    browser.quit().await;
+    let (output, _) = finish_cli_login(child, &url).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "login failed: {stderr}");
     assert!(stderr.contains("No browser could be opened") && stderr.contains("Logged in as Alice Martin"), "{stderr}");

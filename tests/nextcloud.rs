@@ -7,7 +7,7 @@
 mod nextcloud_double;
 mod support;
 
-use nextcloud_double::{noise, write, Double, APP_PASSWORD, USER};
+use nextcloud_double::{noise, upload_of, write, Double, SyncedFolder, APP_PASSWORD, USER};
 
 use std::{io::Write, sync::Arc, time::Duration};
 
@@ -27,12 +27,6 @@ use passerelle::{
     },
 };
 use serde_json::json;
-
-fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
-    let len = content.len() as u64;
-    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
-    Upload { len, body: Box::pin(body), mtime }
-}
 
 #[tokio::test]
 async fn detects_nextcloud_and_reads_capabilities_only_with_the_csrf_header() {
@@ -64,24 +58,6 @@ async fn detects_nextcloud_and_reads_capabilities_only_with_the_csrf_header() {
     }
 }
 
-/// Grants the Login Flow v2 as soon as the app opens its login page.
-fn granting_opener(nc: &Double, user: &'static str) -> (Opener, tokio::sync::mpsc::UnboundedReceiver<String>) {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let grant = nc.url.join("_test/login-flow/grant").unwrap();
-    let opener = Opener::hook(move |login_url| {
-        let _ = tx.send(login_url.to_string());
-        let grant = grant.clone();
-        let login = login_url.to_string();
-        // The member clicks "grant access" in the browser a little later.
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": user})).send().await;
-        });
-        Ok(())
-    });
-    (opener, rx)
-}
-
 #[tokio::test]
 async fn bearer_first_then_login_flow_v2_when_the_server_refuses_bearer() {
     let nc = Double::start(None);
@@ -102,7 +78,7 @@ async fn bearer_first_then_login_flow_v2_when_the_server_refuses_bearer() {
 
     // 2. Bearer checking switched off on the server: 401, then Login Flow v2.
     nc.control("_test/bearer", json!({"enabled": false})).await;
-    let (opener, mut opened) = granting_opener(&nc, "alice");
+    let (opener, mut opened) = nc.granting_opener("alice");
     let options = ConnectOptions { opener, poll_every: Duration::from_millis(200), ..ConnectOptions::default() };
     let client = nextcloud::connect(&http, &nc.url, Some(&session), &store, &options).await.expect("login flow connect");
     let login_url = opened.try_recv().expect("the login page was opened");
@@ -197,7 +173,7 @@ async fn login_flow_can_be_cancelled_and_expires() {
     assert!(matches!(err, NextcloudError::LoginCancelled), "{err:?}");
 
     // Granted: 404 until then, 200 once.
-    let (opener, _rx) = granting_opener(&nc, "alice");
+    let (opener, _rx) = nc.granting_opener("alice");
     let options = ConnectOptions { opener, poll_every: Duration::from_millis(100), ..ConnectOptions::default() };
     let granted = nextcloud::login_flow(&http, &nc.url, &options).await.expect("granted");
     assert_eq!(granted.login_name, "alice");
@@ -529,16 +505,13 @@ async fn trash_and_version_restore_round_trip() {
 async fn the_engine_syncs_through_nextcloud_and_turns_a_server_rename_into_a_local_rename() {
     let nc = Double::start(None);
     let client = nc.connect().await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
-    std::fs::create_dir_all(&root).unwrap();
+    let SyncedFolder { home, root, paths } = nc.folder();
     write(&root, "docs/small.txt", b"hello");
     // Written on the server by another device.
     let other = tempfile::tempdir().unwrap();
     let report = write(other.path(), "report.odt", &noise(300_000, 7));
     client.mkdirs("docs").await.unwrap();
     bulk::put_file(&client, "docs/report.odt", &report, 1_700_000_000, Precondition::Create).await.unwrap();
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let cache = home.path().join("tree.json");
     let remote = Arc::new(NextcloudRemote::new(client.clone(), "", Some(cache.clone())));
     let options = RunOptions::default();
@@ -575,13 +548,6 @@ async fn the_engine_syncs_through_nextcloud_and_turns_a_server_rename_into_a_loc
 
 // ---------------------------------------------------------------- issue 11: Nextcloud for real
 
-/// Logs in with Login Flow v2 (granted at once) into `store`, keeping the facts at `facts`.
-async fn flow_login(nc: &Double, store: &passerelle::auth::SecretStore, facts: Option<std::path::PathBuf>) -> nextcloud::Nextcloud {
-    let (opener, _rx) = granting_opener(nc, "alice");
-    let options = ConnectOptions { opener, poll_every: Duration::from_millis(100), facts, ..ConnectOptions::default() };
-    nextcloud::connect(&passerelle::http::client(), &nc.url, None, store, &options).await.expect("login flow connect")
-}
-
 fn chunky(remote: &mut NextcloudRemote) {
     remote.chunking = ChunkOptions { chunk_size: 5 * MIB, threshold: 5 * MIB, parallel: 2 };
 }
@@ -592,7 +558,7 @@ fn chunky(remote: &mut NextcloudRemote) {
 async fn capabilities_are_read_with_the_members_credentials() {
     let nc = Double::start(None);
     let home = support::home();
-    let client = flow_login(&nc, &home.secrets(), None).await;
+    let client = nc.flow_login(&home.secrets(), None, None).await;
     let info = client.info();
     assert!(info.chunking, "chunking read as absent: {info:?}");
     assert!(info.bulk_upload && info.trash && info.versions, "{info:?}");
@@ -670,11 +636,9 @@ async fn a_refused_precondition_on_every_pass_is_a_failure_not_a_silent_success(
         i
     });
     nc.control("_test/fail", json!({"user": USER, "path": "stubborn.txt", "mode": "precondition", "times": 100})).await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     write(&root, "stubborn.txt", b"never accepted");
     write(&root, "fine.txt", b"accepted");
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let remote = NextcloudRemote::new(client, "", None);
     let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {
         panic!("not done")
@@ -690,13 +654,11 @@ async fn a_refused_precondition_on_every_pass_is_a_failure_not_a_silent_success(
 async fn the_engine_bulk_uploads_small_files_and_records_every_file_id() {
     let nc = Double::start(None);
     let client = nc.connect().await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     for i in 0..30 {
         write(&root, &format!("d{}/f{i:02}.txt", i % 3), format!("small {i}\n").as_bytes());
     }
     write(&root, "d0/medium.bin", &noise(2 * MIB as usize, 5));
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let remote = NextcloudRemote::new(client.clone(), "", None);
     nc.reset().await;
     let Outcome::Done(summary) = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync") else {
@@ -808,7 +770,7 @@ async fn a_noop_sync_with_kept_server_facts_is_one_request() {
     let store = home.secrets();
     let dir = tempfile::tempdir().unwrap();
     let facts = dir.path().join("folder.server.json");
-    flow_login(&nc, &store, Some(facts.clone())).await;
+    nc.flow_login(&store, None, Some(facts.clone())).await;
     let root = dir.path().join("Passerelle");
     write(&root, "a.txt", b"a");
     let paths = FolderPaths::new(&dir.path().join("data"), &root, nc.url.as_str());

@@ -4,7 +4,7 @@
 //! Nextcloud 34.0.1). One throwaway double per test on port 0.
 mod nextcloud_double;
 
-use nextcloud_double::{write, Double, APP_PASSWORD, USER};
+use nextcloud_double::{upload_of, write, Double, SyncedFolder, APP_PASSWORD, USER};
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -13,17 +13,11 @@ use passerelle::drive::{
     local::LocalEntry,
     nextcloud::NextcloudRemote,
     plan::{self, Action},
-    remote::{Precondition, Remote, RemoteEntry, RemoteError, Upload},
+    remote::{Precondition, Remote, RemoteEntry, RemoteError},
     run::{self, FolderPaths, Outcome, RunOptions, Summary},
     status, Kind,
 };
 use serde_json::json;
-
-fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
-    let len = content.len() as u64;
-    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
-    Upload { len, body: Box::pin(body), mtime }
-}
 
 async fn sync(paths: &FolderPaths, remote: &NextcloudRemote) -> Summary {
     match run::sync_once(paths, remote, &RunOptions::default(), None).await.expect("sync") {
@@ -47,11 +41,8 @@ fn names(root: &Path) -> Vec<String> {
 async fn a_file_edited_online_waits_keeps_the_local_change_and_goes_up_after_the_lock() {
     let nc = Double::start(None);
     let client = nc.connect().await;
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
-    std::fs::create_dir_all(&root).unwrap();
+    let SyncedFolder { home, root, paths } = nc.folder();
     write(&root, "rapport.odt", b"version 1");
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
     let remote = NextcloudRemote::new(client.clone(), "", Some(home.path().join("tree.json"))).with_journal(&paths.journal);
     sync(&paths, &remote).await;
     assert_eq!(nc.read("rapport.odt").await.unwrap(), b"version 1");
@@ -120,10 +111,7 @@ async fn an_online_editors_lock_taken_after_the_listing_turns_the_423_into_a_nam
     assert_eq!(nc.read("notes.txt").await.unwrap(), b"one");
 
     // Through the engine: the listing already says it is locked, so no PUT is even tried.
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
-    std::fs::create_dir_all(&root).unwrap();
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     let remote = NextcloudRemote::new(client, "", None);
     let s = sync(&paths, &remote).await;
     assert!(s.report.failed.is_empty(), "reading a locked file is fine: {:?}", s.report.failed);

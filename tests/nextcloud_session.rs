@@ -3,7 +3,7 @@
 //! cookie behaviour was observed on a real Nextcloud 34.0.1). One throwaway double per test.
 mod nextcloud_double;
 
-use nextcloud_double::{noise, Double, USER};
+use nextcloud_double::{noise, upload_of, Double, SyncedFolder, USER};
 
 use std::time::Duration;
 
@@ -15,14 +15,8 @@ use passerelle::drive::{
         NextcloudRemote,
     },
     remote::{Precondition, Remote, Upload},
-    run::{self, FolderPaths, Outcome, RunOptions},
+    run::{self, Outcome, RunOptions},
 };
-
-fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
-    let len = content.len() as u64;
-    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
-    Upload { len, body: Box::pin(body), mtime }
-}
 
 /// Issue 11, performance: each request that comes with only the app password makes Nextcloud
 /// log in again (token lookup, decrypting the stored password, a new session: half the time of
@@ -117,10 +111,7 @@ async fn small_files_of_a_folder_come_down_in_one_request() {
     up.put("a/big.bin", upload_of(big.clone(), 1_700_000_500), Precondition::Create).await.unwrap();
     want.push(("a/big.bin".into(), big, 1_700_000_500));
 
-    let home = tempfile::tempdir().unwrap();
-    let root = home.path().join("Passerelle");
-    std::fs::create_dir_all(&root).unwrap();
-    let paths = FolderPaths::new(&home.path().join("data"), &root, nc.url.as_str());
+    let SyncedFolder { home: _home, root, paths } = nc.folder();
     let remote = NextcloudRemote::new(client, "", None);
     nc.reset().await;
     let outcome = run::sync_once(&paths, &remote, &RunOptions::default(), None).await.expect("sync");

@@ -212,6 +212,16 @@ async fn a_new_local_file_is_uploaded_first_then_shared_under_the_remote_root() 
     let e = share::server_path(&root, "Team", &elsewhere).unwrap_err();
     assert_eq!(e.code(), "share_outside_folder");
     assert!(Catalog::load(Lang::En).error(e.code()).contains("synced folder"));
+
+    // A name the server refuses (a backslash: 400 on 34.0.1) can be neither there nor
+    // uploaded: said as such, not "not on the server yet".
+    #[cfg(unix)]
+    {
+        let refused = write(&root, "Devis/a\\b.pdf", b"x");
+        let e = share::server_path(&root, "Team", &refused).unwrap_err();
+        assert_eq!(e.code(), "share_name_refused");
+        assert!(Catalog::load(Lang::En).error(e.code()).contains("name"));
+    }
 }
 
 #[tokio::test]
@@ -234,7 +244,7 @@ mod support;
 /// names the file's page. No clipboard in the test's environment: it says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_shares_reuses_refuses_outside_and_opens_online() {
-    use passerelle::{config::Settings, drive::nextcloud::ConnectOptions};
+    use passerelle::config::Settings;
     let nc = Double::start(None);
     let home = support::home();
     let mut profile = support::profile();
@@ -246,16 +256,7 @@ async fn the_cli_shares_reuses_refuses_outside_and_opens_online() {
     settings.language = Some("en".into());
     settings.save(&dirs).unwrap();
     // Login Flow v2, approved at once, into the home's store.
-    let grant = nc.url.join("_test/login-flow/grant").unwrap();
-    let opener = passerelle::browser::Opener::hook(move |login| {
-        let (grant, login) = (grant.clone(), login.to_string());
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": USER})).send().await;
-        });
-        Ok(())
-    });
-    let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), ..ConnectOptions::default() };
-    nextcloud::connect(&passerelle::http::client(), &nc.url, None, &home.secrets(), &options).await.expect("login flow");
+    nc.flow_login(&home.secrets(), None, None).await;
     let folder = home.folder();
     std::fs::create_dir_all(&folder).unwrap();
     let out = support::cli(&home).args(["sync", "--once"]).output().unwrap();

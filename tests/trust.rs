@@ -590,7 +590,7 @@ async fn item7_logout_revokes_everything_and_ends_the_browser_session() {
     browser.fill_keycloak_login(&url, "alice", "alice-pass-1").await;
     let session = task.await.expect("join").expect("login");
     passerelle::chat::fetch_counts(&session).await.expect("chat login");
-    let chat: Value = serde_json::from_str(&store.get("chat").expect("get").expect("chat token")).expect("json");
+    let chat: Value = serde_json::from_str(&store.get_any("chat").expect("get").expect("chat token")).expect("json");
     let me = |creds: Value| {
         let (http, base) = (reqwest::Client::new(), chat_base.clone());
         async move {
@@ -635,7 +635,7 @@ async fn item7_logout_revokes_everything_and_ends_the_browser_session() {
     // An ended session ("please log in again") still logs out fully: the chat token too.
     let session = support::login_with("alice", "alice-pass-1", &home, &profile).await.expect("login again");
     passerelle::chat::fetch_counts(&session).await.expect("chat login");
-    let chat: Value = serde_json::from_str(&store.get("chat").expect("get").expect("chat token")).expect("json");
+    let chat: Value = serde_json::from_str(&store.get_any("chat").expect("get").expect("chat token")).expect("json");
     store.set("oidc", &json!({"ended": "your session was ended by the server"}).to_string()).expect("end");
     let out = support::cli(&home).arg("logout").output().expect("logout");
     assert!(out.status.success(), "logout of an ended session: {}", String::from_utf8_lossy(&out.stderr));

@@ -13,6 +13,12 @@
 //!
 //! Each entry is a string under a short key ("oidc", "chat", "webdav", ...). Callers store JSON
 //! when they need several fields.
+//!
+//! Every entry but the login itself belongs to the account that was logged in when it was
+//! saved ([`SecretStore::set_owned`]), and is only given back while that account is logged in
+//! ([`SecretStore::get_owned`]): two members sharing a computer never send each other's app
+//! password, chat token or calendar password. A login as another account drops the previous
+//! account's entries at once ([`SecretStore::forget_other_accounts`]).
 use std::{
     collections::BTreeMap,
     fs::File,
@@ -20,9 +26,53 @@ use std::{
     sync::Arc,
 };
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use url::Url;
 
 use crate::paths::Dirs;
+
+/// The chat's login token or personal access token.
+pub const CHAT_KEY: &str = "chat";
+/// The calendar server's own password.
+pub const CALENDAR_KEY: &str = "caldav";
+/// A generic WebDAV server's password.
+pub const WEBDAV_KEY: &str = "webdav";
+/// Nextcloud's mode and app password, one entry per server.
+pub const NEXTCLOUD_PREFIX: &str = "nextcloud:";
+
+/// The entry of the Nextcloud at `base`.
+pub fn nextcloud_key(base: &Url) -> String {
+    format!("{NEXTCLOUD_PREFIX}{}", base.as_str().trim_end_matches('/'))
+}
+
+/// Every entry that belongs to an account, for an organisation whose Nextcloud is `nextcloud`:
+/// named here once for the logout and a login as another account, since the keychain cannot
+/// list its entries.
+pub fn account_keys(nextcloud: Option<&Url>) -> Vec<String> {
+    let mut keys: Vec<String> = [CHAT_KEY, CALENDAR_KEY, WEBDAV_KEY].map(str::to_string).into();
+    keys.extend(nextcloud.map(nextcloud_key));
+    keys
+}
+
+/// An entry as [`SecretStore::set_owned`] saves it: the secret and the account it was saved
+/// for (`None`: nobody was logged in, as with a Nextcloud reached by Login Flow v2 alone).
+/// An entry that does not read as one was saved by an earlier version, before entries carried
+/// their account.
+#[derive(Serialize, Deserialize)]
+struct Owned {
+    account: Option<String>,
+    secret: String,
+}
+
+/// Whether an entry is `account`'s; one without its account (an earlier version's) is when
+/// `untagged_belongs`.
+fn belongs(text: &str, account: &str, untagged_belongs: bool) -> bool {
+    match serde_json::from_str::<Owned>(text) {
+        Ok(owned) => owned.account.as_deref() == Some(account),
+        Err(_) => untagged_belongs,
+    }
+}
 
 const SERVICE: &str = "passerelle";
 /// Where the installation's choice of store is written, in the data dir.
@@ -199,6 +249,86 @@ impl SecretStore {
         }
     }
 
+    /// The account of the login saved in this store, also once the server ended it; `None`
+    /// when nobody is logged in.
+    pub fn account(&self) -> Result<Option<String>, SecretError> {
+        Ok(self.get(super::SESSION_KEY)?.and_then(|text| super::session::account_of_saved(&text)))
+    }
+
+    /// The entry `key` if it belongs to the account logged in now ([`SecretStore::account`]).
+    /// An entry of another account is never given back. An entry from before entries carried
+    /// their account is taken as the current account's: a login as another account has
+    /// dropped it ([`SecretStore::forget_other_accounts`]).
+    pub fn get_owned(&self, key: &str) -> Result<Option<String>, SecretError> {
+        let account = self.account()?;
+        self.get_for(account.as_deref(), key)
+    }
+
+    /// The entry `key` if it belongs to `account` (a session's, [`super::Session::account`]:
+    /// a process still holding an earlier login keeps to its own secrets). An entry of an
+    /// account no longer logged in here is deleted: nobody may use it any more.
+    pub fn get_for(&self, account: Option<&str>, key: &str) -> Result<Option<String>, SecretError> {
+        let Some(text) = self.get(key)? else { return Ok(None) };
+        let Ok(owned) = serde_json::from_str::<Owned>(&text) else { return Ok(Some(text)) };
+        if owned.account.as_deref() == account {
+            return Ok(Some(owned.secret));
+        }
+        if owned.account != self.account()? {
+            tracing::warn!(key, "a secret saved for another account was dropped");
+            self.delete(key)?;
+        }
+        Ok(None)
+    }
+
+    /// Saves `value` under `key` for the account logged in now.
+    pub fn set_owned(&self, key: &str, value: &str) -> Result<(), SecretError> {
+        let account = self.account()?;
+        self.set_for(account.as_deref(), key, value)
+    }
+
+    /// Saves `value` under `key` for `account`: the session's that obtained it, whoever logs
+    /// in meanwhile.
+    pub fn set_for(&self, account: Option<&str>, key: &str, value: &str) -> Result<(), SecretError> {
+        let owned = Owned { account: account.map(str::to_string), secret: value.to_string() };
+        let text = serde_json::to_string(&owned).map_err(|e| SecretError::Keychain(e.to_string()))?;
+        self.set(key, &text)
+    }
+
+    /// The entry `key` whichever account it belongs to: only to revoke it on its server at
+    /// logout.
+    pub fn get_any(&self, key: &str) -> Result<Option<String>, SecretError> {
+        Ok(self.get(key)?.map(|text| match serde_json::from_str::<Owned>(&text) {
+            Ok(owned) => owned.secret,
+            Err(_) => text,
+        }))
+    }
+
+    /// After a login as `account`: deletes every entry of another account, and the entries
+    /// from before entries carried their account unless the login before was this same
+    /// account's (`previous`). The file store looks at all its entries; the keychain at
+    /// `keys` ([`account_keys`]).
+    pub fn forget_other_accounts(&self, account: &str, previous: Option<&str>, keys: &[String]) -> Result<(), SecretError> {
+        let untagged_belongs = previous == Some(account);
+        let keep = |key: &str, text: &str| key == super::SESSION_KEY || belongs(text, account, untagged_belongs);
+        match &*self.backend {
+            Backend::File { path } => update_file(path, |all| {
+                let before = all.len();
+                all.retain(|k, v| keep(k, v));
+                all.len() != before
+            }),
+            Backend::Keychain { .. } => {
+                for key in keys {
+                    if let Some(text) = self.get(key)? {
+                        if !keep(key, &text) {
+                            self.delete(key)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Deletes every entry whose key is in `keys` or starts with one of `prefixes`. The file
     /// store knows its keys and deletes them all at once; the keychain cannot list ours, so
     /// there only the named keys go (callers name every key they use).
@@ -319,6 +449,68 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("s/secrets.json")).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "secrets file must not be readable by others: {mode:o}");
         }
+    }
+
+    /// A login saved in `store` for `subject`, as the session keeps it.
+    fn log_in(store: &SecretStore, subject: &str) {
+        let stored = serde_json::json!({"issuer": "https://id.example", "client_id": "c",
+            "identity": {"subject": subject, "name": subject, "email": null, "username": null},
+            "access_token": "a", "access_issued_at": 0, "access_expires_at": 1, "refresh_token": "r"});
+        store.set(crate::auth::SESSION_KEY, &stored.to_string()).unwrap();
+    }
+
+    #[test]
+    fn an_entry_is_only_given_to_the_account_it_was_saved_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::file(dir.path().join("secrets.json"));
+        log_in(&store, "alice");
+        store.set_owned(CHAT_KEY, "alice-token").unwrap();
+        assert_eq!(store.get_owned(CHAT_KEY).unwrap().as_deref(), Some("alice-token"));
+        // Bob's login written by any means (another version, another process): alice's entry
+        // is not given to him, and is gone.
+        log_in(&store, "bob");
+        assert_eq!(store.get_owned(CHAT_KEY).unwrap(), None);
+        assert_eq!(store.get(CHAT_KEY).unwrap(), None);
+        assert_eq!(store.get_any(CALENDAR_KEY).unwrap(), None);
+    }
+
+    /// A process still running alice's session (the tray) after bob logged in (the CLI): what
+    /// it saves is alice's, never given to bob; and it does not delete bob's.
+    #[test]
+    fn a_process_of_an_earlier_login_keeps_to_its_own_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::file(dir.path().join("secrets.json"));
+        log_in(&store, "alice");
+        let alice = store.account().unwrap();
+        log_in(&store, "bob");
+        store.set_owned(CALENDAR_KEY, "bob-password").unwrap();
+        assert_eq!(store.get_for(alice.as_deref(), CALENDAR_KEY).unwrap(), None);
+        assert_eq!(store.get_owned(CALENDAR_KEY).unwrap().as_deref(), Some("bob-password"), "bob's entry stays");
+        store.set_for(alice.as_deref(), CHAT_KEY, "alice-token").unwrap();
+        assert_eq!(store.get_owned(CHAT_KEY).unwrap(), None, "alice's token is not given to bob");
+        assert_eq!(store.get(CHAT_KEY).unwrap(), None, "and is gone");
+    }
+
+    #[test]
+    fn a_login_as_another_account_drops_the_previous_accounts_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::file(dir.path().join("secrets.json"));
+        log_in(&store, "alice");
+        let alice = store.account().unwrap().expect("alice is logged in");
+        store.set_owned(CALENDAR_KEY, "alice-password").unwrap();
+        // Saved by an earlier version, without its account.
+        store.set(WEBDAV_KEY, r#"{"user":"alice"}"#).unwrap();
+        // Alice again: both stay, the old entry taken as hers.
+        store.forget_other_accounts(&alice, Some(&alice), &[]).unwrap();
+        assert_eq!(store.get_owned(CALENDAR_KEY).unwrap().as_deref(), Some("alice-password"));
+        assert_eq!(store.get_owned(WEBDAV_KEY).unwrap().as_deref(), Some(r#"{"user":"alice"}"#));
+        log_in(&store, "bob");
+        let bob = store.account().unwrap().expect("bob is logged in");
+        assert_ne!(alice, bob);
+        store.forget_other_accounts(&bob, Some(&alice), &[]).unwrap();
+        assert_eq!(store.get(CALENDAR_KEY).unwrap(), None);
+        assert_eq!(store.get(WEBDAV_KEY).unwrap(), None);
+        assert!(store.get(crate::auth::SESSION_KEY).unwrap().is_some(), "bob's login stays");
     }
 
     #[test]

@@ -35,6 +35,22 @@ pub(crate) struct Stored {
 #[derive(Serialize, Deserialize)]
 struct Ended {
     ended: String,
+    /// Whose it was: the account's other secrets stay its own until another login.
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// Names an account: a subject is only unique at its issuer.
+pub(crate) fn account_id(issuer: &str, subject: &str) -> String {
+    format!("{issuer}#{subject}")
+}
+
+/// The account of a saved login entry (tokens or the note of an ended session).
+pub(crate) fn account_of_saved(text: &str) -> Option<String> {
+    if let Ok(stored) = serde_json::from_str::<Stored>(text) {
+        return Some(account_id(&stored.issuer, &stored.identity.subject));
+    }
+    serde_json::from_str::<Ended>(text).ok().and_then(|e| e.account)
 }
 
 impl Stored {
@@ -60,8 +76,9 @@ impl Stored {
 
     /// Replaces the dead tokens by a note saying why, so that the next command, even in
     /// another process, says "please log in again" rather than "not logged in".
-    fn mark_ended(store: &SecretStore, reason: &str) -> Result<(), AuthError> {
-        let text = serde_json::to_string(&Ended { ended: reason.to_string() })
+    fn mark_ended(&self, store: &SecretStore, reason: &str) -> Result<(), AuthError> {
+        let account = Some(account_id(&self.issuer, &self.identity.subject));
+        let text = serde_json::to_string(&Ended { ended: reason.to_string(), account })
             .map_err(|e| AuthError::LoginRequired(e.to_string()))?;
         store.set(KEY, &text)?;
         Ok(())
@@ -153,7 +170,15 @@ impl Session {
             refresh_token,
             id_token: tokens.id_token,
         };
+        let previous = store.account()?;
         stored.save(&store)?;
+        // Another account's secrets go before anything can use them (two members, one
+        // computer, no logout in between). The check on reading covers a failure here.
+        let account = account_id(&stored.issuer, &identity.subject);
+        let keys = super::secrets::account_keys(profile.nextcloud.as_ref());
+        if let Err(e) = store.forget_other_accounts(&account, previous.as_deref(), &keys) {
+            tracing::warn!(error = %e, "could not delete the previous account's secrets");
+        }
         Ok(Session {
             shared: Arc::new(Shared {
                 http,
@@ -204,6 +229,12 @@ impl Session {
 
     pub fn identity(&self) -> &Identity {
         &self.shared.identity
+    }
+
+    /// Names this session's account, as the secrets it obtains are saved for
+    /// ([`SecretStore::set_for`]).
+    pub fn account(&self) -> String {
+        account_id(self.shared.profile.issuer.as_str(), &self.shared.identity.subject)
     }
 
     pub fn profile(&self) -> &Profile {
@@ -284,7 +315,7 @@ impl Session {
                     // The server ended the session: the stored tokens are worthless now.
                     tracing::warn!("the login server refused the refresh: the member must log in again");
                     self.shared.ended.store(true, std::sync::atomic::Ordering::SeqCst);
-                    Stored::mark_ended(&self.shared.store, reason)?;
+                    tokens.mark_ended(&self.shared.store, reason)?;
                 }
                 return Err(e);
             }

@@ -118,7 +118,7 @@ impl std::fmt::Debug for CalDavAuth {
 }
 
 /// The keychain entry for Basic credentials.
-pub const SECRET_KEY: &str = "caldav";
+pub const SECRET_KEY: &str = crate::auth::secrets::CALENDAR_KEY;
 
 /// What is kept: the password and the server it was given for. A password is only ever sent
 /// to that server (`server`, an origin), whatever the profile says later.
@@ -152,7 +152,7 @@ impl CalDavAuth {
     /// The Basic credentials saved for the server at `root`, if any. A password saved for
     /// another server (or by a version that did not record the server) is not used.
     pub fn saved_basic(store: &SecretStore, root: &Url) -> Result<Option<CalDavAuth>, CalendarError> {
-        let stored = store.get(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
+        let stored = store.get_owned(SECRET_KEY)?.and_then(|text| serde_json::from_str::<StoredBasic>(&text).ok());
         Ok(stored
             .filter(|s| s.server.as_deref() == Some(origin_of(root).as_str()))
             .map(|s| CalDavAuth::Basic { user: s.user, password: s.password }))
@@ -162,7 +162,7 @@ impl CalDavAuth {
 fn save_basic(store: &SecretStore, root: &Url, user: &str, password: &str) -> Result<(), CalendarError> {
     let stored = StoredBasic { user: user.into(), password: password.into(), server: Some(origin_of(root)) };
     let text = serde_json::to_string(&stored).map_err(|e| CalendarError::Xml(e.to_string()))?;
-    store.set(SECRET_KEY, &text)?;
+    store.set_owned(SECRET_KEY, &text)?;
     Ok(())
 }
 

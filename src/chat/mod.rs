@@ -69,7 +69,7 @@ pub const POLL_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const SERVER_CALLS_PER_MINUTE: u32 = 10;
 
 /// The secret store key of the chat's login token.
-pub const SECRET_KEY: &str = "chat";
+pub const SECRET_KEY: &str = crate::auth::secrets::CHAT_KEY;
 
 /// The plain words for a server without access-token login.
 pub const UNAVAILABLE: &str = "chat counts unavailable on this server";
@@ -260,7 +260,8 @@ pub fn forget(session: &Session) -> Result<(), ChatError> {
 /// server confirmed the revocation.
 #[tracing::instrument(skip_all)]
 pub async fn logout(http: &reqwest::Client, profile: &crate::config::Profile, store: &crate::auth::SecretStore) -> Result<bool, ChatError> {
-    let saved = store.get(rest::SECRET_KEY)?;
+    // Revoked whoever it was saved for: logging out leaves no live token behind.
+    let saved = store.get_any(rest::SECRET_KEY)?;
     let base = profile.rocketchat.as_ref().map(with_slash);
     let mut revoked = false;
     if let (Some(text), Some(base)) = (saved, base) {

@@ -204,7 +204,7 @@ impl Rest {
     }
 
     fn load_stored(&self) -> Result<Option<Credentials>, ChatError> {
-        let Some(text) = self.session.secrets().get(SECRET_KEY)? else { return Ok(None) };
+        let Some(text) = self.session.secrets().get_for(Some(&self.session.account()), SECRET_KEY)? else { return Ok(None) };
         match serde_json::from_str::<Credentials>(&text) {
             Ok(c) if c.server == self.base.as_str() => Ok(Some(c)),
             Ok(_) => Ok(None),
@@ -346,7 +346,7 @@ impl Rest {
 
     fn save(&self, creds: &Credentials) -> Result<(), ChatError> {
         let text = serde_json::to_string(creds).map_err(|e| ChatError::BadAnswer(e.to_string()))?;
-        self.session.secrets().set(SECRET_KEY, &text)?;
+        self.session.secrets().set_for(Some(&self.session.account()), SECRET_KEY, &text)?;
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use url::Url;
 use super::{exit, print_json, Context, Failure};
 
 /// The keychain entry of generic WebDAV credentials.
-const WEBDAV_SECRET: &str = "webdav";
+const WEBDAV_SECRET: &str = passerelle::auth::secrets::WEBDAV_KEY;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -231,10 +231,10 @@ fn webdav_auth(ctx: &Context, url: &Url, user: Option<&str>) -> Result<Auth, Fai
         };
         let secret = WebDavSecret { url: url.to_string(), user: user.to_string(), password: password.clone() };
         let text = serde_json::to_string(&secret).map_err(|e| Failure::coded(exit::FAILURE, "unknown", &e))?;
-        ctx.store.set(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
+        ctx.store.set_owned(WEBDAV_SECRET, &text).map_err(secrets_failure)?;
         return Ok(Auth::Basic { user: user.to_string(), password });
     }
-    if let Some(text) = ctx.store.get(WEBDAV_SECRET).map_err(secrets_failure)? {
+    if let Some(text) = ctx.store.get_owned(WEBDAV_SECRET).map_err(secrets_failure)? {
         if let Ok(secret) = serde_json::from_str::<WebDavSecret>(&text) {
             if secret.url == url.as_str() {
                 return Ok(Auth::Basic { user: secret.user, password: secret.password });
@@ -462,11 +462,7 @@ pub async fn status(ctx: Context, args: StatusArgs) -> Result<(), Failure> {
 
 /// Trash and versions are the Nextcloud extras' (see `passerelle::drive::nextcloud`).
 pub async fn drive(ctx: Context, args: DriveArgs) -> Result<(), Failure> {
-    let (profile, _) = ctx.settings.profile()?;
-    let session = ctx.session().ok();
-    let nc = nextcloud::account(&ctx.http, &profile, &ctx.store, session.as_ref(), &ConnectOptions::default())
-        .await
-        .map_err(nextcloud_failure)?;
+    let nc = nextcloud_account(&ctx, nextcloud_failure).await?;
     match args.command {
         DriveCommand::Trash { json } => {
             let items = nextcloud::trash(&nc).await.map_err(nextcloud_failure)?;
@@ -501,15 +497,28 @@ pub async fn drive(ctx: Context, args: DriveArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
-    let code = e.code();
-    let exit = match code {
+/// The profile's Nextcloud for the commands that read or restore on the server (trash,
+/// versions, recent changes): the saved app password, else the login's token, else Login Flow
+/// v2 in the browser. `failure` words a refusal the command's way.
+pub(super) async fn nextcloud_account(ctx: &Context, failure: fn(nextcloud::NextcloudError) -> Failure) -> Result<passerelle::drive::nextcloud::Nextcloud, Failure> {
+    let (profile, _) = ctx.settings.profile()?;
+    let session = ctx.session().ok();
+    nextcloud::account(&ctx.http, &profile, &ctx.store, session.as_ref(), &ConnectOptions::default()).await.map_err(failure)
+}
+
+/// The exit status of a Nextcloud failure, by its code.
+pub(super) fn nextcloud_exit(code: &str) -> u8 {
+    match code {
         "login_required" => exit::LOGIN_REQUIRED,
         "offline" => exit::OFFLINE,
         "not_configured" => exit::NOT_CONFIGURED,
         _ => exit::FAILURE,
-    };
-    Failure::coded(exit, code, &e)
+    }
+}
+
+fn nextcloud_failure(e: nextcloud::NextcloudError) -> Failure {
+    let code = e.code();
+    Failure::coded(nextcloud_exit(code), code, &e)
 }
 
 /// "being edited online (by X)" in the member's language (X: who holds the lock, "" unnamed).

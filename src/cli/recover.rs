@@ -8,10 +8,10 @@ use clap::Args;
 use passerelle::drive::nextcloud::{
     self,
     feed::{self, Feed, FeedConfig, Polled},
-    ConnectOptions, Nextcloud,
+    Nextcloud,
 };
 
-use super::{exit, print_json, Context, Failure};
+use super::{drive, exit, print_json, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct TrashArgs {
@@ -63,19 +63,11 @@ pub struct NotificationsArgs {
 
 fn failure(e: nextcloud::NextcloudError) -> Failure {
     let code = e.code();
-    let exit = match code {
-        "login_required" => exit::LOGIN_REQUIRED,
-        "offline" => exit::OFFLINE,
-        "not_configured" => exit::NOT_CONFIGURED,
-        _ => exit::FAILURE,
-    };
-    Failure::new(exit, format!("{e} [{code}]"))
+    Failure::new(drive::nextcloud_exit(code), format!("{e} [{code}]"))
 }
 
 async fn account(ctx: &Context) -> Result<Nextcloud, Failure> {
-    let (profile, _) = ctx.settings.profile()?;
-    let session = ctx.session().ok();
-    nextcloud::account(&ctx.http, &profile, &ctx.store, session.as_ref(), &ConnectOptions::default()).await.map_err(failure)
+    drive::nextcloud_account(ctx, failure).await
 }
 
 /// The server path of what the member named: a local file of the synced folder when it is

@@ -10,6 +10,7 @@ use std::{
 
 use futures_util::StreamExt;
 use passerelle::drive::{
+    names::TEMP_PREFIX,
     remote::{Precondition, Upload},
     Auth, Kind, Remote, WebDav,
 };
@@ -61,21 +62,62 @@ pub fn local_tree(root: &Path) -> Tree {
     out
 }
 
+/// The server's tree without the staged uploads a kill may leave (hidden, cleaned up later by
+/// age).
 pub async fn remote_tree(dav: &WebDav) -> Tree {
-    let listing = dav.list_tree().await.expect("list");
+    let mut out = server_tree(dav).await;
+    out.retain(|k, _| !is_temp(k));
+    out
+}
+
+/// A staged upload's or probe's name.
+pub fn is_temp(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX))
+}
+
+/// The server's whole tree, temporary names included.
+pub async fn server_tree(remote: &dyn Remote) -> Tree {
+    let listing = remote.list_tree().await.expect("list the server");
     let mut out = Tree::new();
     for (k, e) in listing.entries {
-        // Staged uploads interrupted by a kill: hidden, cleaned up later by age.
-        if k.rsplit('/').next().is_some_and(|n| n.starts_with(".passerelle-tmp-")) {
-            continue;
-        }
-        if e.kind == Kind::Dir {
-            out.insert(k, None);
-        } else {
-            out.insert(k, Some(get(dav, &e.server_path).await));
-        }
+        let data = match e.kind {
+            Kind::Dir => None,
+            Kind::Link => panic!("a server lists no links: {k}"),
+            Kind::File => {
+                let d = remote.get(&e.server_path).await.expect("get");
+                let mut body = d.body;
+                let mut data = Vec::new();
+                while let Some(c) = body.next().await {
+                    data.extend_from_slice(&c.expect("chunk"));
+                }
+                Some(data)
+            }
+        };
+        out.insert(k, data);
     }
     out
+}
+
+/// A tree in a failure message: folders end with `/`, files show their first two words.
+pub fn show(tree: &Tree) -> Vec<String> {
+    tree.iter()
+        .map(|(k, v)| match v {
+            None => format!("{k}/"),
+            Some(d) => format!("{k} = {:?}", String::from_utf8_lossy(d).split(' ').take(2).collect::<Vec<_>>().join(" ")),
+        })
+        .collect()
+}
+
+/// In-memory model cases: 200 in CI, 10,000 in the soak, or `PASSERELLE_MODEL_CASES`.
+pub fn model_cases() -> u32 {
+    if let Some(n) = std::env::var("PASSERELLE_MODEL_CASES").ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
+    if std::env::var("PASSERELLE_SOAK").is_ok_and(|v| v == "1") {
+        10_000
+    } else {
+        200
+    }
 }
 
 pub async fn get(dav: &WebDav, path: &str) -> Vec<u8> {

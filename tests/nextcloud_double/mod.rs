@@ -8,7 +8,15 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use passerelle::drive::nextcloud::{self, Credentials, Nextcloud};
+use passerelle::{
+    auth::{SecretStore, Session},
+    browser::Opener,
+    drive::{
+        nextcloud::{self, ConnectOptions, Credentials, Nextcloud},
+        remote::Upload,
+        run::FolderPaths,
+    },
+};
 use serde_json::{json, Value};
 
 pub const USER: &str = "alice";
@@ -116,6 +124,58 @@ impl Double {
         }
         Some(r.bytes().await.expect("body").to_vec())
     }
+}
+
+/// A synced folder of a double in a throwaway home: `root` (`Passerelle`, made empty), its
+/// journal in `home/data`.
+pub struct SyncedFolder {
+    pub home: tempfile::TempDir,
+    pub root: PathBuf,
+    pub paths: FolderPaths,
+}
+
+impl Double {
+    /// Grants the Login Flow v2 as `user` as soon as the app opens its login page; the
+    /// receiver gets each login page's address.
+    pub fn granting_opener(&self, user: &'static str) -> (Opener, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let grant = self.url.join("_test/login-flow/grant").expect("url");
+        let opener = Opener::hook(move |login_url| {
+            let _ = tx.send(login_url.to_string());
+            let grant = grant.clone();
+            let login = login_url.to_string();
+            // The member clicks "grant access" in the browser a little later.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let _ = reqwest::Client::new().post(grant).json(&json!({"login": login, "user": user})).send().await;
+            });
+            Ok(())
+        });
+        (opener, rx)
+    }
+
+    /// Connects with Login Flow v2 (granted as `USER`) into `store`, beside `session` when
+    /// there is one, keeping the facts at `facts`.
+    pub async fn flow_login(&self, store: &SecretStore, session: Option<&Session>, facts: Option<PathBuf>) -> Nextcloud {
+        let (opener, _rx) = self.granting_opener(USER);
+        let options = ConnectOptions { opener, poll_every: std::time::Duration::from_millis(100), facts, ..ConnectOptions::default() };
+        nextcloud::connect(&passerelle::http::client(), &self.url, session, store, &options).await.expect("login flow connect")
+    }
+
+    pub fn folder(&self) -> SyncedFolder {
+        let home = tempfile::tempdir().expect("temp dir");
+        let root = home.path().join("Passerelle");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        let paths = FolderPaths::new(&home.path().join("data"), &root, self.url.as_str());
+        SyncedFolder { home, root, paths }
+    }
+}
+
+/// `content` as an upload dated `mtime`.
+pub fn upload_of(content: Vec<u8>, mtime: i64) -> Upload {
+    let len = content.len() as u64;
+    let body = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(content))]);
+    Upload { len, body: Box::pin(body), mtime }
 }
 
 pub fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {

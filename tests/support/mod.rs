@@ -25,6 +25,15 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// The stack's calendar (Radicale) password of `user`.
+pub fn caldav_password(user: &str) -> String {
+    let users = env("PASSERELLE_TEST_CALDAV_USERS");
+    users
+        .split(',')
+        .find_map(|pair| pair.split_once(':').filter(|(u, _)| *u == user).map(|(_, p)| p.to_string()))
+        .unwrap_or_else(|| panic!("no CalDAV test user {user} in {users}"))
+}
+
 fn env_url(name: &str) -> Option<url::Url> {
     std::env::var(name).ok().and_then(|v| url::Url::parse(&v).ok())
 }

@@ -110,23 +110,34 @@ struct Saved {
 }
 
 fn key(base: &Url) -> String {
-    format!("nextcloud:{}", normalise_base(base).as_str().trim_end_matches('/'))
+    crate::auth::secrets::nextcloud_key(&normalise_base(base))
 }
 
-fn load(store: &SecretStore, base: &Url) -> Result<Option<Saved>, NextcloudError> {
-    let text = store.get(&key(base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
+/// The account the entry is kept for: the session's when there is one (a process still
+/// holding an earlier login keeps to its own), else the login saved in the store, if any.
+fn owner(store: &SecretStore, session: Option<&Session>) -> Result<Option<String>, NextcloudError> {
+    match session {
+        Some(session) => Ok(Some(session.account())),
+        None => store.account().map_err(|e| NextcloudError::Secrets(e.to_string())),
+    }
+}
+
+fn load(store: &SecretStore, base: &Url, session: Option<&Session>) -> Result<Option<Saved>, NextcloudError> {
+    let owner = owner(store, session)?;
+    let text = store.get_for(owner.as_deref(), &key(base)).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
     // An unreadable entry is as good as none: the member logs in again.
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-fn save(store: &SecretStore, base: &Url, saved: &Saved) -> Result<(), NextcloudError> {
+fn save(store: &SecretStore, base: &Url, session: Option<&Session>, saved: &Saved) -> Result<(), NextcloudError> {
     let text = serde_json::to_string(saved).map_err(|e| NextcloudError::Secrets(e.to_string()))?;
-    store.set(&key(base), &text).map_err(|e| NextcloudError::Secrets(e.to_string()))
+    let owner = owner(store, session)?;
+    store.set_for(owner.as_deref(), &key(base), &text).map_err(|e| NextcloudError::Secrets(e.to_string()))
 }
 
 /// The mode remembered for this server, if any.
 pub fn saved_mode(store: &SecretStore, base: &Url) -> Option<Mode> {
-    load(store, base).ok().flatten().map(|s| s.mode)
+    load(store, base, None).ok().flatten().map(|s| s.mode)
 }
 
 /// Asks `cloud/user` who we are with these credentials: the user id, or `Unauthorized`.
@@ -257,7 +268,7 @@ pub async fn connect(
     options: &ConnectOptions,
 ) -> Result<Nextcloud, NextcloudError> {
     let base = normalise_base(base);
-    let saved = load(store, &base)?;
+    let saved = load(store, &base, session)?;
     if let Some(path) = &options.facts {
         if let Some(nc) = from_facts(http, &base, path, saved.as_ref(), session) {
             return Ok(nc);
@@ -309,7 +320,7 @@ async fn connect_fresh(
         let creds = Credentials::Bearer(session.clone());
         match whoami(http, &base, &creds).await {
             Ok(user) => {
-                save(store, &base, &Saved { mode: Mode::Bearer, login: None, app_password: None })?;
+                save(store, &base, Some(session), &Saved { mode: Mode::Bearer, login: None, app_password: None })?;
                 tracing::info!("the server accepts the session's bearer token");
                 let info = account_info(http, &base, &creds).await?;
                 return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
@@ -332,6 +343,7 @@ async fn connect_fresh(
     save(
         store,
         &base,
+        session,
         &Saved { mode: Mode::AppPassword, login: Some(granted.login_name), app_password: Some(granted.app_password) },
     )?;
     Ok(Nextcloud::new(http.clone(), &base, &user, creds, info))
@@ -409,7 +421,11 @@ pub async fn login_flow(http: &reqwest::Client, base: &Url, options: &ConnectOpt
 #[tracing::instrument(skip_all, fields(server = %base))]
 pub async fn logout(http: &reqwest::Client, base: &Url, store: &SecretStore) -> Result<bool, NextcloudError> {
     let base = normalise_base(base);
-    let saved = load(store, &base)?;
+    // Revoked whoever it was saved for: logging out leaves no live app password behind.
+    let saved = store
+        .get_any(&key(&base))
+        .map_err(|e| NextcloudError::Secrets(e.to_string()))?
+        .and_then(|t| serde_json::from_str::<Saved>(&t).ok());
     let mut revoked = false;
     if let Some(Saved { login: Some(login), app_password: Some(password), .. }) = saved {
         let url = base.join("ocs/v2.php/core/apppassword").map_err(|e| NextcloudError::Protocol(e.to_string()))?;

@@ -16,10 +16,7 @@
 //! period: 600)]`): 429 with an empty body; an item shared with the member without the right
 //! to share it is 404 "You are not allowed to share x". The `password` field of a listed link is the word
 //! "redacted" (never the password), `null` when it has none.
-use std::{
-    future::Future,
-    path::{Component, Path, PathBuf},
-};
+use std::{future::Future, path::Path};
 
 use chrono::{Days, NaiveDate};
 use reqwest::{header, Method};
@@ -28,7 +25,12 @@ use serde_json::Value;
 use thiserror::Error;
 use url::Url;
 
-use super::{body_error, client::Nextcloud, NextcloudError};
+use super::{
+    body_error,
+    client::Nextcloud,
+    place::{Presence, Unmapped},
+    NextcloudError,
+};
 use crate::http::{json_limited, JSON_ANSWER_LIMIT};
 
 /// OCS share type of a public link (`IShare::TYPE_LINK`).
@@ -127,6 +129,9 @@ pub enum ShareError {
     NoSuchFile(String),
     #[error("{0} is not on the server")]
     NotOnServer(String),
+    /// A name the server refuses (`names::check_remote_name`): no such item can be on it.
+    #[error("the server does not accept the name of {0}")]
+    NameRefused(String),
     #[error("the server does not allow sharing")]
     SharingDisabled,
     #[error("the server does not allow public links")]
@@ -154,6 +159,7 @@ impl ShareError {
             ShareError::OutsideFolder(_) => "share_outside_folder",
             ShareError::NoSuchFile(_) => "share_no_such_file",
             ShareError::NotOnServer(_) => "share_not_on_server",
+            ShareError::NameRefused(_) => "share_name_refused",
             ShareError::SharingDisabled => "share_disabled",
             ShareError::LinksDisabled => "share_links_disabled",
             ShareError::ExpiryTooFar { .. } => "share_expiry_too_far",
@@ -168,28 +174,15 @@ impl ShareError {
 }
 
 /// The item's path on the server for a local path in the synced folder `root`, whose server
-/// folder is `remote_root` (`Settings::remote_path`, "" for the whole space). The path is
-/// resolved (symbolic links, `..`) before it is compared, so nothing outside the folder is
-/// named through a link inside it.
+/// folder is `remote_root` (`Settings::remote_path`, "" for the whole space): `place::map`,
+/// with the file there to share (it is uploaded first when the server does not have it).
 pub fn server_path(root: &Path, remote_root: &str, local: &Path) -> Result<String, ShareError> {
-    let shown = local.display().to_string();
-    let root = std::fs::canonicalize(root).map_err(|_| ShareError::OutsideFolder(shown.clone()))?;
-    let absolute = std::path::absolute(local).map_err(|_| ShareError::NoSuchFile(shown.clone()))?;
-    let resolved = resolve(&absolute).ok_or_else(|| ShareError::NoSuchFile(shown.clone()))?;
-    let rel = resolved.strip_prefix(&root).map_err(|_| ShareError::OutsideFolder(shown.clone()))?;
-    let mut segs: Vec<String> = remote_root.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    for c in rel.components() {
-        match c {
-            Component::Normal(s) => segs.push(s.to_str().ok_or_else(|| ShareError::OutsideFolder(shown.clone()))?.to_string()),
-            _ => return Err(ShareError::OutsideFolder(shown)),
-        }
-    }
-    Ok(segs.join("/"))
-}
-
-/// The path with its links resolved; a file that does not exist (yet) is not shared.
-fn resolve(path: &Path) -> Option<PathBuf> {
-    std::fs::canonicalize(path).ok()
+    let shown = || local.display().to_string();
+    super::place::map(root, remote_root, local, Presence::MustExist).map_err(|e| match e {
+        Unmapped::NoFolder(_) | Unmapped::Outside => ShareError::OutsideFolder(shown()),
+        Unmapped::Missing => ShareError::NoSuchFile(shown()),
+        Unmapped::RefusedName => ShareError::NameRefused(shown()),
+    })
 }
 
 /// A password the server's policy accepts: letters of both cases, digits and a sign, long
@@ -519,6 +512,14 @@ mod tests {
             assert_eq!(server_path(&root, "", &root.join("link.txt")).unwrap_err().code(), "share_outside_folder");
         }
         assert_eq!(server_path(&root, "", &root.join("nope.txt")).unwrap_err().code(), "share_no_such_file");
+        // Checks it shares with recovering: names the server refuses, a server folder leaving
+        // the space.
+        #[cfg(unix)]
+        {
+            std::fs::write(root.join("a\\b.txt"), b"x").unwrap();
+            assert_eq!(server_path(&root, "", &root.join("a\\b.txt")).unwrap_err().code(), "share_name_refused");
+        }
+        assert_eq!(server_path(&root, "Team/..", &local).unwrap_err().code(), "share_outside_folder");
     }
 
     #[test]
