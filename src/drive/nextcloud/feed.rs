@@ -253,8 +253,9 @@ impl Default for FeedConfig {
 
 /// The notifications to announce, oldest first, and the new mark (the highest id announced or
 /// passed over). Nextcloud numbers notifications from one growing counter (an autoincrement
-/// column), so "newer than the mark" is "a higher id": one announced before a restart is never
-/// announced again, and one that came while the computer was off is announced at start.
+/// column; observed on 34.0.1, /work/nc34-findings.md "locknotify": two new ones got 10 and
+/// 11 after 1 and 2), so "newer than the mark" is "a higher id": one announced before a restart
+/// is never announced again, and one that came while the computer was off is announced at start.
 ///
 /// With no mark (the account's very first look on this computer) nothing is announced: the
 /// backlog is the server's history, not news, and a member who installs the app is not greeted
