@@ -17,6 +17,7 @@ states=(
   "paused     #b45309 #fbbf24 pause"
   "error      #b91c1c #f87171 error"
   "offline    #4b5563 #9ca3af offline"
+  "attention  #b45309 #fbbf24 clock"
 )
 
 overlay() {
@@ -26,6 +27,7 @@ overlay() {
     sync) echo '<circle cx="47" cy="47" r="15" fill="#fff"/><path d="M39 45a8.5 8.5 0 0 1 15.5-3M55 49a8.5 8.5 0 0 1-15.5 3" stroke="FILL" stroke-width="4" fill="none" stroke-linecap="round"/><path d="M56 36v7h-7M38 58v-7h7" stroke="FILL" stroke-width="4" fill="none" stroke-linecap="round" stroke-linejoin="round"/>' ;;
     pause) echo '<circle cx="47" cy="47" r="15" fill="#fff"/><rect x="41" y="40" width="4.5" height="14" rx="1.5" fill="FILL"/><rect x="48.5" y="40" width="4.5" height="14" rx="1.5" fill="FILL"/>' ;;
     error) echo '<circle cx="47" cy="47" r="15" fill="#fff"/><rect x="44.75" y="38" width="4.5" height="11" rx="2" fill="FILL"/><circle cx="47" cy="54.5" r="2.6" fill="FILL"/>' ;;
+    clock) echo '<circle cx="47" cy="47" r="15" fill="#fff"/><circle cx="47" cy="47" r="9.5" stroke="FILL" stroke-width="3.5" fill="none"/><path d="M47 41.5V47l4 3" stroke="FILL" stroke-width="3.5" fill="none" stroke-linecap="round" stroke-linejoin="round"/>' ;;
     offline) echo '<circle cx="47" cy="47" r="15" fill="#fff"/><path d="M40 40l14 14M54 40L40 54" stroke="FILL" stroke-width="4.5" stroke-linecap="round"/>' ;;
   esac
 }

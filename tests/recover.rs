@@ -184,6 +184,47 @@ async fn the_feed_announces_new_notifications_once_and_idles_on_304() {
     assert!(tokio::time::timeout(Duration::from_millis(1), arrivals.recv()).await.is_err(), "nothing announced twice");
 }
 
+/// A share that came while the computer was off is told once when the app starts; the account's
+/// first start tells none of the backlog; a restart never tells one twice. The mark the app keeps
+/// between starts (`FeedState::announced` in, `FeedConfig::announced` out) is all that carries over.
+#[tokio::test]
+async fn notifications_from_while_the_app_was_off_are_told_once_at_start() {
+    let nc = Double::start(None);
+    let client = nc.connect().await;
+    let base = nc.url.as_str().trim_end_matches('/');
+    nc.control("_test/notifications", json!({"user": USER, "app": "files_reminders", "subject": "Rappel : ancien"})).await;
+
+    // The account's first start: the old one is counted and marked, not announced.
+    let first = Feed::start(client.clone(), FeedConfig::default());
+    let mut arrivals = first.arrivals();
+    let seen = first.state().wait_for(|s| s.announced.is_some()).await.unwrap().clone();
+    assert_eq!(seen.notifications.len(), 1);
+    assert!(arrivals.try_recv().is_err(), "the backlog of a first start is not announced");
+    let mark = seen.announced;
+    drop(first);
+
+    // The app is not running: a colleague shares a file.
+    nc.control("_test/notifications", json!({"user": USER, "kind": "share", "actor": "bob", "path": "devis.txt", "base": base})).await;
+    let second = Feed::start(client.clone(), FeedConfig { announced: mark, ..FeedConfig::default() });
+    let mut arrivals = second.arrivals();
+    let seen = second.state().wait_for(|s| s.announced.is_some()).await.unwrap().clone();
+    assert_eq!(seen.notifications.len(), 2);
+    let told = arrivals.try_recv().expect("the share that came while off is announced at start");
+    assert_eq!(told.app, "files_sharing");
+    assert!(arrivals.try_recv().is_err(), "only that one: the old one was there at the first start");
+    assert!(seen.announced > mark);
+    let mark = seen.announced;
+    drop(second);
+
+    // Started again with nothing new: nothing is told twice.
+    let third = Feed::start(client, FeedConfig { announced: mark, ..FeedConfig::default() });
+    let mut arrivals = third.arrivals();
+    let seen = third.state().wait_for(|s| s.announced.is_some()).await.unwrap().clone();
+    assert_eq!(seen.notifications.len(), 2);
+    assert_eq!(seen.announced, mark);
+    assert!(arrivals.try_recv().is_err(), "announced before the restart: not again");
+}
+
 /// The idle cost of "Récemment" and the notifications, with the default settings (5 minutes),
 /// for `PASSERELLE_BENCH_MINUTES` (15 by default) of real time: run by
 /// `scripts/bench-notifications`, which prints the table. Against the double, its own count of

@@ -13,6 +13,9 @@ pub enum TrayState {
     Paused,
     Error,
     Offline,
+    /// Something waits on someone else (a file being edited online): amber with a clock, not
+    /// the red error, since there is nothing for the member to fix.
+    Attention,
 }
 
 /// Light panels get the deep colours, dark panels the bright ones.
@@ -73,6 +76,8 @@ fn png(state: TrayState, theme: Theme) -> &'static [u8] {
         (Error, Dark) => include_bytes!("../../icons/tray/error-dark.png"),
         (Offline, Light) => include_bytes!("../../icons/tray/offline-light.png"),
         (Offline, Dark) => include_bytes!("../../icons/tray/offline-dark.png"),
+        (Attention, Light) => include_bytes!("../../icons/tray/attention-light.png"),
+        (Attention, Dark) => include_bytes!("../../icons/tray/attention-dark.png"),
     }
 }
 
@@ -214,7 +219,7 @@ mod tests {
 
     #[test]
     fn every_state_renders_and_the_badge_paints_red() {
-        for state in [TrayState::LoggedOut, TrayState::UpToDate, TrayState::Syncing, TrayState::Paused, TrayState::Error, TrayState::Offline] {
+        for state in [TrayState::LoggedOut, TrayState::UpToDate, TrayState::Syncing, TrayState::Paused, TrayState::Error, TrayState::Offline, TrayState::Attention] {
             for theme in [Theme::Light, Theme::Dark] {
                 let plain = render(state, theme, &Badge::None).unwrap();
                 assert_eq!((plain.width(), plain.height()), (64, 64));
@@ -244,6 +249,7 @@ mod tests {
             ("error-250", TrayState::Error, Badge::Count(250)),
             ("paused-dot", TrayState::Paused, Badge::Dot),
             ("offline", TrayState::Offline, Badge::None),
+            ("attention", TrayState::Attention, Badge::None),
             ("logged_out", TrayState::LoggedOut, Badge::None),
         ] {
             let img = render(state, Theme::Light, &badge).unwrap();

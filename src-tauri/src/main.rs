@@ -18,6 +18,7 @@ mod windows;
 
 use passerelle::paths::Dirs;
 use tauri::{tray::TrayIconBuilder, Manager, RunEvent};
+use tauri_plugin_notification::NotificationExt;
 
 use crate::{shell::Shell, tray::MenuAction, windows::WindowKind};
 
@@ -131,6 +132,23 @@ fn main() {
                     None => tracing::debug!(id = ?event.id(), "informative menu line"),
                 })
                 .build(app)?;
+
+            // A click on a Nextcloud notification's OS notification opens it and marks it read.
+            // The plugin calls this on its signal thread: the work goes to the runtime.
+            let click_handle = handle.clone();
+            let clicks = handle.notification().on_action(move |performed| {
+                let Some(id) = notify::nextcloud_clicked(performed) else { return };
+                let app = click_handle.clone();
+                tauri::async_runtime::spawn(async move {
+                    let shell = app.state::<Shell>();
+                    if let Err(e) = shell.open_notice_id(&app, id) {
+                        shell.act_failed(&app, &e);
+                    }
+                });
+            });
+            if let Err(e) = clicks {
+                tracing::warn!(error = %e, "clicks on notifications will not be seen");
+            }
 
             // The tray follows the model; the model follows the core's streams. No polling.
             let mut model = shell.model();

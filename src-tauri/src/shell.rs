@@ -40,7 +40,7 @@ use crate::{
     i18n::{Catalog, Lang},
     icon::{self, Theme},
     notify::{self, NoticeKind},
-    tray::{self, MenuAction, NextMeeting, Quota, SyncLine, TrayModel},
+    tray::{self, LockedFile, MenuAction, NextMeeting, Quota, SyncLine, TrayModel},
     windows::{self, DialogKind, WindowKind},
 };
 
@@ -1023,7 +1023,19 @@ pub fn sync_line(status: &DriveStatus, online: bool) -> SyncLine {
     match status {
         DriveStatus::Starting => SyncLine::Waiting,
         DriveStatus::Idle { failed, .. } if !failed.is_empty() => {
-            SyncLine::Failed { files: failed.len(), code: failed[0].code.clone() }
+            let locked: Vec<LockedFile> = failed
+                .iter()
+                .filter(|f| f.code == "locked")
+                .map(|f| LockedFile {
+                    name: f.path.rsplit('/').next().unwrap_or(&f.path).to_string(),
+                    // The engine gives "" when the server names nobody (an app lock).
+                    by: f.by.clone().filter(|b| !b.trim().is_empty()),
+                })
+                .collect();
+            // The reason told is the first that is not a lock: a lock ends by itself, the
+            // other may need the member.
+            let code = failed.iter().find(|f| f.code != "locked").unwrap_or(&failed[0]).code.clone();
+            SyncLine::Failed { files: failed.len(), code, locked }
         }
         DriveStatus::Idle { .. } => SyncLine::UpToDate,
         DriveStatus::Syncing { done, total, .. } => SyncLine::Syncing { done: *done as u64, total: *total as u64 },
@@ -1084,13 +1096,32 @@ mod tests {
     fn failed_items_are_not_up_to_date() {
         let failed = vec![drive::FailedItem { path: "a/rapport.pdf".into(), code: "quota_exceeded".into(), size: Some(5), by: None }];
         let idle = DriveStatus::Idle { last_sync: None, failed, conflicts: vec![] };
-        assert_eq!(sync_line(&idle, true), SyncLine::Failed { files: 1, code: "quota_exceeded".into() });
+        assert_eq!(sync_line(&idle, true), SyncLine::Failed { files: 1, code: "quota_exceeded".into(), locked: vec![] });
         let clean = DriveStatus::Idle { last_sync: None, failed: vec![], conflicts: vec!["x".into()] };
         assert_eq!(sync_line(&clean, true), SyncLine::UpToDate);
         let down = DriveStatus::Offline { message: String::new(), last_sync: None, waiting: 2 };
         assert_eq!(sync_line(&down, true), SyncLine::Offline { server_down: true, files: 2, last_sync: None });
         let login = DriveStatus::Error { code: "login_unreachable".into(), message: String::new() };
         assert_eq!(sync_line(&login, true), SyncLine::Error("login_unreachable".into()));
+    }
+
+    /// Issue 15: the drive's locked items reach the tray with the file's name and the holder;
+    /// another failure beside them gives the reason told.
+    #[test]
+    fn locked_items_carry_their_holder_to_the_tray() {
+        let item = |path: &str, code: &str, by: Option<&str>| drive::FailedItem {
+            path: path.into(),
+            code: code.into(),
+            size: Some(5),
+            by: by.map(str::to_string),
+        };
+        let idle = |failed| DriveStatus::Idle { last_sync: None, failed, conflicts: vec![] };
+        let bob = LockedFile { name: "rapport.odt".into(), by: Some("Bob Martin".into()) };
+        let app = LockedFile { name: "budget.ods".into(), by: None };
+        let status = idle(vec![item("Projets/rapport.odt", "locked", Some("Bob Martin")), item("budget.ods", "locked", Some(""))]);
+        assert_eq!(sync_line(&status, true), SyncLine::Failed { files: 2, code: "locked".into(), locked: vec![bob.clone(), app] });
+        let status = idle(vec![item("Projets/rapport.odt", "locked", Some("Bob Martin")), item("gros.bin", "quota_exceeded", None)]);
+        assert_eq!(sync_line(&status, true), SyncLine::Failed { files: 2, code: "quota_exceeded".into(), locked: vec![bob] });
     }
 
     /// Issue 11, defect 12: the server folder the member picks stays inside their space.

@@ -14,7 +14,7 @@ use tauri_plugin_opener::OpenerExt;
 use super::{lock, opener, Shell};
 use crate::{
     error::ShellError,
-    notify::{self, NoticeKind},
+    notify,
     tray::RecentLine,
     windows::{self, WindowKind},
 };
@@ -227,7 +227,12 @@ impl Shell {
     /// "Récemment" and the notifications, fed from the core's loop; new notifications become
     /// OS notifications (unless the member turned them off).
     pub(super) fn start_feed(&self, app: &AppHandle<Wry>, nc: nextcloud::Nextcloud) {
-        let handle = feed::Feed::start(nc, feed::FeedConfig::default());
+        // Notifications newer than what this account was last told are announced at start
+        // (a share that came while the computer was off); see `feed::to_announce`.
+        let marks = feed::Marks::new(&self.dirs);
+        let account = feed::Marks::account(&nc);
+        let mut kept = marks.get(&account);
+        let handle = feed::Feed::start(nc, feed::FeedConfig { announced: kept, ..Default::default() });
         let mut state = handle.state();
         let mut arrivals = handle.arrivals();
         *lock(&self.feed) = Some(handle);
@@ -247,6 +252,14 @@ impl Shell {
                         time: short_time(c.at),
                     })
                     .collect();
+                if current.announced != kept {
+                    if let Some(mark) = current.announced {
+                        if let Err(e) = marks.set(&account, mark) {
+                            tracing::warn!(error = %e, "the notifications mark could not be saved");
+                        }
+                    }
+                    kept = current.announced;
+                }
                 let notices: Vec<String> = current.notifications.iter().map(|n| n.subject.clone()).collect();
                 *lock(&shell.feed_shown) = current;
                 shell.model.send_if_modified(|m| {
@@ -272,7 +285,7 @@ impl Shell {
                         let t = shell.catalog();
                         let title = if n.app == "files_sharing" { t.t("notify.nc.share.title") } else { t.t("notify.nc.title") };
                         // The body is the server's own sentence (in the member's Nextcloud language).
-                        notify::send(&app, NoticeKind::Nextcloud, &title, &n.subject);
+                        notify::send_nextcloud(&app, &title, &n.subject, n.id);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "notifications dropped"),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -319,6 +332,20 @@ impl Shell {
     /// server names (on its own origin only); then it is marked read.
     pub(super) fn open_notice(&self, app: &AppHandle<Wry>, i: usize) -> Result<(), ShellError> {
         let Some(notice) = lock(&self.feed_shown).notifications.get(i).cloned() else { return Ok(()) };
+        self.open_this_notice(app, notice)
+    }
+
+    /// A click on the OS notification of a Nextcloud notification: the same as its tray line.
+    /// One already read (from the tray, or on the server) is no longer listed: nothing to do.
+    pub fn open_notice_id(&self, app: &AppHandle<Wry>, id: i64) -> Result<(), ShellError> {
+        let Some(notice) = lock(&self.feed_shown).notifications.iter().find(|n| n.id == id).cloned() else {
+            tracing::debug!(id, "a notification clicked that is no longer unread");
+            return Ok(());
+        };
+        self.open_this_notice(app, notice)
+    }
+
+    fn open_this_notice(&self, app: &AppHandle<Wry>, notice: feed::Notice) -> Result<(), ShellError> {
         let opened = match &notice.file {
             Some(file) => self.open_local(app, file, false, false)?,
             None => false,

@@ -35,12 +35,26 @@ pub enum SyncLine {
     NeedsConfirmation,
     /// An error code, worded from the catalog.
     Error(String),
-    /// Synced, except `files` that wait for a retry; `code` says why (the first one's).
-    Failed { files: usize, code: String },
+    /// Synced, except `files` that wait for a retry; `code` says why (the first one that is
+    /// not a lock, else `locked`). `locked`: those of them being edited online, named.
+    Failed { files: usize, code: String, locked: Vec<LockedFile> },
     /// The file server cannot be reached. `server_down`: other servers answer, so the computer
     /// is online. `files`: local changes waiting; `last_sync`: already formatted ("14:32").
     Offline { server_down: bool, files: usize, last_sync: Option<String> },
 }
+
+/// A file waiting because it is being edited online (Nextcloud's files_lock): the tray names it
+/// and who holds it, so the member knows whom to ask rather than what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedFile {
+    /// The file's name (not its folder: a menu line is short).
+    pub name: String,
+    /// The lock holder's display name; `None` when the server names nobody (an app lock).
+    pub by: Option<String>,
+}
+
+/// Locked files named one per line; the rest are counted.
+pub const MENU_LOCKED: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quota {
@@ -99,10 +113,15 @@ impl TrayModel {
         if self.account.is_none() {
             return TrayState::LoggedOut;
         }
-        match self.sync {
+        match &self.sync {
             SyncLine::Waiting | SyncLine::UpToDate => TrayState::UpToDate,
             SyncLine::Syncing { .. } => TrayState::Syncing,
             SyncLine::Paused | SyncLine::Held => TrayState::Paused,
+            // Files that wait only for a colleague's online editing to end: nothing is wrong
+            // and nothing is for the member to fix (the change is kept and goes up by itself),
+            // so not the red error, which would send them looking for a fault; but not « à
+            // jour » either, since their change is not on the server yet.
+            SyncLine::Failed { files, locked, .. } if *files > 0 && locked.len() == *files => TrayState::Attention,
             SyncLine::NeedsConfirmation | SyncLine::Error(_) | SyncLine::Failed { .. } => TrayState::Error,
             SyncLine::Offline { .. } => TrayState::Offline,
         }
@@ -145,7 +164,20 @@ impl TrayModel {
             return Vec::new();
         }
         match &self.sync {
-            SyncLine::Failed { code, .. } => vec![t.error(code)],
+            SyncLine::Failed { code, locked, .. } => {
+                let mut lines: Vec<String> = locked.iter().take(MENU_LOCKED).map(|f| f.label(t)).collect();
+                if locked.len() > MENU_LOCKED {
+                    lines.push(t.f("tray.status.locked_more", &[("count", &(locked.len() - MENU_LOCKED).to_string())]));
+                }
+                if !locked.is_empty() {
+                    // The reassurance: the change is kept and will go up by itself.
+                    lines.push(t.error("locked"));
+                }
+                if code != "locked" {
+                    lines.push(t.error(code));
+                }
+                lines
+            }
             SyncLine::Held => vec![t.t("tray.status.held_detail")],
             SyncLine::Offline { files, last_sync, .. } => {
                 let mut lines = Vec::new();
@@ -222,6 +254,17 @@ impl TrayModel {
                 }
             }
         })
+    }
+}
+
+impl LockedFile {
+    /// "rapport.odt : en cours de modification en ligne (par Bob Martin)".
+    pub fn label(&self, t: &Catalog) -> String {
+        let why = match &self.by {
+            Some(who) => t.f("drive.locked_by", &[("who", who)]),
+            None => t.t("drive.locked"),
+        };
+        t.f("tray.status.locked_file", &[("name", &self.name), ("why", &why)])
     }
 }
 
@@ -527,12 +570,49 @@ mod tests {
     fn failed_files_are_told_not_hidden() {
         let t = Catalog::load(Lang::Fr);
         let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
-        m.sync = SyncLine::Failed { files: 2, code: "quota_exceeded".into() };
+        m.sync = SyncLine::Failed { files: 2, code: "quota_exceeded".into(), locked: vec![] };
         assert_eq!(m.status_text(&t), "2 fichiers en attente");
         assert_eq!(m.detail_lines(&t), [t.error("quota_exceeded")]);
         assert_eq!(m.state(), TrayState::Error);
-        m.sync = SyncLine::Failed { files: 1, code: "forbidden".into() };
+        m.sync = SyncLine::Failed { files: 1, code: "forbidden".into(), locked: vec![] };
         assert_eq!(m.status_text(&t), "1 fichier en attente");
+    }
+
+    /// Issue 15: a file edited online names itself and who edits it, says the change is kept,
+    /// and shows the attention icon, not the red error (a wait, not a fault).
+    #[test]
+    fn a_locked_file_names_its_holder_and_is_a_wait() {
+        let t = Catalog::load(Lang::Fr);
+        let bob = LockedFile { name: "rapport.odt".into(), by: Some("Bob Martin".into()) };
+        let mut m = TrayModel { account: Some("Alice".into()), has_folder: true, ..Default::default() };
+        m.sync = SyncLine::Failed { files: 1, code: "locked".into(), locked: vec![bob.clone()] };
+        assert_eq!(m.status_text(&t), "1 fichier en attente");
+        assert_eq!(
+            m.detail_lines(&t),
+            ["rapport.odt : en cours de modification en ligne (par Bob Martin)".to_string(), t.error("locked")]
+        );
+        assert!(t.error("locked").contains("gardées"), "{}", t.error("locked"));
+        assert_eq!(m.state(), TrayState::Attention);
+        // An app lock (Collabora, OnlyOffice) names nobody.
+        let app = LockedFile { name: "budget.ods".into(), by: None };
+        assert_eq!(app.label(&t), "budget.ods : en cours de modification en ligne");
+        let en = Catalog::load(Lang::En);
+        assert_eq!(bob.label(&en), "rapport.odt: being edited online (by Bob Martin)");
+        // Beside another failure: the lock is named, the other reason told, and the icon is the
+        // error's (something else wants the member).
+        m.sync = SyncLine::Failed { files: 2, code: "quota_exceeded".into(), locked: vec![bob.clone()] };
+        let lines = m.detail_lines(&t);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0], bob.label(&t));
+        assert_eq!(lines[2], t.error("quota_exceeded"));
+        assert_eq!(m.state(), TrayState::Error);
+        // Many locks: three named, the others counted.
+        let many: Vec<LockedFile> = (0..5).map(|i| LockedFile { name: format!("f{i}.odt"), by: None }).collect();
+        m.sync = SyncLine::Failed { files: 5, code: "locked".into(), locked: many };
+        let lines = m.detail_lines(&t);
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert_eq!(lines[3], "Autres fichiers en cours de modification en ligne : 2");
+        assert_eq!(m.state(), TrayState::Attention);
     }
 
     /// Issue 14, item 2: the file server down is not "offline"; files waiting, the last sync,

@@ -240,11 +240,81 @@ pub struct FeedConfig {
     pub every: Duration,
     pub tick: Duration,
     pub recent: usize,
+    /// The highest notification id already announced to this account, as the front end kept it
+    /// ([`Marks`]); `None` when this account was never looked at here.
+    pub announced: Option<i64>,
 }
 
 impl Default for FeedConfig {
     fn default() -> FeedConfig {
-        FeedConfig { every: POLL_EVERY, tick: TICK, recent: RECENT }
+        FeedConfig { every: POLL_EVERY, tick: TICK, recent: RECENT, announced: None }
+    }
+}
+
+/// The notifications to announce, oldest first, and the new mark (the highest id announced or
+/// passed over). Nextcloud numbers notifications from one growing counter (an autoincrement
+/// column; observed on 34.0.1, /work/nc34-findings.md "locknotify": two new ones got 10 and
+/// 11 after 1 and 2), so "newer than the mark" is "a higher id": one announced before a restart
+/// is never announced again, and one that came while the computer was off is announced at start.
+///
+/// With no mark (the account's very first look on this computer) nothing is announced: the
+/// backlog is the server's history, not news, and a member who installs the app is not greeted
+/// by months of old notices; the mark is set (to 0 when there is none yet) so that the next
+/// start announces whatever came after this look. Pure.
+pub fn to_announce(items: &[Notice], mark: Option<i64>) -> (Vec<Notice>, Option<i64>) {
+    let highest = items.iter().map(|n| n.id).max().unwrap_or(0);
+    let Some(mark) = mark else { return (Vec::new(), Some(highest)) };
+    let mut fresh: Vec<Notice> = items.iter().filter(|n| n.id > mark).cloned().collect();
+    fresh.sort_by_key(|n| n.id); // oldest first, as they happened
+    (fresh, Some(mark.max(highest)))
+}
+
+/// Where the front end keeps each account's mark across restarts: a small JSON map in the data
+/// folder (state, not a secret, not a setting the member chose). A missing or damaged file
+/// reads as empty: the cost is one start that announces nothing old.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    path: std::path::PathBuf,
+}
+
+impl Marks {
+    pub fn new(dirs: &crate::paths::Dirs) -> Marks {
+        Marks { path: dirs.data.join("notifications-announced.json") }
+    }
+
+    /// Whose mark: the user on that server (another account, or the same name on another
+    /// server, starts afresh).
+    pub fn account(nc: &Nextcloud) -> String {
+        format!("{}@{}", nc.user(), nc.base().as_str().trim_end_matches('/'))
+    }
+
+    fn all(&self) -> std::collections::BTreeMap<String, i64> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                tracing::warn!(path = %self.path.display(), error = %e, "the notifications mark is unreadable; starting afresh");
+                Default::default()
+            }),
+            Err(_) => Default::default(),
+        }
+    }
+
+    pub fn get(&self, account: &str) -> Option<i64> {
+        self.all().get(account).copied()
+    }
+
+    /// Saves atomically (a temporary file renamed over the old one).
+    pub fn set(&self, account: &str, mark: i64) -> std::io::Result<()> {
+        let mut all = self.all();
+        if all.get(account) == Some(&mark) {
+            return Ok(());
+        }
+        all.insert(account.to_string(), mark);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&all).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, &self.path)
     }
 }
 
@@ -267,6 +337,9 @@ pub struct FeedState {
     /// Requests sent so far, and how many of them were answered 304 (the idle-cost figure).
     pub requests: u64,
     pub not_modified: u64,
+    /// The highest notification id announced or passed over ([`to_announce`]): the front end
+    /// keeps it ([`Marks`]) and gives it back at the next start ([`FeedConfig::announced`]).
+    pub announced: Option<i64>,
 }
 
 /// The running loop; dropping the handle stops it.
@@ -287,8 +360,8 @@ impl FeedHandle {
     pub fn state(&self) -> watch::Receiver<FeedState> {
         self.state.clone()
     }
-    /// Notifications that arrived after the first look (the ones there at start are counted,
-    /// not announced again).
+    /// Notifications newer than the mark ([`FeedConfig::announced`]): those that came while the
+    /// app was not running, then each new one once. On an account's first look, none.
     pub fn arrivals(&self) -> broadcast::Receiver<Notice> {
         self.new.subscribe()
     }
@@ -318,8 +391,8 @@ struct Looker {
     recent_etag: Option<String>,
     notices_on: bool,
     recent_on: bool,
-    /// Ids seen so far; `None` before the first answer (those are not announced).
-    seen: Option<std::collections::HashSet<i64>>,
+    /// The highest id announced or passed over; `None` before the account's first answer.
+    mark: Option<i64>,
     start_requests: u64,
 }
 
@@ -342,18 +415,15 @@ impl Looker {
             }
             Ok(Polled::Changed { etag, items }) => {
                 self.notices_etag = etag;
-                let first = self.seen.is_none();
-                let seen = self.seen.get_or_insert_with(Default::default);
-                let mut fresh: Vec<Notice> = items.iter().filter(|n| seen.insert(n.id)).cloned().collect();
-                fresh.reverse(); // oldest first, as they happened
-                if !first {
-                    for n in fresh {
-                        self.new.send(n).ok();
-                    }
+                let (fresh, mark) = to_announce(&items, self.mark);
+                self.mark = mark;
+                for n in fresh {
+                    self.new.send(n).ok();
                 }
                 self.state.send_if_modified(|s| {
-                    let changed = s.notifications != items;
+                    let changed = s.notifications != items || s.announced != mark;
                     s.notifications = items;
+                    s.announced = mark;
                     changed
                 });
             }
@@ -415,7 +485,7 @@ async fn run(
         recent_etag: None,
         notices_on: true,
         recent_on: true,
-        seen: None,
+        mark: config.announced,
         start_requests,
     };
     looker.notifications().await;
@@ -477,6 +547,51 @@ mod tests {
         assert!(poll_due(Duration::from_secs(30), Some(Duration::from_secs(3630)), five));
         // The wall clock set back: no poll before the interval.
         assert!(!poll_due(Duration::from_secs(30), None, five));
+    }
+
+    fn n(id: i64) -> Notice {
+        Notice { id, app: "files_sharing".into(), subject: format!("n{id}"), message: String::new(), link: None, at: 0, file: None, actor: None }
+    }
+
+    /// Issue 15: a share that came while the computer was off is told once at start; the
+    /// account's first look tells none of the backlog; nothing is told twice across restarts.
+    #[test]
+    fn announced_once_newer_than_the_mark_never_the_first_backlog() {
+        let ids = |v: Vec<Notice>| v.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        // Newest first, as the server lists them.
+        let items = [n(9), n(7), n(3)];
+        let (fresh, mark) = to_announce(&items, None);
+        assert!(fresh.is_empty(), "the first look's backlog is not announced");
+        assert_eq!(mark, Some(9));
+        let (fresh, mark) = to_announce(&items, Some(3));
+        assert_eq!(ids(fresh), [7, 9], "oldest first");
+        assert_eq!(mark, Some(9));
+        let (fresh, mark) = to_announce(&items, Some(9));
+        assert!(fresh.is_empty(), "already announced before the restart");
+        assert_eq!(mark, Some(9));
+        // Read elsewhere (gone from the list): the mark never goes back.
+        let (fresh, mark) = to_announce(&[n(4)], Some(9));
+        assert!(fresh.is_empty());
+        assert_eq!(mark, Some(9));
+        // A first look with nothing: the mark is set, so the next start tells what came after.
+        assert_eq!(to_announce(&[], None), (vec![], Some(0)));
+        assert_eq!(ids(to_announce(&[n(1)], Some(0)).0), [1]);
+    }
+
+    #[test]
+    fn marks_are_kept_per_account_and_a_damaged_file_reads_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = crate::paths::Dirs { config: dir.path().join("config"), data: dir.path().join("data"), logs: dir.path().join("logs") };
+        let marks = Marks::new(&dirs);
+        assert_eq!(marks.get("bob@https://nc.example.coop"), None);
+        marks.set("bob@https://nc.example.coop", 12).unwrap();
+        marks.set("alice@https://nc.example.coop", 3).unwrap();
+        let again = Marks::new(&dirs);
+        assert_eq!(again.get("bob@https://nc.example.coop"), Some(12));
+        assert_eq!(again.get("alice@https://nc.example.coop"), Some(3));
+        assert_eq!(again.get("bob@https://other.example.coop"), None);
+        std::fs::write(dirs.data.join("notifications-announced.json"), "{not json").unwrap();
+        assert_eq!(again.get("bob@https://nc.example.coop"), None);
     }
 
     #[test]
