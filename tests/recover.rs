@@ -1,6 +1,6 @@
 //! Recover what was lost and see what changed (issue 15), against the Nextcloud test double
 //! (tests/servers/nextcloud.py, NOT Nextcloud; each behaviour used here was checked against a
-//! real Nextcloud 34.0.1, /work/nc34-findings.md "recover"): the trash with who deleted, a
+//! real Nextcloud 34.0.1, run "recover"): the trash with who deleted, a
 //! file's versions with their authors, a version looked at read-only, the recent changes of the
 //! activity feed, and notifications polled with If-None-Match (304 while nothing changed).
 //!

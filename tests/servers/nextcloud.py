@@ -2,7 +2,7 @@
 """A Nextcloud TEST DOUBLE. This is NOT Nextcloud.
 
 It is a small aiohttp server that reproduces, for Passerelle's tests, exactly the Nextcloud
-behaviours listed in /work/shared/reference/services.md (observed on a real Nextcloud 34.0.1):
+behaviours observed on a real Nextcloud 34.0.1 (the developers' runs, named below by their section):
 
 - /status.php; OCS capabilities and cloud/user, 412 "CSRF check failed" without
   `OCS-APIRequest: true`;
@@ -40,7 +40,7 @@ every ancestor getting the same new folder ETag; backslash, names over 250 bytes
 characters and `../` refused with 400, NFD folded into NFC; PROPFIND Depth: infinity answered;
 Login Flow v2 poll 404 `[]` until granted, 200 once, then 404.
 
-files_lock (ncperf block, observed on Nextcloud 34.0.1, /work/nc34-findings.md "ncperf"): `LOCK` /
+files_lock (observed on Nextcloud 34.0.1, run "ncperf"): `LOCK` /
 `UNLOCK` with `X-User-Lock: 1` and `X-User-Lock-Type` (0 user, 1 app); a locked file answers 423
 with Sabre's `Locked` body (which names nobody) to PUT, DELETE, MOVE of it, MOVE/COPY onto it
 and the chunked assembly; the `nc:lock*` properties say who holds it; taking or releasing a
@@ -235,7 +235,7 @@ def decode_segments(raw):
 
 def invalid_name(segs):
     """Why Nextcloud refuses these names, or None, with its words. Observed on Nextcloud 34.0.1
-    (/work/nc34-findings.md section 8; the checks are lib/private/Files/FilenameValidator.php's):
+    (observed on Nextcloud 34.0.1, run section 8; the checks are lib/private/Files/FilenameValidator.php's):
     a backslash, a name over 250 bytes, control characters and `../` get 400."""
     for seg in segs:
         if seg in (".", "..") or "/" in seg:
@@ -375,7 +375,7 @@ def multistatus(responses):
 
 
 # ---------------------------------------------------------------- files_lock (ncperf)
-# Observed on Nextcloud 34.0.1 with files_lock 34.0.0 (/work/nc34-findings.md, "ncperf"); where
+# Observed on Nextcloud 34.0.1 with files_lock 34.0.0 (run "ncperf"); where
 # only the source was read, it says so. Locks are kept by file id, as files_lock does.
 
 def lock_table(store):
@@ -523,7 +523,7 @@ class Server:
         return None
 
     # ---- session cookie (ncperf) ----
-    # Observed on Nextcloud 34.0.1 (/work/nc34-findings.md, "ncperf"): a request that logs in
+    # Observed on Nextcloud 34.0.1 (run "ncperf"): a request that logs in
     # with Basic auth gets four cookies (oc_sessionPassphrase, nc_sameSiteCookielax,
     # nc_sameSiteCookiestrict, oc<instanceid> = the PHP session id); a request that sends them
     # back is taken as the logged-in session and skips the app password login (105 ms -> 56 ms
@@ -695,7 +695,7 @@ class Server:
 
     # ------------------------------------------------ shares (public links)
     #
-    # Each answer below was observed on Nextcloud 34.0.1 (curl, 2026-11-29; /work/nc34-findings.md,
+    # Each answer below was observed on Nextcloud 34.0.1 (curl, 2026-11-29, run
     # section "share") unless marked otherwise; the logic follows
     # apps/files_sharing/lib/Controller/ShareAPIController.php and lib/private/Share20/Manager.php.
 
@@ -1926,7 +1926,7 @@ class Server:
 # ================================================================ recover: authors, activity, notifications
 # (issue 15, "Recover what was lost" and "What changed". Kept in one block, apart from the shares'.)
 #
-# Checked against a real Nextcloud 34.0.1 on 127.0.0.1:8034 (/work/nc34-findings.md, "recover"):
+# Checked against a real Nextcloud 34.0.1 on 127.0.0.1:8034 (run "recover"):
 # - versions: `nc:version-author` is the user id of who wrote the content; the current content is
 #   listed too; restore (MOVE to restore/target) answers 201 and keeps the replaced content as a
 #   version;

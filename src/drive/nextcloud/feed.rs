@@ -8,7 +8,7 @@
 //! ([`FeedEvent::RefreshRecent`], sent by the front end when a sync brought changes), never on a
 //! timer of their own. So the idle cost is one request per 5 minutes.
 //!
-//! Server facts (observed on Nextcloud 34.0.1, see /work/nc34-findings.md, "recover"):
+//! Server facts (observed on Nextcloud 34.0.1, run "recover"):
 //! - notifications (`apps/notifications/lib/Controller/EndpointController.php`): `ETag` is
 //!   `"md5(json ids)"`, quoted; `If-None-Match` must carry the quotes (an unquoted one gets
 //!   200); 304 when equal; 204 when no app sends notifications; `DELETE .../notifications/{id}`
@@ -253,7 +253,7 @@ impl Default for FeedConfig {
 
 /// The notifications to announce, oldest first, and the new mark (the highest id announced or
 /// passed over). Nextcloud numbers notifications from one growing counter (an autoincrement
-/// column; observed on 34.0.1, /work/nc34-findings.md "locknotify": two new ones got 10 and
+/// column; observed on Nextcloud 34.0.1, run "locknotify": two new ones got 10 and
 /// 11 after 1 and 2), so "newer than the mark" is "a higher id": one announced before a restart
 /// is never announced again, and one that came while the computer was off is announced at start.
 ///

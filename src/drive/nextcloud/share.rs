@@ -8,7 +8,7 @@
 //! the server's refusal (403 "Passwords are enforced…": one more POST, with a generated password).
 //!
 //! Answers of a real Nextcloud 34.0.1 this relies on (apps/files_sharing/lib/Controller/
-//! ShareAPIController.php; observed, /work/nc34-findings.md "share"): a missing path is 404 with
+//! ShareAPIController.php; observed on Nextcloud 34.0.1, run "share"): a missing path is 404 with
 //! OCS statuscode 404 on GET and POST; a link without password while passwords are enforced is
 //! 403; a password the policy refuses is 400 with the policy's reasons; an expiry past the
 //! enforced maximum is 404; links disabled is 404; the whole share API disabled is 404 on GET
