@@ -127,10 +127,18 @@ fn password_choice(t: &Catalog, asked: bool) -> Result<Password, Failure> {
     if !std::io::stdin().is_terminal() {
         return Ok(Password::Generate);
     }
-    eprint!("{} ", t.t("share.password_prompt"));
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| Failure::new(exit::FAILURE, e.to_string()))?;
-    let typed = line.trim_end_matches(['\r', '\n']);
+    // Read without echo: the password stays off the screen (and out of a shared screen's
+    // recording) while it is typed.
+    let typed = match rpassword::prompt_password(format!("{} ", t.t("share.password_prompt"))) {
+        Ok(typed) => typed,
+        // The terminal cannot be read without echo: as with no terminal, a password is made
+        // and shown.
+        Err(e) => {
+            tracing::warn!(error = %e, "the password could not be read from the terminal; making one");
+            String::new()
+        }
+    };
+    let typed = typed.trim_end_matches(['\r', '\n']);
     Ok(if typed.is_empty() { Password::Generate } else { Password::Given(typed.to_string()) })
 }
 
