@@ -762,6 +762,24 @@ async fn without_any_credentials_a_background_connection_says_to_log_in() {
     assert_eq!(err.code(), "not_logged_in", "{err}");
 }
 
+/// A connection without kept facts asks each server fact once: `status.php` (is it a
+/// Nextcloud, which version), `cloud/user` (whose password), the capabilities; `status.php` was
+/// once asked again with the capabilities, one more request in line before the first listing.
+#[tokio::test]
+async fn a_fresh_connection_asks_each_server_fact_once() {
+    let nc = Double::start(None);
+    let home = support::home();
+    let store = home.secrets();
+    nc.flow_login(&store, None, None).await;
+    nc.reset().await;
+    let options = ConnectOptions { non_interactive: true, ..ConnectOptions::default() };
+    let client = nextcloud::connect(&passerelle::http::client(), &nc.url, None, &store, &options).await.unwrap();
+    assert!(client.info().chunking && client.info().bulk_upload, "the member's capabilities were read");
+    let stats = nc.stats().await;
+    assert_eq!(stats["methods"]["GET"], 3, "status.php, cloud/user and the capabilities, once each: {stats}");
+    assert_eq!(stats["requests"], 3, "{stats}");
+}
+
 /// Defect 11: with the server facts kept beside the tree cache, a no-op sync is one request.
 #[tokio::test]
 async fn a_noop_sync_with_kept_server_facts_is_one_request() {

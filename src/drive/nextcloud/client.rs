@@ -81,12 +81,16 @@ pub async fn server_info(
     read_info(http, base, Some(creds)).await
 }
 
-/// Whether `status.php` says an installed Nextcloud answers at `base` (one request).
-pub(crate) async fn is_nextcloud(http: &reqwest::Client, base: &Url) -> Result<bool, NextcloudError> {
-    Ok(read_status(http, &normalise_base(base)).await?.is_some())
+/// What `status.php` says of an installed Nextcloud at `base`: its product name and version
+/// (one request); `None` when no installed Nextcloud answers there.
+pub(crate) async fn status(http: &reqwest::Client, base: &Url) -> Result<Option<Status>, NextcloudError> {
+    read_status(http, &normalise_base(base)).await
 }
 
-async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<(String, String)>, NextcloudError> {
+/// `status.php`'s product name and version.
+pub(crate) type Status = (String, String);
+
+async fn read_status(http: &reqwest::Client, base: &Url) -> Result<Option<Status>, NextcloudError> {
     let status_url = base.join("status.php").map_err(|e| NextcloudError::Protocol(e.to_string()))?;
     let answer = http.get(status_url).send().await.map_err(reqwest_error)?;
     if !answer.status().is_success() {
@@ -114,7 +118,19 @@ async fn authorize(b: RequestBuilder, creds: Option<&Credentials>) -> Result<Req
 
 async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credentials>) -> Result<Option<ServerInfo>, NextcloudError> {
     let base = normalise_base(base);
-    let Some((product, version)) = read_status(http, &base).await? else { return Ok(None) };
+    let Some(status) = read_status(http, &base).await? else { return Ok(None) };
+    info_after_status(http, &base, creds, status).await.map(Some)
+}
+
+/// The capabilities (as `creds` sees them) of the Nextcloud whose `status.php` said `status`:
+/// one request, for a caller that has just read `status.php` itself.
+pub(crate) async fn info_after_status(
+    http: &reqwest::Client,
+    base: &Url,
+    creds: Option<&Credentials>,
+    (product, version): Status,
+) -> Result<ServerInfo, NextcloudError> {
+    let base = normalise_base(base);
     let caps_url = base
         .join("ocs/v2.php/cloud/capabilities?format=json")
         .map_err(|e| NextcloudError::Protocol(e.to_string()))?;
@@ -126,7 +142,7 @@ async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credential
     let caps: Value = if caps.status().is_success() { json_limited(caps, JSON_ANSWER_LIMIT).await.unwrap_or(Value::Null) } else { Value::Null };
     let c = &caps["ocs"]["data"]["capabilities"];
     let files = &c["files"];
-    Ok(Some(ServerInfo {
+    Ok(ServerInfo {
         product,
         version,
         chunking: c["dav"]["chunking"].as_str() == Some("1.0"),
@@ -136,7 +152,7 @@ async fn read_info(http: &reqwest::Client, base: &Url, creds: Option<&Credential
         versions: files["versioning"].as_bool().unwrap_or(false),
         // Only an authenticated caller is shown `files_sharing` (observed on 34.0.1).
         sharing: creds.map(|_| super::share::LinkPolicy::from_capabilities(c)),
-    }))
+    })
 }
 
 /// A connected Nextcloud account. Cheap to clone (shares the HTTP pool and the counters).
@@ -157,7 +173,7 @@ struct Inner {
     /// request but `POST`. With them Nextcloud finds the session already logged in and skips
     /// the app password login it otherwise runs for each request (`Session::logClientIn`:
     /// token lookup, decrypting the token's stored password, a new session): 105 ms → 56 ms a
-    /// PROPFIND on 34.0.1 (/work notes, ncperf). A cookie-authenticated `POST` fails Nextcloud's
+    /// PROPFIND on 34.0.1 (observed, run "ncperf"). A cookie-authenticated `POST` fails Nextcloud's
     /// CSRF check and logs the session out (`Auth::requiresCSRFCheck`), so the bulk upload goes
     /// without it. Kept in memory only, for this server only (the handle talks to one origin
     /// and redirects never leave it), and only with an app password: a bearer token's session

@@ -281,9 +281,10 @@ pub async fn connect(
     Ok(nc)
 }
 
-/// The capabilities as this account sees them (anonymous callers are shown almost nothing).
-async fn account_info(http: &reqwest::Client, base: &Url, creds: &Credentials) -> Result<client::ServerInfo, NextcloudError> {
-    client::server_info(http, base, creds).await?.ok_or_else(|| NextcloudError::NotNextcloud(base.to_string()))
+/// The capabilities as this account sees them (anonymous callers are shown almost nothing),
+/// with what `status.php` said at the start of the connection (not asked twice).
+async fn account_info(http: &reqwest::Client, base: &Url, creds: &Credentials, status: &client::Status) -> Result<client::ServerInfo, NextcloudError> {
+    client::info_after_status(http, base, Some(creds), status.clone()).await
 }
 
 async fn connect_fresh(
@@ -297,16 +298,16 @@ async fn connect_fresh(
     let base = base.clone();
     // Is it a Nextcloud at all (status.php)? A plain sentence if not. The capabilities are read
     // once the credentials are known (anonymous callers are shown almost nothing).
-    if !client::is_nextcloud(http, &base).await? {
+    let Some(status) = client::status(http, &base).await? else {
         return Err(NextcloudError::NotNextcloud(base.to_string()));
-    }
+    };
     let nothing_saved = saved.is_none();
 
     if let Some(Saved { mode: Mode::AppPassword, login: Some(login), app_password: Some(password) }) = saved.clone() {
         let creds = Credentials::AppPassword { login, password };
         match whoami(http, &base, &creds).await {
             Ok(user) => {
-                let info = account_info(http, &base, &creds).await?;
+                let info = account_info(http, &base, &creds, &status).await?;
                 return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
             }
             Err(NextcloudError::Unauthorized) => {
@@ -322,7 +323,7 @@ async fn connect_fresh(
             Ok(user) => {
                 save(store, &base, Some(session), &Saved { mode: Mode::Bearer, login: None, app_password: None })?;
                 tracing::info!("the server accepts the session's bearer token");
-                let info = account_info(http, &base, &creds).await?;
+                let info = account_info(http, &base, &creds, &status).await?;
                 return Ok(Nextcloud::new(http.clone(), &base, &user, creds, info));
             }
             Err(NextcloudError::Unauthorized) => {
@@ -339,7 +340,7 @@ async fn connect_fresh(
     let granted = login_flow(http, &base, options).await?;
     let creds = Credentials::AppPassword { login: granted.login_name.clone(), password: granted.app_password.clone() };
     let user = whoami(http, &base, &creds).await?;
-    let info = account_info(http, &base, &creds).await?;
+    let info = account_info(http, &base, &creds, &status).await?;
     save(
         store,
         &base,
