@@ -44,3 +44,17 @@ pub async fn logout(http: &reqwest::Client, profile: &Profile, store: &SecretSto
         (outcome, _) => outcome,
     })
 }
+
+/// After a login that replaced another account's without a logout (two members, one
+/// computer): ends the previous account's access on its servers as [`logout`] does (its
+/// Keycloak session, chat token and Nextcloud app password), from the copy the login set aside
+/// before deleting them here. Nothing to do otherwise. Best effort: the secrets are already
+/// gone from this computer, so a server that cannot be told only keeps a token nobody here has.
+#[tracing::instrument(skip_all)]
+pub async fn end_replaced(http: &reqwest::Client, session: &auth::Session) {
+    let Some(previous) = session.take_replaced() else { return };
+    match logout(http, session.profile(), &previous).await {
+        Ok(outcome) => tracing::info!(?outcome, "the previous account's access was ended on its servers"),
+        Err(e) => tracing::warn!(code = e.code(), "could not end the previous account's access on its servers"),
+    }
+}

@@ -82,4 +82,29 @@ async fn a_login_as_another_account_never_uses_the_previous_accounts_secrets() {
     chat::fetch_counts(&bob).await.expect("bob's chat");
     assert_eq!(chat_requests("GET /api/v1/subscriptions.get", "alice").await, alice_chat_before, "bob's chat went out as alice");
     assert!(chat_requests("POST /api/v1/login", "bob").await >= 1, "bob logged in to the chat himself");
+
+    // 3. Alice's access also ends on the servers, as her logout would have ended it: deleted
+    // here, a live app password, chat token or login session would outlive her on this computer.
+    let alice_login: Value = serde_json::from_str(before["oidc"].as_str().expect("alice's login entry")).expect("login JSON");
+    let alice_refresh = alice_login["refresh_token"].as_str().expect("alice's refresh token").to_string();
+    let refresh_with = |token: String| {
+        let http = http.clone();
+        let token_url = format!("{}/protocol/openid-connect/token", profile.issuer.as_str().trim_end_matches('/'));
+        let client_id = profile.client_id.clone();
+        async move {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str()), ("client_id", client_id.as_str())];
+            http.post(token_url).form(&form).send().await.expect("Keycloak answers").status().as_u16()
+        }
+    };
+    let alice_logouts = chat_requests("POST /api/v1/logout", "alice").await;
+    passerelle::account::end_replaced(&http, &bob).await;
+    let nc_user_url = nc.url.join("ocs/v2.php/cloud/user?format=json").unwrap();
+    let answer = http.get(nc_user_url).basic_auth("alice", Some(&alice_app_password)).header("OCS-APIRequest", "true").send().await.unwrap();
+    assert_eq!(answer.status().as_u16(), 401, "alice's app password still opens her files on the server");
+    assert_eq!(chat_requests("POST /api/v1/logout", "alice").await, alice_logouts + 1, "alice's chat token was not revoked");
+    assert_eq!(refresh_with(alice_refresh).await, 400, "alice's Keycloak session outlived bob's login");
+    assert!(bob.take_replaced().is_none(), "ended once");
+    // Bob's own access is untouched.
+    chat::fetch_counts(&bob).await.expect("bob's chat still works");
+    assert!(nextcloud::connect(&http, &nc.url, Some(&bob), &store, &options).await.is_ok(), "bob's files still work");
 }

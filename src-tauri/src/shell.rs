@@ -352,6 +352,10 @@ impl Shell {
             }
         }
         let session = result?;
+        // Another member was logged in here: their access ends on the servers too, without
+        // holding up the wizard.
+        let (http, replacing) = (self.http.clone(), session.clone());
+        tauri::async_runtime::spawn(async move { passerelle::account::end_replaced(&http, &replacing).await });
         if source != Source::Bundled {
             self.update_settings(|s| s.profile = Some(profile))?;
         }

@@ -99,6 +99,10 @@ enum Backend {
     /// `scope` keeps separate installations (`PASSERELLE_HOME`) apart in one keychain.
     Keychain { scope: Option<String> },
     File { path: PathBuf },
+    /// Entries held in this process only: the previous account's secrets set aside when
+    /// another account logs in, so that they can still be revoked on their servers
+    /// ([`SecretStore::set_aside`]). Never written anywhere.
+    Memory { entries: std::sync::Mutex<BTreeMap<String, String>> },
 }
 
 /// Which store an installation uses.
@@ -170,11 +174,30 @@ impl SecretStore {
         SecretStore { backend: Arc::new(Backend::File { path }), dir }
     }
 
+    /// A copy, in this process's memory only, of the entries `keys` and the login: what a logout
+    /// needs to end this account's access on its servers once the store itself has moved on
+    /// to another account.
+    pub fn set_aside(&self, keys: &[String]) -> Result<SecretStore, SecretError> {
+        let mut entries = BTreeMap::new();
+        for key in keys.iter().map(String::as_str).chain([super::SESSION_KEY]) {
+            if let Some(text) = self.get(key)? {
+                entries.insert(key.to_string(), text);
+            }
+        }
+        Ok(SecretStore { backend: Arc::new(Backend::Memory { entries: std::sync::Mutex::new(entries) }), dir: self.dir.clone() })
+    }
+
+    /// Applies `change` to the entries of a memory store.
+    fn in_memory(entries: &std::sync::Mutex<BTreeMap<String, String>>, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+        change(&mut entries.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     /// Says where secrets are kept, in words for `whoami`.
     pub fn location(&self) -> String {
         match &*self.backend {
             Backend::Keychain { .. } => "OS keychain".to_string(),
             Backend::File { path } => format!("file {} (no keychain available)", path.display()),
+            Backend::Memory { .. } => "memory".to_string(),
         }
     }
 
@@ -186,7 +209,7 @@ impl SecretStore {
     pub fn file_path(&self) -> Option<&Path> {
         match &*self.backend {
             Backend::File { path } => Some(path),
-            Backend::Keychain { .. } => None,
+            Backend::Keychain { .. } | Backend::Memory { .. } => None,
         }
     }
 
@@ -224,6 +247,7 @@ impl SecretStore {
                 Err(e) => Err(SecretError::Keychain(e.to_string())),
             },
             Backend::File { path } => Ok(read_file(path)?.remove(key)),
+            Backend::Memory { entries } => Ok(entries.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()),
         }
     }
 
@@ -236,6 +260,12 @@ impl SecretStore {
                 all.insert(key.to_string(), value.to_string());
                 true
             }),
+            Backend::Memory { entries } => {
+                SecretStore::in_memory(entries, |all| {
+                    all.insert(key.to_string(), value.to_string());
+                });
+                Ok(())
+            }
         }
     }
 
@@ -246,6 +276,12 @@ impl SecretStore {
                 Err(e) => Err(SecretError::Keychain(e.to_string())),
             },
             Backend::File { path } => update_file(path, |all| all.remove(key).is_some()),
+            Backend::Memory { entries } => {
+                SecretStore::in_memory(entries, |all| {
+                    all.remove(key);
+                });
+                Ok(())
+            }
         }
     }
 
@@ -316,6 +352,10 @@ impl SecretStore {
                 all.retain(|k, v| keep(k, v));
                 all.len() != before
             }),
+            Backend::Memory { entries } => {
+                SecretStore::in_memory(entries, |all| all.retain(|k, v| keep(k, v)));
+                Ok(())
+            }
             Backend::Keychain { .. } => {
                 for key in keys {
                     if let Some(text) = self.get(key)? {
@@ -339,6 +379,10 @@ impl SecretStore {
                 all.retain(|k, _| !(keys.contains(&k.as_str()) || prefixes.iter().any(|p| k.starts_with(p))));
                 all.len() != before
             }),
+            Backend::Memory { entries } => {
+                SecretStore::in_memory(entries, |all| all.retain(|k, _| !(keys.contains(&k.as_str()) || prefixes.iter().any(|p| k.starts_with(p)))));
+                Ok(())
+            }
             Backend::Keychain { .. } => {
                 let mut first_error = None;
                 for key in keys {

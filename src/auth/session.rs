@@ -127,6 +127,10 @@ struct Shared {
     tokens: Mutex<Stored>,
     /// Set when the login server refused a refresh: only a new login helps.
     ended: std::sync::atomic::AtomicBool,
+    /// The previous account's secrets, set aside in memory when this login replaced another
+    /// account's: the store no longer has them, and `account::end_replaced` revokes them on
+    /// their servers.
+    replaced: std::sync::Mutex<Option<SecretStore>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -171,11 +175,18 @@ impl Session {
             id_token: tokens.id_token,
         };
         let previous = store.account()?;
+        let account = account_id(&stored.issuer, &identity.subject);
+        let keys = super::secrets::account_keys(profile.nextcloud.as_ref());
+        // The previous account's secrets are copied aside first: deleted here, they must still
+        // be revoked on their servers (a live app password left behind is a device the member
+        // cannot see ending). In memory only.
+        let replaced = match &previous {
+            Some(p) if *p != account => store.set_aside(&keys).map_err(|e| tracing::warn!(error = %e, "could not set the previous account's secrets aside")).ok(),
+            _ => None,
+        };
         stored.save(&store)?;
         // Another account's secrets go before anything can use them (two members, one
         // computer, no logout in between). The check on reading covers a failure here.
-        let account = account_id(&stored.issuer, &identity.subject);
-        let keys = super::secrets::account_keys(profile.nextcloud.as_ref());
         if let Err(e) = store.forget_other_accounts(&account, previous.as_deref(), &keys) {
             tracing::warn!(error = %e, "could not delete the previous account's secrets");
         }
@@ -188,6 +199,7 @@ impl Session {
                 provider: Mutex::new(Some(provider)),
                 tokens: Mutex::new(stored),
                 ended: Default::default(),
+                replaced: std::sync::Mutex::new(replaced),
             }),
         })
     }
@@ -208,6 +220,7 @@ impl Session {
                 provider: Mutex::new(None),
                 tokens: Mutex::new(stored),
                 ended: Default::default(),
+                replaced: Default::default(),
             }),
         })
     }
@@ -229,6 +242,12 @@ impl Session {
 
     pub fn identity(&self) -> &Identity {
         &self.shared.identity
+    }
+
+    /// The previous account's secrets, when this login replaced another account's without a
+    /// logout; given once (see `account::end_replaced`).
+    pub fn take_replaced(&self) -> Option<SecretStore> {
+        self.shared.replaced.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Names this session's account, as the secrets it obtains are saved for

@@ -90,6 +90,8 @@ pub async fn login(mut ctx: Context, args: LoginArgs) -> Result<(), Failure> {
         println!("{}", pending.url());
     }
     let session = pending.finish().await?;
+    // Another member was logged in here: their access ends on the servers too.
+    passerelle::account::end_replaced(&ctx.http, &session).await;
     // Remember the organisation so that later commands need no flag.
     if source != config::Source::Bundled && ctx.settings.profile.as_ref() != Some(&profile) {
         ctx.settings.profile = Some(profile);
