@@ -117,6 +117,25 @@ fn io(e: std::io::Error) -> ItemFail {
     ItemFail::Local(e.to_string())
 }
 
+/// Packs `items` (each with its size), in order, into groups of at most `max_files` items and
+/// `max_bytes` bytes; an item larger than `max_bytes` goes alone. Bulk uploads and batched
+/// downloads both fill their requests this way.
+fn pack<T>(items: impl IntoIterator<Item = (u64, T)>, max_files: usize, max_bytes: u64) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut size = 0u64;
+    for (item_size, item) in items {
+        match groups.last_mut() {
+            Some(g) if g.len() < max_files && size + item_size <= max_bytes => g.push(item),
+            _ => {
+                groups.push(vec![item]);
+                size = 0;
+            }
+        }
+        size += item_size;
+    }
+    groups
+}
+
 impl<'a> Executor<'a> {
     pub fn new(root: &'a Path, remote: &'a dyn Remote, journal: &'a Mutex<Journal>) -> Executor<'a> {
         Executor {
@@ -288,22 +307,10 @@ impl<'a> Executor<'a> {
                 None => singles.push(action),
             }
         }
-        let mut groups: Vec<Vec<(&'p Action, LocalEntry, Bytes)>> = Vec::new();
-        let mut size = 0u64;
         // Spread over as many requests as transfers run at once (the server has several
         // workers), within the server's limits: 300 files with 4 transfers go as 4 x 75.
         let per = limits.max_files.min(ready.len().div_ceil(self.transfers.max(1))).max(1);
-        for item in ready {
-            let full = groups.last().is_none_or(|g| g.len() >= per || size + item.1.size > limits.max_bytes);
-            if full {
-                groups.push(Vec::new());
-                size = 0;
-            }
-            size += item.1.size;
-            if let Some(g) = groups.last_mut() {
-                g.push(item);
-            }
-        }
+        let groups = pack(ready.into_iter().map(|item| (item.1.size, item)), per, limits.max_bytes);
         // Several batches in flight (the server has several workers), bounded like transfers.
         let remote = self.remote;
         let mut pending = groups.into_iter();
@@ -410,19 +417,11 @@ impl<'a> Executor<'a> {
                 singles.extend(list);
                 continue;
             }
-            let mut size = 0u64;
-            for action in list {
-                let Action::Download { fetch, .. } = action else { continue };
-                let full = groups.last().is_none_or(|(d, g)| *d != dir || g.len() >= limits.max_files || size + fetch.size > limits.max_bytes);
-                if full {
-                    groups.push((dir.clone(), Vec::new()));
-                    size = 0;
-                }
-                size += fetch.size;
-                if let Some((_, g)) = groups.last_mut() {
-                    g.push(action);
-                }
-            }
+            let sized = list.into_iter().filter_map(|a| match a {
+                Action::Download { fetch, .. } => Some((fetch.size, a)),
+                _ => None,
+            });
+            groups.extend(pack(sized, limits.max_files, limits.max_bytes).into_iter().map(|g| (dir.clone(), g)));
         }
         let remote = self.remote;
         let mut pending = groups.into_iter();
@@ -866,5 +865,21 @@ async fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
         if ba[..na] != bb[..na] {
             return Ok(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack;
+
+    #[test]
+    fn requests_are_filled_by_count_and_bytes_in_order() {
+        let sizes = |groups: Vec<Vec<u64>>| groups.iter().map(|g| g.len()).collect::<Vec<_>>();
+        // 300 small files, 75 a request: four full requests.
+        assert_eq!(sizes(pack((0..300).map(|_| (10_240, 10_240)), 75, 4 << 20)), [75, 75, 75, 75]);
+        // The byte bound closes a request first; a file over it goes alone.
+        let items = [3u64, 3, 3, 10, 1].map(|s| (s, s));
+        assert_eq!(pack(items, 100, 6), [vec![3, 3], vec![3], vec![10], vec![1]]);
+        assert!(pack(std::iter::empty::<(u64, ())>(), 5, 5).is_empty());
     }
 }
